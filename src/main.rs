@@ -1,0 +1,201 @@
+//! The `recado` binary: argument parsing and wiring only.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use recado::config;
+use recado::request::PlatformRequest;
+use recado::server::{self, AppState};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Answers scheduled-message webhooks from YAML integrations"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the webhooks (the default when no command is given).
+    Serve(ServeArgs),
+    /// Validate every file under DIR; print each error as file:line:col.
+    /// Exits non-zero if any file has an error.
+    Check {
+        #[arg(default_value = "integrations")]
+        dir: PathBuf,
+    },
+    /// Dry run: print the messages TENANT/INTEGRATION would answer for the
+    /// request body in REQUEST (a JSON file, `-` for stdin).
+    Render {
+        /// `<tenant>/<integration>`, e.g. `demo/boleto`.
+        target: String,
+        request: PathBuf,
+        #[arg(long, default_value = "integrations")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Parser)]
+struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080", env = "RECADO_LISTEN")]
+    listen: SocketAddr,
+    /// The integrations folder.
+    #[arg(long, default_value = "integrations", env = "RECADO_DIR")]
+    dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve(ServeArgs::parse_from(["recado"])),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Check { dir }) => check(&dir),
+        Some(Command::Render {
+            target,
+            request,
+            dir,
+        }) => render(&dir, &target, &request),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let snapshot = config::load_dir(&args.dir);
+    for e in &snapshot.errors {
+        tracing::error!(%e, "config error; the file is not served");
+    }
+    let integrations: usize = snapshot
+        .tenants
+        .values()
+        .map(|t| t.integrations.len())
+        .sum();
+    tracing::info!(tenants = snapshot.tenants.len(), integrations, dir = %args.dir.display(), "config loaded");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!(listen = %listener.local_addr()?, "serving");
+        server::serve(listener, AppState::new(snapshot), shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler cannot fail on unix");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn check(dir: &Path) -> anyhow::Result<ExitCode> {
+    let snapshot = config::load_dir(dir);
+    for e in &snapshot.errors {
+        println!("{}/{e}", dir.display());
+    }
+    let integrations: usize = snapshot
+        .tenants
+        .values()
+        .map(|t| t.integrations.len())
+        .sum();
+    eprintln!(
+        "{} tenant(s), {integrations} integration(s) loaded; {} error(s)",
+        snapshot.tenants.len(),
+        snapshot.errors.len()
+    );
+    Ok(if snapshot.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn render(dir: &Path, target: &str, request: &Path) -> anyhow::Result<ExitCode> {
+    let (tenant_name, integration) = target
+        .split_once('/')
+        .context("the target is `<tenant>/<integration>`, e.g. `demo/boleto`")?;
+    let (tenant, errors) = match config::load_tenant(dir, tenant_name) {
+        Ok(t) => t,
+        Err(errors) => return Ok(print_errors(dir, &errors)),
+    };
+    let Some(found) = tenant.integrations.get(integration) else {
+        let own: Vec<_> = errors
+            .iter()
+            .filter(|e| e.file.starts_with(&format!("{tenant_name}/{integration}.")))
+            .cloned()
+            .collect();
+        if !own.is_empty() {
+            return Ok(print_errors(dir, &own));
+        }
+        anyhow::bail!("tenant `{tenant_name}` has no integration `{integration}`");
+    };
+    let body = if request.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
+        buf
+    } else {
+        std::fs::read(request).with_context(|| format!("cannot read {}", request.display()))?
+    };
+    let req = match PlatformRequest::parse(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "{}: invalid request at `{}`: {}",
+                request.display(),
+                e.path,
+                e.message
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if !tenant.client_ids.contains(&req.client_id.0) {
+        eprintln!(
+            "warning: clientId {} is not one of tenant `{tenant_name}`'s ({:?}); the server would answer 401",
+            req.client_id, tenant.client_ids
+        );
+    }
+    match recado::render::render(&found.program, &recado::render::request_context(&req)) {
+        Ok(messages) => {
+            println!("{}", serde_json::to_string_pretty(&messages)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}/{}: {e}", dir.display(), found.file);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn print_errors(dir: &Path, errors: &[config::ConfigError]) -> ExitCode {
+    for e in errors {
+        eprintln!("{}/{e}", dir.display());
+    }
+    ExitCode::FAILURE
+}

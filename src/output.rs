@@ -1,0 +1,210 @@
+//! Stage 5, validate the output: the messages recado answers, typed so the
+//! contract's shape holds by construction (indexes are numbered here, never
+//! written by hand), plus the value rules the platform and WhatsApp enforce.
+
+use serde::Serialize;
+
+/// WhatsApp's limit for a text message, in characters.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// One item of the response array.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "UPPERCASE")]
+pub enum Message {
+    Text { value: String },
+    File { value: String },
+    Image { value: String },
+    Audio { value: String },
+    Template(TemplateMessage),
+}
+
+/// An official-API template message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TemplateMessage {
+    pub name: String,
+    pub language: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<Parameters>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Parameters>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<Button>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Parameters {
+    pub parameters: Vec<Parameter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Parameter {
+    pub index: usize,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Button {
+    pub index: usize,
+    pub parameters: Vec<Parameter>,
+}
+
+impl Parameters {
+    /// Numbers the values 1, 2, 3… in the order the operator listed them.
+    pub fn numbered(values: Vec<String>) -> Parameters {
+        Parameters {
+            parameters: values
+                .into_iter()
+                .enumerate()
+                .map(|(i, value)| Parameter {
+                    index: i + 1,
+                    value,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A rendered value that the platform or WhatsApp would refuse.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{field}` {reason}")]
+pub struct Violation {
+    /// The field of the message, as in the response (`value`, `body.parameters[1].value`).
+    pub field: String,
+    pub reason: String,
+}
+
+impl Message {
+    /// Checks the values against the contract and WhatsApp's limits.
+    pub fn validate(&self) -> Result<(), Violation> {
+        match self {
+            Message::Text { value } => check_text(value),
+            Message::File { value } | Message::Image { value } | Message::Audio { value } => {
+                check_url(value)
+            }
+            Message::Template(t) => t.validate(),
+        }
+    }
+}
+
+impl TemplateMessage {
+    fn validate(&self) -> Result<(), Violation> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(violation(
+                "name",
+                format!(
+                    "must be a WhatsApp template name (lowercase letters, digits, `_`), got {:?}",
+                    self.name
+                ),
+            ));
+        }
+        let lang_ok = !self.language.is_empty()
+            && self.language.len() <= 8
+            && self
+                .language
+                .bytes()
+                .all(|b| b.is_ascii_alphabetic() || b == b'_');
+        if !lang_ok {
+            return Err(violation(
+                "language",
+                format!(
+                    "must be a language code such as `pt_BR`, got {:?}",
+                    self.language
+                ),
+            ));
+        }
+        if let Some(header) = &self.header {
+            if header.parameters.len() > 1 || header.parameters.iter().any(|p| p.index != 1) {
+                return Err(violation(
+                    "header.parameters",
+                    "must have at most one element, with index 1".into(),
+                ));
+            }
+            check_params("header", &header.parameters)?;
+        }
+        if let Some(body) = &self.body {
+            check_params("body", &body.parameters)?;
+        }
+        for (i, button) in self.buttons.iter().enumerate() {
+            if button.parameters.len() > 1 || button.parameters.iter().any(|p| p.index != 1) {
+                return Err(violation(
+                    &format!("buttons[{i}].parameters"),
+                    "must have at most one element, with index 1".into(),
+                ));
+            }
+            check_params(&format!("buttons[{i}]"), &button.parameters)?;
+        }
+        Ok(())
+    }
+}
+
+fn violation(field: &str, reason: String) -> Violation {
+    Violation {
+        field: field.to_owned(),
+        reason,
+    }
+}
+
+fn check_text(value: &str) -> Result<(), Violation> {
+    if value.trim().is_empty() {
+        return Err(violation(
+            "value",
+            "is empty: WhatsApp does not send an empty text".into(),
+        ));
+    }
+    let chars = value.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(violation(
+            "value",
+            format!("has {chars} characters; WhatsApp allows at most {MAX_TEXT_CHARS}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_url(value: &str) -> Result<(), Violation> {
+    match url::Url::parse(value) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
+            Ok(())
+        }
+        _ => Err(violation(
+            "value",
+            format!("must be an absolute http(s) URL, got {value:?}"),
+        )),
+    }
+}
+
+/// WhatsApp refuses template parameters that are empty, contain a new line or
+/// a tab, or have more than four consecutive spaces.
+fn check_params(group: &str, params: &[Parameter]) -> Result<(), Violation> {
+    for (i, p) in params.iter().enumerate() {
+        let field = || format!("{group}.parameters[{i}].value");
+        if p.value.trim().is_empty() {
+            return Err(violation(
+                &field(),
+                "is empty; WhatsApp refuses empty template parameters".into(),
+            ));
+        }
+        if p.value.contains(['\n', '\r', '\t']) {
+            return Err(violation(
+                &field(),
+                "contains a new line or a tab, which WhatsApp refuses in template parameters"
+                    .into(),
+            ));
+        }
+        if p.value.contains("     ") {
+            return Err(violation(
+                &field(),
+                "contains more than four consecutive spaces, which WhatsApp refuses".into(),
+            ));
+        }
+    }
+    Ok(())
+}
