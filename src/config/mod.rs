@@ -271,13 +271,12 @@ fn parse_yaml_bytes<T: serde::de::DeserializeOwned>(
 /// column are added so the position lands on the faulty character.
 fn yaml_error(bytes: &[u8], rel: &str, e: &serde_yaml::Error) -> ConfigError {
     let text = e.to_string();
-    let message = match text.rfind(" at line ") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
-    };
     let Some(loc) = e.location() else {
-        return ConfigError::whole_file(rel, message);
+        return ConfigError::whole_file(rel, text);
     };
+    // The position goes in front, as file:line:col; drop serde_yaml's copy.
+    let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+    let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
     let (mut line, mut column) = (loc.line(), loc.column());
     if let Some((tl, tc)) = spec::take_template_error_pos() {
         let source = String::from_utf8_lossy(bytes);

@@ -327,7 +327,7 @@ fn check_vars(field: &str, vars: &[String], known: &BTreeSet<&str>) -> Result<()
             "`{field}` reads `{unknown}`, which does not exist; a template can read {}",
             known
                 .iter()
-                .filter(|k| !k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+                .filter(|k| !GLOBAL_NAMES.contains(k))
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(", ")

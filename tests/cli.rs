@@ -1,0 +1,114 @@
+//! The `recado` binary as operators run it.
+
+mod common;
+
+use std::process::Command;
+
+fn recado(args: &[&str], cwd: &std::path::Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_recado"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn check_passes_on_the_shipped_integrations() {
+    let (code, out, err) = recado(&["check", "integrations"], &common::repo());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("0 error(s)"), "{err}");
+}
+
+#[test]
+fn check_prints_every_error_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_files(
+        dir.path(),
+        &[
+            (
+                "acme/tenant.yaml",
+                "client_ids: [1]\ntokens: [acme-token-1]\n",
+            ),
+            // YAML syntax: the quoted string is never closed.
+            (
+                "acme/a_syntax.yaml",
+                "messages:\n  - text: hi\n  - text: \"oops\n",
+            ),
+            // Unknown key: `txt` on line 3, column 5.
+            (
+                "acme/b_unknown.yaml",
+                "messages:\n  - text: hi\n    txt: typo\n",
+            ),
+            // Template syntax: the filter name is missing, inside a block scalar.
+            (
+                "acme/c_template.yaml",
+                "messages:\n  - text: |\n      Olá\n      {{ contact.name | }}\n",
+            ),
+            ("acme/d_good.yaml", "messages:\n  - text: ok\n"),
+        ],
+    );
+    let (code, out, _) = recado(&["check", dir.path().to_str().unwrap()], &common::repo());
+    assert_ne!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let root = dir.path().display().to_string();
+    assert!(
+        lines[0].starts_with(&format!("{root}/acme/a_syntax.yaml:4:1: ")),
+        "{out}"
+    );
+    assert!(
+        lines[0].contains("while scanning a quoted scalar at line 3 column 11"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{root}/acme/b_unknown.yaml:3:5: messages[0]: unknown field `txt`"
+        )),
+        "{out}"
+    );
+    // Line 4 of the file, column 25: the `}}` right after the dangling `|`.
+    assert!(
+        lines[2].starts_with(&format!(
+            "{root}/acme/c_template.yaml:4:25: messages[0].text: template syntax error"
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn render_is_a_dry_run_of_an_integration() {
+    let repo = common::repo();
+    let (code, out, err) = recado(
+        &["render", "demo/boleto", "../shared/workload/request.json"],
+        &repo,
+    );
+    assert_eq!(code, 0, "{err}");
+    let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        got,
+        common::json(common::shared().join("workload/expected.json"))
+    );
+
+    let (code, _, err) = recado(
+        &[
+            "render",
+            "demo/boleto",
+            "../shared/workload/bad-request-noname.json",
+        ],
+        &repo,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("contact.name"), "{err}");
+
+    let (code, _, err) = recado(&["render", "demo/cobranca", "examples/boleto.json"], &repo);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("integrations/demo/cobranca.yaml: messages[0].when"),
+        "{err}"
+    );
+}
