@@ -5,6 +5,8 @@
 //! Request data only ever arrives as template *variables*, so `{{ ... }}`
 //! inside `data` is printed as text, never evaluated.
 
+use std::fmt;
+
 use minijinja::value::Serde;
 use minijinja::{context, Value};
 
@@ -56,31 +58,34 @@ pub fn render(program: &Program, ctx: &Value) -> Result<Vec<Message>, RenderErro
 }
 
 fn render_message(
-    i: usize,
+    index: usize,
     msg: &CompiledMessage<'_>,
     ctx: &Value,
     out: &mut Vec<Message>,
 ) -> Result<(), RenderError> {
-    let at = |field: &str| format!("messages[{i}].{field}");
+    let loc = Loc { index, item: None };
     if let Some(when) = &msg.when {
-        let keep = when.eval(ctx).map_err(|e| template_error(at("when"), &e))?;
+        let keep = when
+            .eval(ctx)
+            .map_err(|e| template_error(loc, Field::When, &e))?;
         if !keep.is_true() {
             return Ok(());
         }
     }
     let Some((list, var)) = &msg.for_each else {
-        return emit(&format!("messages[{i}]"), &msg.content, ctx, out);
+        return emit(loc, &msg.content, ctx, out);
     };
     let items = list
         .eval(ctx)
-        .map_err(|e| template_error(at("for_each"), &e))?;
-    let iter = items
-        .try_iter()
-        .map_err(|e| template_error(at("for_each"), &e))?;
-    for (n, item) in iter.enumerate() {
+        .and_then(|items| items.try_iter())
+        .map_err(|e| template_error(loc, Field::ForEach, &e))?;
+    for (n, item) in items.enumerate() {
         let item_ctx = context! { ..Value::from_pairs([(var.as_str(), item)]), ..ctx.clone() };
         emit(
-            &format!("messages[{i}][item {n}]"),
+            Loc {
+                index,
+                item: Some(n),
+            },
             &msg.content,
             &item_ctx,
             out,
@@ -89,36 +94,82 @@ fn render_message(
     Ok(())
 }
 
+/// Which message (and which `for_each` item) is being rendered. Formatted
+/// only when something fails, so the success path builds no strings.
+#[derive(Clone, Copy)]
+struct Loc {
+    index: usize,
+    item: Option<usize>,
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "messages[{}]", self.index)?;
+        match self.item {
+            Some(n) => write!(f, "[item {n}]"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The YAML key of a template within its message.
+#[derive(Clone, Copy)]
+enum Field {
+    When,
+    ForEach,
+    Qr(QrKind),
+    Name,
+    Language,
+    Header,
+    Body(usize),
+    Button(usize),
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Field::When => f.write_str("when"),
+            Field::ForEach => f.write_str("for_each"),
+            Field::Qr(kind) => f.write_str(kind.key()),
+            Field::Name => f.write_str("template.name"),
+            Field::Language => f.write_str("template.language"),
+            Field::Header => f.write_str("template.header"),
+            Field::Body(j) => write!(f, "template.body[{j}]"),
+            Field::Button(j) => write!(f, "template.buttons[{j}]"),
+        }
+    }
+}
+
 fn emit(
-    path: &str,
+    loc: Loc,
     content: &CompiledContent<'_>,
     ctx: &Value,
     out: &mut Vec<Message>,
 ) -> Result<(), RenderError> {
-    let text = |field: &str, t: &Text<'_>| -> Result<String, RenderError> {
+    let text = |field: Field, t: &Text<'_>| -> Result<String, RenderError> {
         match t {
             Text::Literal(s) => Ok(s.clone()),
-            Text::Template(tpl) => tpl
-                .render(ctx)
-                .map_err(|e| template_error(format!("{path}.{field}"), &e)),
+            Text::Template(tpl) => tpl.render(ctx).map_err(|e| template_error(loc, field, &e)),
         }
     };
+    // Whitespace around a URL or a template parameter is never meant; a
+    // trailing newline from a YAML block scalar is never meant in a text.
+    let trimmed = |field: Field, t: &Text<'_>| text(field, t).map(trim);
     let message = match content {
         CompiledContent::Qr { kind, value } => {
-            let rendered = text(kind.key(), value)?;
+            let field = Field::Qr(*kind);
             match kind {
-                // A trailing newline from a YAML block scalar is never meant to be sent.
                 QrKind::Text => Message::Text {
-                    value: rendered.trim_end().to_owned(),
+                    value: trim_end(text(field, value)?),
                 },
                 QrKind::File => Message::File {
-                    value: rendered.trim().to_owned(),
+                    value: trimmed(field, value)?,
                 },
                 QrKind::Image => Message::Image {
-                    value: rendered.trim().to_owned(),
+                    value: trimmed(field, value)?,
                 },
                 QrKind::Audio => Message::Audio {
-                    value: rendered.trim().to_owned(),
+                    value: trimmed(field, value)?,
                 },
             }
         }
@@ -129,15 +180,14 @@ fn emit(
             body,
             buttons,
         } => {
-            let param = |field: String, t: &Text<'_>| text(&field, t).map(|v| v.trim().to_owned());
             let header = header
                 .as_ref()
-                .map(|h| param("template.header".into(), h))
+                .map(|h| trimmed(Field::Header, h))
                 .transpose()?;
             let body = body
                 .iter()
                 .enumerate()
-                .map(|(j, b)| param(format!("template.body[{j}]"), b))
+                .map(|(j, b)| trimmed(Field::Body(j), b))
                 .collect::<Result<Vec<_>, _>>()?;
             let buttons = buttons
                 .iter()
@@ -146,7 +196,7 @@ fn emit(
                     let parameters = match b {
                         Some(b) => vec![Parameter {
                             index: 1,
-                            value: param(format!("template.buttons[{j}]"), b)?,
+                            value: trimmed(Field::Button(j), b)?,
                         }],
                         None => Vec::new(),
                     };
@@ -157,8 +207,8 @@ fn emit(
                 })
                 .collect::<Result<Vec<_>, RenderError>>()?;
             Message::Template(TemplateMessage {
-                name: param("template.name".into(), name)?,
-                language: param("template.language".into(), language)?,
+                name: trimmed(Field::Name, name)?,
+                language: trimmed(Field::Language, language)?,
                 header: header.map(|h| Parameters::numbered(vec![h])),
                 body: (!body.is_empty()).then(|| Parameters::numbered(body)),
                 buttons,
@@ -168,14 +218,28 @@ fn emit(
     message
         .validate()
         .map_err(|violation| RenderError::Output {
-            path: path.to_owned(),
+            path: loc.to_string(),
             violation,
         })?;
     out.push(message);
     Ok(())
 }
 
-fn template_error(path: String, e: &minijinja::Error) -> RenderError {
+fn trim_end(mut s: String) -> String {
+    s.truncate(s.trim_end().len());
+    s
+}
+
+fn trim(s: String) -> String {
+    let s = trim_end(s);
+    match s.len() - s.trim_start().len() {
+        0 => s,
+        n => s[n..].to_owned(),
+    }
+}
+
+fn template_error(loc: Loc, field: Field, e: &minijinja::Error) -> RenderError {
+    let path = format!("{loc}.{field}");
     let mut detail = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {

@@ -75,7 +75,8 @@ async fn request_errors_name_the_field_and_what_was_expected() {
     let server = TestServer::start(&common::repo().join("integrations")).await;
     let good: serde_json::Value =
         serde_json::from_slice(&read(shared().join("workload/request.json"))).unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Mutation, &str, &str)> = vec![
         (
             "wrong type",
             Box::new(|r| r["clientId"] = json!(true)),

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Load test: recado against the baseline peer, in the same run.
+
+Each server is pinned to CPU 0 and wrk to CPU 1 (taskset). For every round
+and server: start it, check its answer, warm up, then run wrk while reading
+the server's CPU time from /proc. Reports medians over the rounds and the
+ratios to the baseline (req/s and server CPU microseconds per request).
+
+    python3 benches/load.py [--rounds 3] [--duration 10] [--connections 32]
+
+Needs wrk and taskset (`apt-get install wrk util-linux`). Traffic goes to
+127.0.0.1 only.
+"""
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+WORKLOAD = SHARED / "workload"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def build():
+    subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "recado"], cwd=ROOT, check=True)
+    subprocess.run(
+        ["cargo", "build", "--release", "--locked",
+         "--manifest-path", str(SHARED / "peers/baseline-hyper/Cargo.toml"),
+         "--target-dir", str(ROOT / "target/peers")],
+        cwd=ROOT, check=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    # Fields 14 and 15 of /proc/PID/stat: utime and stime, in clock ticks,
+    # summed over all of the process's threads.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def wait_for_port(port, proc, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+def post(url, body):
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def wrk(url, duration, connections, body_file):
+    env = dict(os.environ, BODY_FILE=str(body_file))
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+         "-s", str(WORKLOAD / "wrk-post.lua"), url],
+        env=env, capture_output=True, text=True, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def scenarios(port):
+    """Name, command, URL path, request body, expected answer."""
+    expected = json.loads((WORKLOAD / "expected.json").read_text())
+    request = WORKLOAD / "request.json"
+    return [
+        ("baseline-hyper", [str(ROOT / "target/peers/release/baseline-hyper"), str(port)],
+         "/", request, expected),
+        ("recado", [str(ROOT / "target/release/recado"), "serve", "--listen", f"127.0.0.1:{port}",
+                    "--dir", str(ROOT / "integrations")],
+         "/hooks/boleto?token=demo-token", request, expected),
+    ]
+
+
+def run_one(name, cmd, path, body_file, expected, port, args):
+    env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
+    proc = subprocess.Popen(["taskset", "-c", "0", *cmd], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        url = f"http://127.0.0.1:{port}{path}"
+        got = post(url, body_file.read_bytes())
+        if got != expected:
+            raise RuntimeError(f"{name} answered {got}, expected {expected}")
+        wrk(url, 2, args.connections, body_file)  # warm-up
+        cpu0 = cpu_seconds(proc.pid)
+        res = wrk(url, args.duration, args.connections, body_file)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        errors = sum(res[k] for k in res if k.startswith("err_"))
+        res["cpu_us_per_req"] = cpu * 1e6 / max(res["requests"], 1)
+        res["errors"] = errors
+        return res
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=10, help="seconds of load per measurement")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--only", help="comma-separated scenario names (the baseline always runs)")
+    args = ap.parse_args()
+    if not args.no_build:
+        build()
+
+    results = {}
+    for rnd in range(args.rounds):
+        port = free_port()
+        for name, cmd, path, body, expected in scenarios(port):
+            if args.only and name != "baseline-hyper" and name not in args.only.split(","):
+                continue
+            r = run_one(name, cmd, path, body, expected, port, args)
+            results.setdefault(name, []).append(r)
+            print(f"round {rnd + 1} {name:28s} {r['rps']:10.0f} req/s  p50 {r['p50_us']:6d} us  "
+                  f"p99 {r['p99_us']:6d} us  cpu {r['cpu_us_per_req']:6.2f} us/req  errors {r['errors']}",
+                  flush=True)
+
+    def med(name, key):
+        return statistics.median(r[key] for r in results[name])
+
+    base_rps, base_cpu = med("baseline-hyper", "rps"), med("baseline-hyper", "cpu_us_per_req")
+    summary = {}
+    print(f"\nmedians of {args.rounds} rounds, {args.duration}s each, {args.connections} connections")
+    print(f"{'server':28s} {'req/s':>10s} {'p50 us':>7s} {'p99 us':>7s} {'cpu us/req':>10s} "
+          f"{'rps ratio':>9s} {'cpu ratio':>9s}")
+    for name in results:
+        row = {k: med(name, k) for k in ("rps", "p50_us", "p99_us", "cpu_us_per_req", "errors")}
+        row["rps_ratio"] = row["rps"] / base_rps
+        row["cpu_ratio"] = row["cpu_us_per_req"] / base_cpu
+        summary[name] = row
+        print(f"{name:28s} {row['rps']:10.0f} {row['p50_us']:7.0f} {row['p99_us']:7.0f} "
+              f"{row['cpu_us_per_req']:10.2f} {row['rps_ratio']:9.2f} {row['cpu_ratio']:9.2f}")
+    print("RESULT " + json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
