@@ -22,6 +22,20 @@ fn boleto(c: &mut Criterion) {
     c.bench_function("request_context", |b| {
         b.iter(|| request_context(black_box(&req)))
     });
+    {
+        let env = recado::config::compile::environment(&recado::config::compile::CompileOptions {
+            timezone: "America/Sao_Paulo".into(),
+        });
+        for (name, src) in [
+            ("tpl_var", "{{ data.boleto_url }}"),
+            ("tpl_first_name", "Olá, {{ contact.name | first_name }}!"),
+            ("tpl_brl", "{{ data.valor | brl }}"),
+            ("tpl_date", "{{ data.vencimento | dateformat }}"),
+        ] {
+            let t = env.template_from_str(src).unwrap();
+            c.bench_function(name, |b| b.iter(|| t.render(black_box(&ctx)).unwrap()));
+        }
+    }
     c.bench_function("render_boleto", |b| {
         b.iter(|| render(program, black_box(&ctx)).unwrap())
     });

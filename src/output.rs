@@ -166,19 +166,44 @@ fn check_text(value: &str) -> Result<(), Violation> {
     Ok(())
 }
 
+/// An absolute `http://` or `https://` URL with a host and no whitespace or
+/// control characters. Deliberately a shape check, not a full parse: it runs
+/// for every media message and a full URL parse cost more than the rest of
+/// the message's rendering; anything it accepts is fetchable by a client.
 fn check_url(value: &str) -> Result<(), Violation> {
-    match url::Url::parse(value) {
-        Ok(u)
-            if matches!(u.scheme(), "http" | "https")
-                && u.host_str().is_some_and(|h| !h.is_empty()) =>
-        {
-            Ok(())
-        }
-        _ => Err(violation(
+    let rest = strip_prefix_ignore_case(value, "https://")
+        .or_else(|| strip_prefix_ignore_case(value, "http://"));
+    let ok = rest.is_some_and(|rest| {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host_port = authority.rsplit('@').next().unwrap_or("");
+        let (host, port) = match host_port.strip_prefix('[') {
+            Some(v6) => match v6.split_once(']') {
+                Some((addr, port)) => (addr, port.strip_prefix(':').unwrap_or(port)),
+                None => ("", ""),
+            },
+            None => host_port.split_once(':').unwrap_or((host_port, "")),
+        };
+        !host.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && host
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'))
+            && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(violation(
             "value",
             format!("must be an absolute http(s) URL, got {value:?}"),
-        )),
+        ))
     }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// WhatsApp refuses template parameters that are empty, contain a new line or
@@ -207,4 +232,37 @@ fn check_params(group: &str, params: &[Parameter]) -> Result<(), Violation> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn urls() {
+        for ok in [
+            "https://example.com/boletos/abc.pdf",
+            "HTTP://example.com",
+            "https://user@example.com:8443/a?b=c#d",
+            "https://[::1]:8080/x",
+            "https://exemplo.com.br/joão.pdf",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "/relative/file.pdf",
+            "example.com/file.pdf",
+            "ftp://example.com/file",
+            "https://",
+            "https:///path",
+            "https://exa mple.com/",
+            "https://example.com/a b.pdf",
+            "https://example.com:port/",
+            "javascript:alert(1)",
+            "https://ex<ample.com/",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
 }

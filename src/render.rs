@@ -7,7 +7,10 @@
 
 use std::fmt;
 
-use minijinja::value::Serde;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object};
 use minijinja::{context, Value};
 
 use crate::config::compile::{CompiledContent, CompiledMessage, Program, Text};
@@ -35,15 +38,72 @@ impl RenderError {
     }
 }
 
-/// The variables every template sees.
+/// The variables every template sees: `id`, `clientId`, `contact`, `data`.
 pub fn request_context(req: &PlatformRequest) -> Value {
-    context! {
-        id => req.id.0,
-        clientId => req.client_id.0,
-        contact => Value::from(Serde(&req.contact)),
+    Value::from_object(RequestVars {
+        id: Value::from(req.id.0),
+        client_id: Value::from(req.client_id.0),
+        contact: Value::from_object(ContactVars {
+            uid: Value::from(req.contact.uid.as_str()),
+            key: Value::from(req.contact.key.as_str()),
+            name: Value::from(req.contact.name.as_str()),
+        }),
         // An absent payload reads as an empty mapping, so `data.x is defined`
         // works and printing `data.x` still fails as undefined.
-        data => req.data.clone().unwrap_or_else(|| Value::from(std::collections::BTreeMap::<String, Value>::new())),
+        data: req
+            .data
+            .clone()
+            .unwrap_or_else(|| Value::from(BTreeMap::<String, Value>::new())),
+    })
+}
+
+/// The request as template variables. A fixed-shape object instead of a map:
+/// no map is built per request, a lookup is a `match`.
+#[derive(Debug)]
+struct RequestVars {
+    id: Value,
+    client_id: Value,
+    contact: Value,
+    data: Value,
+}
+
+impl Object for RequestVars {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(match key.as_str()? {
+            "id" => self.id.clone(),
+            "clientId" => self.client_id.clone(),
+            "contact" => self.contact.clone(),
+            "data" => self.data.clone(),
+            _ => return None,
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["id", "clientId", "contact", "data"])
+    }
+}
+
+#[derive(Debug)]
+struct ContactVars {
+    uid: Value,
+    key: Value,
+    name: Value,
+}
+
+impl Object for ContactVars {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(match key.as_str()? {
+            "uid" => self.uid.clone(),
+            // The platform's only channel for now (the request was validated).
+            "type" => Value::from("WHATSAPP"),
+            "key" => self.key.clone(),
+            "name" => self.name.clone(),
+            _ => return None,
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["uid", "type", "key", "name"])
     }
 }
 

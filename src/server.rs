@@ -187,7 +187,8 @@ fn pipeline(
         file: found.file.clone(),
         source,
     })?;
-    let json = serde_json::to_vec(&messages).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut json = Vec::with_capacity(512);
+    serde_json::to_writer(&mut json, &messages).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Answer {
         tenant: tenant.name.clone(),
         request_id: req.id.0,
