@@ -9,6 +9,7 @@
 pub mod config;
 pub mod error;
 pub mod filters;
+pub mod ops;
 pub mod output;
 pub mod render;
 pub mod request;

@@ -51,9 +51,12 @@ enum Command {
 struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080", env = "RECADO_LISTEN")]
     listen: SocketAddr,
-    /// The integrations folder.
+    /// The integrations folder. Edits are picked up while running.
     #[arg(long, default_value = "integrations", env = "RECADO_DIR")]
     dir: PathBuf,
+    /// Token for `GET /admin/status`; without it that endpoint is off.
+    #[arg(long, env = "RECADO_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -85,24 +88,38 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .init();
     let snapshot = config::load_dir(&args.dir);
-    for e in &snapshot.errors {
-        tracing::error!(%e, "config error; the file is not served");
+    for e in snapshot.all_errors() {
+        tracing::error!(error = %e, "config error; the file is not served");
     }
-    let integrations: usize = snapshot
-        .tenants
-        .values()
-        .map(|t| t.integrations.len())
-        .sum();
-    tracing::info!(tenants = snapshot.tenants.len(), integrations, dir = %args.dir.display(), "config loaded");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    tracing::info!(
+        tenants = snapshot.tenants.len(),
+        integrations = snapshot.integration_count(),
+        dir = %args.dir.display(),
+        "config loaded"
+    );
+    let mut state = AppState::new(snapshot);
+    state.admin_token = args.admin_token.as_deref().map(recado::ops::AdminToken::new);
+    let reloader = config::watch::Reloader::new(args.dir.clone(), state.config.clone());
+    let watcher = config::watch::watch(reloader)
+        .with_context(|| format!("cannot watch {}", args.dir.display()))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         tracing::info!(listen = %listener.local_addr()?, "serving");
-        server::serve(listener, AppState::new(snapshot), shutdown_signal()).await?;
+        #[cfg(unix)]
+        {
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading every tenant");
+                    watcher.request(config::Scope::All);
+                }
+            });
+        }
+        server::serve(listener, state, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -122,20 +139,16 @@ async fn shutdown_signal() {
 
 fn check(dir: &Path) -> anyhow::Result<ExitCode> {
     let snapshot = config::load_dir(dir);
-    for e in &snapshot.errors {
+    for e in snapshot.all_errors() {
         println!("{}/{e}", dir.display());
     }
-    let integrations: usize = snapshot
-        .tenants
-        .values()
-        .map(|t| t.integrations.len())
-        .sum();
+    let integrations = snapshot.integration_count();
     eprintln!(
         "{} tenant(s), {integrations} integration(s) loaded; {} error(s)",
         snapshot.tenants.len(),
-        snapshot.errors.len()
+        snapshot.all_errors().count()
     );
-    Ok(if snapshot.errors.is_empty() {
+    Ok(if snapshot.all_errors().next().is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -146,9 +159,12 @@ fn render(dir: &Path, target: &str, request: &Path) -> anyhow::Result<ExitCode> 
     let (tenant_name, integration) = target
         .split_once('/')
         .context("the target is `<tenant>/<integration>`, e.g. `demo/boleto`")?;
-    let (tenant, errors) = match config::load_tenant(dir, tenant_name) {
-        Ok(t) => t,
-        Err(errors) => return Ok(print_errors(dir, &errors)),
+    let (tenant, errors) = config::load_tenant_from(dir, tenant_name, None);
+    let Some(tenant) = tenant else {
+        if errors.is_empty() {
+            anyhow::bail!("no tenant folder `{}`", dir.join(tenant_name).display());
+        }
+        return Ok(print_errors(dir, &errors));
     };
     let Some(found) = tenant.integrations.get(integration) else {
         let own: Vec<_> = errors

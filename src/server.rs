@@ -11,7 +11,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,6 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Snapshot;
 use crate::error::ApiError;
+use crate::ops::{self, AdminToken};
 use crate::render::{render, request_context};
 use crate::request::PlatformRequest;
 use crate::tenant::{authenticate, token_from};
@@ -37,6 +38,8 @@ pub struct AppState {
     /// the end, so a reload never shows it half of an edit.
     pub config: Arc<ArcSwap<Snapshot>>,
     pub body_limit: usize,
+    /// Guards `GET /admin/status`; `None` turns that endpoint off.
+    pub admin_token: Option<AdminToken>,
 }
 
 impl AppState {
@@ -44,6 +47,7 @@ impl AppState {
         AppState {
             config: Arc::new(ArcSwap::from_pointee(snapshot)),
             body_limit: DEFAULT_BODY_LIMIT,
+            admin_token: None,
         }
     }
 }
@@ -51,6 +55,9 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/hooks/{integration}", post(hook))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/admin/status", get(ops::status))
         .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

@@ -375,7 +375,7 @@ async fn a_broken_file_is_left_out_and_the_rest_is_served() {
         ("nofile/other.yaml", "messages:\n  - text: hi\n"),
     ]);
     let snapshot = recado::config::load_dir(dir.path());
-    let errors: Vec<String> = snapshot.errors.iter().map(|e| e.to_string()).collect();
+    let errors: Vec<String> = snapshot.all_errors().map(|e| e.to_string()).collect();
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors[0].starts_with("demo/broken.yaml:2:"), "{errors:?}");
     assert!(

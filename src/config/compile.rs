@@ -7,7 +7,7 @@ use super::spec::{Content, IntegrationSpec, QrKind, TemplateSrc};
 use crate::filters;
 
 /// Settings that shape how an integration's templates run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompileOptions {
     /// IANA zone used by the date filters.
     pub timezone: String,

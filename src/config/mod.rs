@@ -9,11 +9,13 @@
 pub mod compile;
 pub mod secret;
 pub mod spec;
+pub mod watch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
@@ -54,18 +56,31 @@ impl ConfigError {
     }
 }
 
-/// Everything the request path needs, built once per (re)load.
+/// Everything the request path needs, built once per (re)load and never
+/// changed afterwards: a reload builds a new snapshot and swaps it in whole.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub tenants: BTreeMap<String, Arc<Tenant>>,
     by_client: HashMap<u64, Arc<Tenant>>,
-    /// Every problem found while loading, in file order.
-    pub errors: Vec<ConfigError>,
+    /// Current problems, by tenant folder (`""` for the root folder itself).
+    /// A file listed here is either left out or still served at its last
+    /// good version.
+    pub errors: BTreeMap<String, Vec<ConfigError>>,
+    /// Counts reloads; 0 is the first load.
+    pub generation: u64,
 }
 
 impl Snapshot {
     pub fn tenant_for_client(&self, client_id: u64) -> Option<&Arc<Tenant>> {
         self.by_client.get(&client_id)
+    }
+
+    pub fn all_errors(&self) -> impl Iterator<Item = &ConfigError> {
+        self.errors.values().flatten()
+    }
+
+    pub fn integration_count(&self) -> usize {
+        self.tenants.values().map(|t| t.integrations.len()).sum()
     }
 }
 
@@ -78,6 +93,10 @@ pub struct Tenant {
     /// constant-time whatever the tokens' lengths.
     pub token_digests: Vec<[u8; 32]>,
     pub integrations: BTreeMap<String, Arc<Integration>>,
+    /// Short SHA-256 of `tenant.yaml`, to skip re-reading an unchanged file.
+    pub hash: String,
+    pub loaded_at: SystemTime,
+    opts: CompileOptions,
 }
 
 #[derive(Debug)]
@@ -85,106 +104,163 @@ pub struct Integration {
     pub name: String,
     /// Path relative to the integrations folder, for error messages.
     pub file: String,
-    /// SHA-256 of the file's bytes, to tell versions apart.
+    /// Short SHA-256 of the file's bytes, to tell versions apart.
     pub hash: String,
+    pub loaded_at: SystemTime,
     pub program: Program,
+}
+
+/// Which tenant folders a reload re-reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every folder (start-up, SIGHUP, a change at the root).
+    All,
+    /// Only these; the others are carried over untouched.
+    Tenants(BTreeSet<String>),
 }
 
 /// Loads every tenant below `root`. Never fails as a whole: problems are
 /// collected in [`Snapshot::errors`] and the good parts are served.
 pub fn load_dir(root: &Path) -> Snapshot {
-    let mut snap = Snapshot::default();
-    let entries = match list_dir(root) {
-        Ok(e) => e,
-        Err(e) => {
-            snap.errors.push(ConfigError::whole_file(
-                &root.display().to_string(),
-                format!("cannot read the folder: {e}"),
-            ));
-            return snap;
-        }
-    };
-    for path in entries.into_iter().filter(|p| p.is_dir()) {
-        let name = file_name(&path);
-        match load_tenant(root, &name) {
-            Ok((tenant, errors)) => {
-                snap.errors.extend(errors);
-                if let Some(err) = claim_client_ids(&snap, &tenant) {
-                    snap.errors.push(err);
-                    continue;
-                }
-                let tenant = Arc::new(tenant);
-                for id in &tenant.client_ids {
-                    snap.by_client.insert(*id, tenant.clone());
-                }
-                snap.tenants.insert(name, tenant);
+    reload(root, &Snapshot::default(), &Scope::All)
+}
+
+/// Builds the snapshot that follows `prev`, re-reading the folders in
+/// `scope`. Work is in proportion to the change: a file whose bytes did not
+/// change keeps its compiled version, and a broken file keeps its last good
+/// version (a broken `tenant.yaml` keeps the whole tenant as it was).
+pub fn reload(root: &Path, prev: &Snapshot, scope: &Scope) -> Snapshot {
+    let mut errors = prev.errors.clone();
+    let names: BTreeSet<String> = match scope {
+        Scope::Tenants(names) => names.clone(),
+        Scope::All => match list_dir(root) {
+            Ok(entries) => {
+                errors.remove("");
+                entries
+                    .iter()
+                    .filter(|p| p.is_dir())
+                    .map(|p| file_name(p))
+                    .chain(prev.tenants.keys().cloned())
+                    .collect()
             }
-            Err(errors) => snap.errors.extend(errors),
+            Err(e) => {
+                let err = ConfigError::whole_file(&root.display().to_string(), format!("cannot read the folder: {e}"));
+                errors.insert(String::new(), vec![err]);
+                return Snapshot {
+                    tenants: prev.tenants.clone(),
+                    by_client: prev.by_client.clone(),
+                    errors,
+                    generation: prev.generation + 1,
+                };
+            }
+        },
+    };
+
+    let mut tenants = prev.tenants.clone();
+    let mut fresh = Vec::new();
+    for name in &names {
+        let (tenant, tenant_errors) = load_tenant_from(root, name, prev.tenants.get(name));
+        match tenant_errors.is_empty() {
+            true => errors.remove(name),
+            false => errors.insert(name.clone(), tenant_errors),
+        };
+        match tenant {
+            Some(t) => {
+                if !prev.tenants.get(name).is_some_and(|p| Arc::ptr_eq(p, &t)) {
+                    fresh.push(name.clone());
+                }
+                tenants.insert(name.clone(), t);
+            }
+            None => {
+                tenants.remove(name);
+            }
         }
     }
-    snap
+    let by_client = assign_client_ids(&mut tenants, &fresh, prev, &mut errors);
+    Snapshot { tenants, by_client, errors, generation: prev.generation + 1 }
 }
 
-/// A clientId belongs to one tenant only; a second claim is an error in the
-/// claiming tenant's file, so one company can never answer for another.
-fn claim_client_ids(snap: &Snapshot, tenant: &Tenant) -> Option<ConfigError> {
-    let taken = tenant
-        .client_ids
-        .iter()
-        .find_map(|id| snap.by_client.get(id).map(|owner| (id, owner)))?;
-    Some(ConfigError::whole_file(
-        &format!("{}/{TENANT_FILE}", tenant.name),
-        format!(
-            "clientId {} already belongs to tenant `{}`; this tenant is not loaded",
-            taken.0, taken.1.name
-        ),
-    ))
-}
-
-/// Loads one tenant folder: `Err` if `tenant.yaml` is unusable, otherwise the
-/// tenant with every good integration plus the errors of the bad ones.
-pub fn load_tenant(
-    root: &Path,
-    name: &str,
-) -> Result<(Tenant, Vec<ConfigError>), Vec<ConfigError>> {
-    let dir = root.join(name);
-    let tenant_rel = format!("{name}/{TENANT_FILE}");
-    let spec: TenantSpec = parse_yaml(&dir.join(TENANT_FILE), &tenant_rel).map_err(|e| vec![e])?;
-    if spec.client_ids.is_empty() || spec.tokens.is_empty() {
-        return Err(vec![ConfigError::whole_file(
-            &tenant_rel,
-            "needs at least one entry in `client_ids` and in `tokens`",
-        )]);
+/// A clientId belongs to one tenant only. Tenants that did not change keep
+/// theirs; a changed tenant that claims another's id is an error in its own
+/// `tenant.yaml` and stays at its previous version (or out), so a mistake in
+/// one company's file can never take over another company's contacts.
+fn assign_client_ids(
+    tenants: &mut BTreeMap<String, Arc<Tenant>>,
+    fresh: &[String],
+    prev: &Snapshot,
+    errors: &mut BTreeMap<String, Vec<ConfigError>>,
+) -> HashMap<u64, Arc<Tenant>> {
+    let mut by_client: HashMap<u64, Arc<Tenant>> = HashMap::new();
+    let claim = |by_client: &mut HashMap<u64, Arc<Tenant>>, t: &Arc<Tenant>| -> Result<(), (u64, String)> {
+        if let Some((id, owner)) = t.client_ids.iter().find_map(|id| by_client.get(id).map(|o| (*id, o))) {
+            return Err((id, owner.name.clone()));
+        }
+        for id in &t.client_ids {
+            by_client.insert(*id, t.clone());
+        }
+        Ok(())
+    };
+    for (name, t) in tenants.iter().filter(|(n, _)| !fresh.contains(n)) {
+        if claim(&mut by_client, t).is_err() {
+            unreachable!("tenant `{name}` was consistent in the previous snapshot");
+        }
     }
-    let opts = CompileOptions {
-        timezone: spec.timezone.0.clone(),
+    for name in fresh {
+        let t = tenants[name].clone();
+        if let Err((id, owner)) = claim(&mut by_client, &t) {
+            let err = ConfigError::whole_file(
+                &format!("{name}/{TENANT_FILE}"),
+                format!("clientId {id} already belongs to tenant `{owner}`; this version of the tenant is not loaded"),
+            );
+            errors.entry(name.clone()).or_default().push(err);
+            match prev.tenants.get(name).filter(|p| claim(&mut by_client, p).is_ok()) {
+                Some(p) => tenants.insert(name.clone(), p.clone()),
+                None => tenants.remove(name),
+            };
+        }
+    }
+    by_client
+}
+
+/// Loads one tenant folder, reusing from `prev` whatever did not change.
+/// Returns the tenant to serve (`None`: the folder is gone, or never loaded
+/// well) and the folder's current problems.
+pub fn load_tenant_from(root: &Path, name: &str, prev: Option<&Arc<Tenant>>) -> (Option<Arc<Tenant>>, Vec<ConfigError>) {
+    let dir = root.join(name);
+    if !dir.is_dir() {
+        return (None, Vec::new());
+    }
+    let tenant_rel = format!("{name}/{TENANT_FILE}");
+    let keep_prev = |err: ConfigError| (prev.cloned(), vec![err]);
+    let bytes = match std::fs::read(dir.join(TENANT_FILE)) {
+        Ok(b) => b,
+        Err(e) => return keep_prev(ConfigError::whole_file(&tenant_rel, format!("cannot read: {e}"))),
     };
-    let mut tenant = Tenant {
-        name: name.to_owned(),
-        client_ids: spec.client_ids,
-        token_digests: spec
-            .tokens
-            .iter()
-            .map(|t| match t {
-                TokenSpec::Sha256(d) => *d,
-                TokenSpec::Plain(s) => Sha256::digest(s.expose().as_bytes()).into(),
-            })
-            .collect(),
-        integrations: BTreeMap::new(),
+    let hash = short_hash(&bytes);
+    let settings = match prev.filter(|p| p.hash == hash) {
+        Some(p) => TenantSettings {
+            client_ids: p.client_ids.clone(),
+            token_digests: p.token_digests.clone(),
+            opts: p.opts.clone(),
+        },
+        None => match parse_tenant(&bytes, &tenant_rel) {
+            Ok(s) => s,
+            Err(e) => return keep_prev(e),
+        },
     };
+    // Compiled integrations can be reused only if they were compiled with
+    // the same options.
+    let reusable = prev.filter(|p| p.opts == settings.opts);
+
     let mut errors = Vec::new();
-    let files = list_dir(&dir).map_err(|e| {
-        vec![ConfigError::whole_file(
-            name,
-            format!("cannot read the folder: {e}"),
-        )]
-    })?;
+    let mut integrations = BTreeMap::new();
+    let files = match list_dir(&dir) {
+        Ok(f) => f,
+        Err(e) => return keep_prev(ConfigError::whole_file(name, format!("cannot read the folder: {e}"))),
+    };
     for path in files {
         let file = file_name(&path);
-        let Some(stem) = file
-            .strip_suffix(".yaml")
-            .or_else(|| file.strip_suffix(".yml"))
-        else {
+        let Some(stem) = file.strip_suffix(".yaml").or_else(|| file.strip_suffix(".yml")) else {
             continue;
         };
         if file == TENANT_FILE || !path.is_file() {
@@ -198,47 +274,94 @@ pub fn load_tenant(
             ));
             continue;
         }
-        if tenant.integrations.contains_key(stem) {
-            errors.push(ConfigError::whole_file(
-                &rel,
-                format!("another file already defines integration `{stem}`"),
-            ));
+        if integrations.contains_key(stem) {
+            errors.push(ConfigError::whole_file(&rel, format!("another file already defines integration `{stem}`")));
             continue;
         }
-        match load_integration(&path, &rel, stem, &opts) {
+        let old = reusable.and_then(|p| p.integrations.get(stem)).filter(|i| i.file == rel);
+        let loaded = std::fs::read(&path)
+            .map_err(|e| ConfigError::whole_file(&rel, format!("cannot read: {e}")))
+            .and_then(|bytes| match old {
+                Some(old) if old.hash == short_hash(&bytes) => Ok(old.clone()),
+                _ => load_integration(&bytes, &rel, stem, &settings.opts).map(Arc::new),
+            });
+        match loaded {
             Ok(i) => {
-                tenant.integrations.insert(stem.to_owned(), Arc::new(i));
+                integrations.insert(stem.to_owned(), i);
             }
-            Err(e) => errors.push(e),
+            Err(e) => {
+                // The last good version keeps serving until the file is fixed.
+                if let Some(old) = prev.and_then(|p| p.integrations.get(stem)) {
+                    integrations.insert(stem.to_owned(), old.clone());
+                }
+                errors.push(e);
+            }
         }
     }
-    Ok((tenant, errors))
+
+    if let Some(p) = prev {
+        let unchanged = p.hash == hash
+            && p.integrations.len() == integrations.len()
+            && p.integrations.iter().zip(&integrations).all(|((a, x), (b, y))| a == b && Arc::ptr_eq(x, y));
+        if unchanged {
+            return (Some(p.clone()), errors);
+        }
+    }
+    let tenant = Tenant {
+        name: name.to_owned(),
+        client_ids: settings.client_ids,
+        token_digests: settings.token_digests,
+        integrations,
+        hash,
+        loaded_at: SystemTime::now(),
+        opts: settings.opts,
+    };
+    (Some(Arc::new(tenant)), errors)
+}
+
+struct TenantSettings {
+    client_ids: Vec<u64>,
+    token_digests: Vec<[u8; 32]>,
+    opts: CompileOptions,
+}
+
+fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> {
+    let spec: TenantSpec = parse_yaml_bytes(bytes, rel)?;
+    if spec.client_ids.is_empty() || spec.tokens.is_empty() {
+        return Err(ConfigError::whole_file(rel, "needs at least one entry in `client_ids` and in `tokens`"));
+    }
+    Ok(TenantSettings {
+        client_ids: spec.client_ids,
+        token_digests: spec
+            .tokens
+            .iter()
+            .map(|t| match t {
+                TokenSpec::Sha256(d) => *d,
+                TokenSpec::Plain(s) => Sha256::digest(s.expose().as_bytes()).into(),
+            })
+            .collect(),
+        opts: CompileOptions { timezone: spec.timezone.0 },
+    })
 }
 
 /// Parses and compiles one integration file.
-pub fn load_integration(
-    path: &Path,
-    rel: &str,
-    name: &str,
-    opts: &CompileOptions,
-) -> Result<Integration, ConfigError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| ConfigError::whole_file(rel, format!("cannot read: {e}")))?;
-    let spec: IntegrationSpec = parse_yaml_bytes(&bytes, rel)?;
+pub fn load_integration(bytes: &[u8], rel: &str, name: &str, opts: &CompileOptions) -> Result<Integration, ConfigError> {
+    let spec: IntegrationSpec = parse_yaml_bytes(bytes, rel)?;
     if spec.messages.is_empty() {
-        return Err(ConfigError::whole_file(
-            rel,
-            "`messages` is empty: list at least one message",
-        ));
+        return Err(ConfigError::whole_file(rel, "`messages` is empty: list at least one message"));
     }
-    let program = compile::compile(&spec, opts)
-        .map_err(|e| ConfigError::whole_file(rel, format!("template error: {e}")))?;
+    let program = compile::compile(&spec, opts).map_err(|e| ConfigError::whole_file(rel, format!("template error: {e}")))?;
     Ok(Integration {
         name: name.to_owned(),
         file: rel.to_owned(),
-        hash: hex::encode(&Sha256::digest(&bytes)[..8]),
+        hash: short_hash(bytes),
+        loaded_at: SystemTime::now(),
         program,
     })
+}
+
+fn short_hash(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
 }
 
 /// Names that can appear in `/hooks/{integration}`.
@@ -250,12 +373,6 @@ pub fn is_integration_name(s: &str) -> bool {
             .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, rel: &str) -> Result<T, ConfigError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| ConfigError::whole_file(rel, format!("cannot read: {e}")))?;
-    parse_yaml_bytes(&bytes, rel)
 }
 
 fn parse_yaml_bytes<T: serde::de::DeserializeOwned>(

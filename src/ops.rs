@@ -1,0 +1,142 @@
+//! Endpoints for the people who run recado, beside the webhook path:
+//! `GET /healthz` (alive), `GET /readyz` (config loaded) and
+//! `GET /admin/status` (what is loaded, and every config error).
+
+use std::time::SystemTime;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{ConfigError, Snapshot};
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// The admin token, kept as a digest and compared in constant time.
+#[derive(Clone)]
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    pub fn new(token: &str) -> AdminToken {
+        AdminToken(Sha256::digest(token.as_bytes()).into())
+    }
+
+    fn accepts(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        digest.ct_eq(&self.0).into()
+    }
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready once at least one integration is loaded: a replica with an empty or
+/// unreadable folder should not receive the platform's traffic.
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    let snapshot = app.config.load();
+    if snapshot.integration_count() > 0 {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no integration loaded\n").into_response()
+    }
+}
+
+/// `GET /admin/status` with `Authorization: Bearer <admin token>`.
+pub async fn status(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(admin) = &app.admin_token else {
+        return ApiError::NoRoute("/admin/status (start recado with --admin-token to enable it)".into()).into_response();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !admin.accepts(presented) {
+        return ApiError::Unauthorized.into_response();
+    }
+    Json(Status::of(&app.config.load())).into_response()
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    generation: u64,
+    tenants: Vec<TenantStatus<'a>>,
+    /// Every current problem, as `recado check` prints them.
+    errors: Vec<ErrorStatus<'a>>,
+}
+
+#[derive(Serialize)]
+struct TenantStatus<'a> {
+    name: &'a str,
+    client_ids: &'a [u64],
+    hash: &'a str,
+    loaded_at: String,
+    integrations: Vec<IntegrationStatus<'a>>,
+    errors: Vec<ErrorStatus<'a>>,
+}
+
+#[derive(Serialize)]
+struct IntegrationStatus<'a> {
+    name: &'a str,
+    file: &'a str,
+    hash: &'a str,
+    loaded_at: String,
+}
+
+#[derive(Serialize)]
+struct ErrorStatus<'a> {
+    file: &'a str,
+    line: Option<usize>,
+    column: Option<usize>,
+    message: &'a str,
+    /// `file:line:col: message`.
+    text: String,
+}
+
+impl<'a> Status<'a> {
+    fn of(snapshot: &'a Snapshot) -> Status<'a> {
+        let errors_of = |tenant: &str| -> Vec<ErrorStatus<'a>> {
+            snapshot.errors.get(tenant).into_iter().flatten().map(ErrorStatus::of).collect()
+        };
+        Status {
+            generation: snapshot.generation,
+            tenants: snapshot
+                .tenants
+                .values()
+                .map(|t| TenantStatus {
+                    name: &t.name,
+                    client_ids: &t.client_ids,
+                    hash: &t.hash,
+                    loaded_at: timestamp(t.loaded_at),
+                    integrations: t
+                        .integrations
+                        .values()
+                        .map(|i| IntegrationStatus {
+                            name: &i.name,
+                            file: &i.file,
+                            hash: &i.hash,
+                            loaded_at: timestamp(i.loaded_at),
+                        })
+                        .collect(),
+                    errors: errors_of(&t.name),
+                })
+                .collect(),
+            errors: snapshot.all_errors().map(ErrorStatus::of).collect(),
+        }
+    }
+}
+
+impl<'a> ErrorStatus<'a> {
+    fn of(e: &'a ConfigError) -> ErrorStatus<'a> {
+        ErrorStatus { file: &e.file, line: e.line, column: e.column, message: &e.message, text: e.to_string() }
+    }
+}
+
+fn timestamp(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t).map(|t| t.to_string()).unwrap_or_default()
+}
