@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::notify::{EventKind, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 
 use super::{reload, Scope, Snapshot};
@@ -77,6 +77,8 @@ pub fn watch(reloader: Reloader) -> notify_debouncer_full::notify::Result<Watche
         let scope = match result {
             Ok(events) => events
                 .iter()
+                // Reading a file is an event too (our own reads among them).
+                .filter(|e| !matches!(e.kind, EventKind::Access(_)))
                 .flat_map(|e| e.paths.iter())
                 .map(|p| scope_for(&event_root, p))
                 .reduce(merge),

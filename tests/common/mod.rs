@@ -10,6 +10,8 @@ use tokio::sync::oneshot;
 pub struct TestServer {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    pub state: AppState,
+    watcher: Option<recado::config::watch::Watcher>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -17,19 +19,37 @@ pub struct TestServer {
 impl TestServer {
     /// Loads `dir` and serves it on `127.0.0.1:0`.
     pub async fn start(dir: &Path) -> TestServer {
-        let snapshot = recado::config::load_dir(dir);
+        Self::start_with(dir, |_| {}).await
+    }
+
+    /// Like [`start`](Self::start), with the state adjusted by `configure`.
+    pub async fn start_with(dir: &Path, configure: impl FnOnce(&mut AppState)) -> TestServer {
+        let mut state = AppState::new(recado::config::load_dir(dir));
+        configure(&mut state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, AppState::new(snapshot), async {
+        let task = tokio::spawn(server::serve(listener, state.clone(), async {
             let _ = stopped.await;
         }));
         TestServer {
             addr,
             client: reqwest::Client::new(),
+            state,
+            watcher: None,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// Also watches `dir` and reloads on changes, as `recado serve` does.
+    pub async fn start_watching(dir: &Path, admin_token: &str) -> TestServer {
+        let token = recado::ops::AdminToken::new(admin_token);
+        let mut server = Self::start_with(dir, |s| s.admin_token = Some(token)).await;
+        let reloader =
+            recado::config::watch::Reloader::new(dir.to_owned(), server.state.config.clone());
+        server.watcher = Some(recado::config::watch::watch(reloader).unwrap());
+        server
     }
 
     pub fn url(&self, path: &str) -> String {
