@@ -98,12 +98,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "config loaded"
     );
     let mut state = AppState::new(snapshot);
-    state.admin_token = args.admin_token.as_deref().map(recado::ops::AdminToken::new);
+    state.admin_token = args
+        .admin_token
+        .as_deref()
+        .map(recado::ops::AdminToken::new);
     let reloader = config::watch::Reloader::new(args.dir.clone(), state.config.clone());
     let watcher = config::watch::watch(reloader)
         .with_context(|| format!("cannot watch {}", args.dir.display()))?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

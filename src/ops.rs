@@ -49,7 +49,10 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 /// `GET /admin/status` with `Authorization: Bearer <admin token>`.
 pub async fn status(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let Some(admin) = &app.admin_token else {
-        return ApiError::NoRoute("/admin/status (start recado with --admin-token to enable it)".into()).into_response();
+        return ApiError::NoRoute(
+            "/admin/status (start recado with --admin-token to enable it)".into(),
+        )
+        .into_response();
     };
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -101,7 +104,13 @@ struct ErrorStatus<'a> {
 impl<'a> Status<'a> {
     fn of(snapshot: &'a Snapshot) -> Status<'a> {
         let errors_of = |tenant: &str| -> Vec<ErrorStatus<'a>> {
-            snapshot.errors.get(tenant).into_iter().flatten().map(ErrorStatus::of).collect()
+            snapshot
+                .errors
+                .get(tenant)
+                .into_iter()
+                .flatten()
+                .map(ErrorStatus::of)
+                .collect()
         };
         Status {
             generation: snapshot.generation,
@@ -133,10 +142,18 @@ impl<'a> Status<'a> {
 
 impl<'a> ErrorStatus<'a> {
     fn of(e: &'a ConfigError) -> ErrorStatus<'a> {
-        ErrorStatus { file: &e.file, line: e.line, column: e.column, message: &e.message, text: e.to_string() }
+        ErrorStatus {
+            file: &e.file,
+            line: e.line,
+            column: e.column,
+            message: &e.message,
+            text: e.to_string(),
+        }
     }
 }
 
 fn timestamp(t: SystemTime) -> String {
-    jiff::Timestamp::try_from(t).map(|t| t.to_string()).unwrap_or_default()
+    jiff::Timestamp::try_from(t)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }

@@ -57,7 +57,12 @@ impl Writer {
     fn new(root: &Path, mode: Mode) -> Writer {
         let tenant = root.join("hot");
         std::fs::create_dir_all(&tenant).unwrap();
-        let mut w = Writer { dir: root.to_owned(), mode, tenant, serial: 0 };
+        let mut w = Writer {
+            dir: root.to_owned(),
+            mode,
+            tenant,
+            serial: 0,
+        };
         w.set(Some(&source(0)));
         w
     }
@@ -70,7 +75,12 @@ impl Writer {
                 match live {
                     Some(text) => {
                         // Like an editor: truncate, then write, on the same inode.
-                        let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(t.join("live.yaml")).unwrap();
+                        let mut f = std::fs::OpenOptions::new()
+                            .create(true)
+                            .write(true)
+                            .truncate(true)
+                            .open(t.join("live.yaml"))
+                            .unwrap();
                         f.write_all(text.as_bytes()).unwrap();
                         f.sync_all().unwrap();
                     }
@@ -164,7 +174,10 @@ async fn answer(server: &TestServer) -> Result<Answer, String> {
     let status = resp.status().as_u16();
     let body: Value = resp.json().await.map_err(|e| format!("body: {e}"))?;
     match status {
-        200 => (0..1000).find(|v| body == expected(*v)).map(Answer::Version).ok_or(format!("a mixed or unknown answer: {body}")),
+        200 => (0..1000)
+            .find(|v| body == expected(*v))
+            .map(Answer::Version)
+            .ok_or(format!("a mixed or unknown answer: {body}")),
         404 if body["error"]["code"] == "unknown_integration" => Ok(Answer::NotFound),
         _ => Err(format!("{status} {body}")),
     }
@@ -185,7 +198,11 @@ async fn client_loop(server: Arc<TestServer>, shared: Arc<Shared>) {
         shared.requests.fetch_add(1, Ordering::Relaxed);
         match got {
             Ok(a) if before.contains(&a) || after.contains(&a) => {}
-            Ok(a) => shared.failures.lock().unwrap().push(format!("{a:?} while {before:?} / {after:?} were allowed")),
+            Ok(a) => shared
+                .failures
+                .lock()
+                .unwrap()
+                .push(format!("{a:?} while {before:?} / {after:?} were allowed")),
             Err(e) => shared.failures.lock().unwrap().push(e),
         }
     }
@@ -198,7 +215,10 @@ async fn visible(server: &TestServer, want: &Answer) -> Duration {
         if answer(server).await.as_ref() == Ok(want) {
             return start.elapsed();
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "{want:?} never became visible");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{want:?} never became visible"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -214,7 +234,12 @@ async fn status_errors(server: &TestServer) -> Vec<String> {
         .json()
         .await
         .unwrap();
-    status["errors"].as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap().to_owned()).collect()
+    status["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 async fn run(mode: Mode) {
@@ -230,10 +255,11 @@ async fn run(mode: Mode) {
         requests: AtomicU64::new(0),
         failures: Mutex::new(Vec::new()),
     });
-    let clients: Vec<_> = (0..CLIENTS).map(|_| tokio::spawn(client_loop(server.clone(), shared.clone()))).collect();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| tokio::spawn(client_loop(server.clone(), shared.clone())))
+        .collect();
 
     let mut latencies = Vec::new();
-    let mut current = Answer::Version(0);
     let mut next_version = 1;
     // Changes the file and waits until the new answer is live.
     macro_rules! step {
@@ -243,7 +269,6 @@ async fn run(mode: Mode) {
             writer.set($content);
             latencies.push(visible(&server, &new).await);
             *shared.allowed.lock().unwrap() = vec![new.clone()];
-            current = new;
         }};
     }
     for _ in 0..CYCLES {
@@ -260,10 +285,18 @@ async fn run(mode: Mode) {
             if errors.iter().any(|e| e.starts_with("hot/live.yaml:2:")) {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "the broken file was never reported: {errors:?}");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the broken file was never reported: {errors:?}"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert_eq!(answer(&server).await, Ok(current.clone()), "a broken file replaced the good one");
+        let current = shared.allowed.lock().unwrap()[0].clone();
+        assert_eq!(
+            answer(&server).await,
+            Ok(current),
+            "a broken file replaced the good one"
+        );
         // Fixed: the new version goes live and the error goes away.
         let v = next_version;
         next_version += 1;
@@ -275,7 +308,6 @@ async fn run(mode: Mode) {
         next_version += 1;
         step!(Some(&source(v)), Answer::Version(v));
     }
-    let _ = current;
 
     shared.stop.store(true, Ordering::Relaxed);
     for c in clients {
@@ -293,7 +325,10 @@ async fn run(mode: Mode) {
     );
     assert!(failures.is_empty(), "{mode:?}: {failures:?}");
     let log = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
-    assert!(log.contains("hot/live.yaml:2:15: messages[0].text: template syntax error"), "the log does not show the error");
+    assert!(
+        log.contains("hot/live.yaml:2:15: messages[0].text: template syntax error"),
+        "the log does not show the error"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,7 +349,13 @@ async fn kubernetes_configmap_symlink_swap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_come_and_go_and_a_broken_tenant_file_keeps_the_last_good_tenant() {
     let root = tempfile::tempdir().unwrap();
-    common::write_files(root.path(), &[("a/tenant.yaml", "client_ids: [61]\ntokens: [a-token-1]\n"), ("a/x.yaml", &source(1))]);
+    common::write_files(
+        root.path(),
+        &[
+            ("a/tenant.yaml", "client_ids: [61]\ntokens: [a-token-1]\n"),
+            ("a/x.yaml", &source(1)),
+        ],
+    );
     let server = TestServer::start_watching(root.path(), ADMIN).await;
     let post = |client: u64, token: &'static str| {
         let server = &server;
@@ -334,19 +375,60 @@ async fn tenants_come_and_go_and_a_broken_tenant_file_keeps_the_last_good_tenant
     assert_eq!(post(61, "a-token-1").await, 200);
 
     // A new tenant folder is picked up.
-    common::write_files(root.path(), &[("b/tenant.yaml", "client_ids: [62]\ntokens: [b-token-1]\n"), ("b/x.yaml", &source(2))]);
+    common::write_files(
+        root.path(),
+        &[
+            ("b/tenant.yaml", "client_ids: [62]\ntokens: [b-token-1]\n"),
+            ("b/x.yaml", &source(2)),
+        ],
+    );
     wait_for(|| async { post(62, "b-token-1").await == 200 }).await;
 
     // A broken tenant.yaml keeps the whole tenant as it was, even its integrations.
-    common::write_files(root.path(), &[("b/tenant.yaml", "client_ids: [62\n"), ("b/y.yaml", &source(3))]);
-    wait_for(|| async { status_errors(&server).await.iter().any(|e| e.starts_with("b/tenant.yaml:")) }).await;
+    common::write_files(
+        root.path(),
+        &[
+            ("b/tenant.yaml", "client_ids: [62\n"),
+            ("b/y.yaml", &source(3)),
+        ],
+    );
+    wait_for(|| async {
+        status_errors(&server)
+            .await
+            .iter()
+            .any(|e| e.starts_with("b/tenant.yaml:"))
+    })
+    .await;
     assert_eq!(post(62, "b-token-1").await, 200);
-    let resp = server.client.post(server.url("/hooks/y?token=b-token-1")).header("content-type", "application/json").body(request(62, json!({}))).send().await.unwrap();
-    assert_eq!(resp.status(), 404, "an integration added under a broken tenant.yaml must wait for the fix");
+    let resp = server
+        .client
+        .post(server.url("/hooks/y?token=b-token-1"))
+        .header("content-type", "application/json")
+        .body(request(62, json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        404,
+        "an integration added under a broken tenant.yaml must wait for the fix"
+    );
 
     // A tenant claiming another's clientId is refused; the owner keeps it.
-    common::write_files(root.path(), &[("b/tenant.yaml", "client_ids: [62, 61]\ntokens: [b-token-1]\n")]);
-    wait_for(|| async { status_errors(&server).await.iter().any(|e| e.contains("clientId 61 already belongs to tenant `a`")) }).await;
+    common::write_files(
+        root.path(),
+        &[(
+            "b/tenant.yaml",
+            "client_ids: [62, 61]\ntokens: [b-token-1]\n",
+        )],
+    );
+    wait_for(|| async {
+        status_errors(&server)
+            .await
+            .iter()
+            .any(|e| e.contains("clientId 61 already belongs to tenant `a`"))
+    })
+    .await;
     assert_eq!(post(61, "a-token-1").await, 200);
     assert_eq!(post(61, "b-token-1").await, 401);
 
@@ -356,7 +438,8 @@ async fn tenants_come_and_go_and_a_broken_tenant_file_keeps_the_last_good_tenant
     assert_eq!(post(61, "a-token-1").await, 200);
 
     // SIGHUP-style full reload keeps everything consistent.
-    let reloader = recado::config::watch::Reloader::new(root.path().to_owned(), server.state.config.clone());
+    let reloader =
+        recado::config::watch::Reloader::new(root.path().to_owned(), server.state.config.clone());
     let snap = reloader.reload(&recado::config::Scope::All);
     assert_eq!(snap.tenants.keys().collect::<Vec<_>>(), ["a"]);
 }
@@ -368,7 +451,10 @@ where
 {
     let start = Instant::now();
     while !cond().await {
-        assert!(start.elapsed() < Duration::from_secs(10), "condition never held");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "condition never held"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -1,13 +1,16 @@
 //! Turns an [`IntegrationSpec`] into a [`Program`]: one minijinja environment
 //! with every template and expression compiled, ready to render many times.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use minijinja::{Environment, Expression, Template, UndefinedBehavior, Value};
 
 use super::spec::{Content, IntegrationSpec, QrKind, TemplateSrc};
 use crate::filters;
 
 /// Settings that shape how an integration's templates run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CompileOptions {
     /// IANA zone used by the date filters.
     pub timezone: String,
@@ -85,10 +88,23 @@ pub fn environment(opts: &CompileOptions) -> Environment<'static> {
     env
 }
 
+/// A clone of one shared, fully set-up environment per option set: clones
+/// share the filters and globals instead of each integration allocating its
+/// own (thousands of integrations are loaded at once).
+fn base_environment(opts: &CompileOptions) -> Environment<'static> {
+    static BASES: LazyLock<Mutex<HashMap<CompileOptions, Environment<'static>>>> =
+        LazyLock::new(Default::default);
+    let mut bases = BASES.lock().unwrap_or_else(|e| e.into_inner());
+    bases
+        .entry(opts.clone())
+        .or_insert_with(|| environment(opts))
+        .clone()
+}
+
 /// Compiles every template and expression of `spec`. Syntax was already
 /// checked while parsing, so an error here is unexpected but still reported.
 pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program, minijinja::Error> {
-    let mut env = environment(opts);
+    let mut env = base_environment(opts);
     for (i, msg) in spec.messages.iter().enumerate() {
         for (field, src) in msg.content.templates() {
             if !src.is_literal() {

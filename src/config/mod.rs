@@ -144,7 +144,10 @@ pub fn reload(root: &Path, prev: &Snapshot, scope: &Scope) -> Snapshot {
                     .collect()
             }
             Err(e) => {
-                let err = ConfigError::whole_file(&root.display().to_string(), format!("cannot read the folder: {e}"));
+                let err = ConfigError::whole_file(
+                    &root.display().to_string(),
+                    format!("cannot read the folder: {e}"),
+                );
                 errors.insert(String::new(), vec![err]);
                 return Snapshot {
                     tenants: prev.tenants.clone(),
@@ -177,7 +180,12 @@ pub fn reload(root: &Path, prev: &Snapshot, scope: &Scope) -> Snapshot {
         }
     }
     let by_client = assign_client_ids(&mut tenants, &fresh, prev, &mut errors);
-    Snapshot { tenants, by_client, errors, generation: prev.generation + 1 }
+    Snapshot {
+        tenants,
+        by_client,
+        errors,
+        generation: prev.generation + 1,
+    }
 }
 
 /// A clientId belongs to one tenant only. Tenants that did not change keep
@@ -191,15 +199,20 @@ fn assign_client_ids(
     errors: &mut BTreeMap<String, Vec<ConfigError>>,
 ) -> HashMap<u64, Arc<Tenant>> {
     let mut by_client: HashMap<u64, Arc<Tenant>> = HashMap::new();
-    let claim = |by_client: &mut HashMap<u64, Arc<Tenant>>, t: &Arc<Tenant>| -> Result<(), (u64, String)> {
-        if let Some((id, owner)) = t.client_ids.iter().find_map(|id| by_client.get(id).map(|o| (*id, o))) {
-            return Err((id, owner.name.clone()));
-        }
-        for id in &t.client_ids {
-            by_client.insert(*id, t.clone());
-        }
-        Ok(())
-    };
+    let claim =
+        |by_client: &mut HashMap<u64, Arc<Tenant>>, t: &Arc<Tenant>| -> Result<(), (u64, String)> {
+            if let Some((id, owner)) = t
+                .client_ids
+                .iter()
+                .find_map(|id| by_client.get(id).map(|o| (*id, o)))
+            {
+                return Err((id, owner.name.clone()));
+            }
+            for id in &t.client_ids {
+                by_client.insert(*id, t.clone());
+            }
+            Ok(())
+        };
     for (name, t) in tenants.iter().filter(|(n, _)| !fresh.contains(n)) {
         if claim(&mut by_client, t).is_err() {
             unreachable!("tenant `{name}` was consistent in the previous snapshot");
@@ -213,7 +226,11 @@ fn assign_client_ids(
                 format!("clientId {id} already belongs to tenant `{owner}`; this version of the tenant is not loaded"),
             );
             errors.entry(name.clone()).or_default().push(err);
-            match prev.tenants.get(name).filter(|p| claim(&mut by_client, p).is_ok()) {
+            match prev
+                .tenants
+                .get(name)
+                .filter(|p| claim(&mut by_client, p).is_ok())
+            {
                 Some(p) => tenants.insert(name.clone(), p.clone()),
                 None => tenants.remove(name),
             };
@@ -225,7 +242,11 @@ fn assign_client_ids(
 /// Loads one tenant folder, reusing from `prev` whatever did not change.
 /// Returns the tenant to serve (`None`: the folder is gone, or never loaded
 /// well) and the folder's current problems.
-pub fn load_tenant_from(root: &Path, name: &str, prev: Option<&Arc<Tenant>>) -> (Option<Arc<Tenant>>, Vec<ConfigError>) {
+pub fn load_tenant_from(
+    root: &Path,
+    name: &str,
+    prev: Option<&Arc<Tenant>>,
+) -> (Option<Arc<Tenant>>, Vec<ConfigError>) {
     let dir = root.join(name);
     if !dir.is_dir() {
         return (None, Vec::new());
@@ -234,7 +255,12 @@ pub fn load_tenant_from(root: &Path, name: &str, prev: Option<&Arc<Tenant>>) -> 
     let keep_prev = |err: ConfigError| (prev.cloned(), vec![err]);
     let bytes = match std::fs::read(dir.join(TENANT_FILE)) {
         Ok(b) => b,
-        Err(e) => return keep_prev(ConfigError::whole_file(&tenant_rel, format!("cannot read: {e}"))),
+        Err(e) => {
+            return keep_prev(ConfigError::whole_file(
+                &tenant_rel,
+                format!("cannot read: {e}"),
+            ))
+        }
     };
     let hash = short_hash(&bytes);
     let settings = match prev.filter(|p| p.hash == hash) {
@@ -256,11 +282,19 @@ pub fn load_tenant_from(root: &Path, name: &str, prev: Option<&Arc<Tenant>>) -> 
     let mut integrations = BTreeMap::new();
     let files = match list_dir(&dir) {
         Ok(f) => f,
-        Err(e) => return keep_prev(ConfigError::whole_file(name, format!("cannot read the folder: {e}"))),
+        Err(e) => {
+            return keep_prev(ConfigError::whole_file(
+                name,
+                format!("cannot read the folder: {e}"),
+            ))
+        }
     };
     for path in files {
         let file = file_name(&path);
-        let Some(stem) = file.strip_suffix(".yaml").or_else(|| file.strip_suffix(".yml")) else {
+        let Some(stem) = file
+            .strip_suffix(".yaml")
+            .or_else(|| file.strip_suffix(".yml"))
+        else {
             continue;
         };
         if file == TENANT_FILE || !path.is_file() {
@@ -275,10 +309,15 @@ pub fn load_tenant_from(root: &Path, name: &str, prev: Option<&Arc<Tenant>>) -> 
             continue;
         }
         if integrations.contains_key(stem) {
-            errors.push(ConfigError::whole_file(&rel, format!("another file already defines integration `{stem}`")));
+            errors.push(ConfigError::whole_file(
+                &rel,
+                format!("another file already defines integration `{stem}`"),
+            ));
             continue;
         }
-        let old = reusable.and_then(|p| p.integrations.get(stem)).filter(|i| i.file == rel);
+        let old = reusable
+            .and_then(|p| p.integrations.get(stem))
+            .filter(|i| i.file == rel);
         let loaded = std::fs::read(&path)
             .map_err(|e| ConfigError::whole_file(&rel, format!("cannot read: {e}")))
             .and_then(|bytes| match old {
@@ -302,7 +341,10 @@ pub fn load_tenant_from(root: &Path, name: &str, prev: Option<&Arc<Tenant>>) -> 
     if let Some(p) = prev {
         let unchanged = p.hash == hash
             && p.integrations.len() == integrations.len()
-            && p.integrations.iter().zip(&integrations).all(|((a, x), (b, y))| a == b && Arc::ptr_eq(x, y));
+            && p.integrations
+                .iter()
+                .zip(&integrations)
+                .all(|((a, x), (b, y))| a == b && Arc::ptr_eq(x, y));
         if unchanged {
             return (Some(p.clone()), errors);
         }
@@ -328,7 +370,10 @@ struct TenantSettings {
 fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> {
     let spec: TenantSpec = parse_yaml_bytes(bytes, rel)?;
     if spec.client_ids.is_empty() || spec.tokens.is_empty() {
-        return Err(ConfigError::whole_file(rel, "needs at least one entry in `client_ids` and in `tokens`"));
+        return Err(ConfigError::whole_file(
+            rel,
+            "needs at least one entry in `client_ids` and in `tokens`",
+        ));
     }
     Ok(TenantSettings {
         client_ids: spec.client_ids,
@@ -340,17 +385,28 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
                 TokenSpec::Plain(s) => Sha256::digest(s.expose().as_bytes()).into(),
             })
             .collect(),
-        opts: CompileOptions { timezone: spec.timezone.0 },
+        opts: CompileOptions {
+            timezone: spec.timezone.0,
+        },
     })
 }
 
 /// Parses and compiles one integration file.
-pub fn load_integration(bytes: &[u8], rel: &str, name: &str, opts: &CompileOptions) -> Result<Integration, ConfigError> {
+pub fn load_integration(
+    bytes: &[u8],
+    rel: &str,
+    name: &str,
+    opts: &CompileOptions,
+) -> Result<Integration, ConfigError> {
     let spec: IntegrationSpec = parse_yaml_bytes(bytes, rel)?;
     if spec.messages.is_empty() {
-        return Err(ConfigError::whole_file(rel, "`messages` is empty: list at least one message"));
+        return Err(ConfigError::whole_file(
+            rel,
+            "`messages` is empty: list at least one message",
+        ));
     }
-    let program = compile::compile(&spec, opts).map_err(|e| ConfigError::whole_file(rel, format!("template error: {e}")))?;
+    let program = compile::compile(&spec, opts)
+        .map_err(|e| ConfigError::whole_file(rel, format!("template error: {e}")))?;
     Ok(Integration {
         name: name.to_owned(),
         file: rel.to_owned(),

@@ -58,7 +58,10 @@ impl Watcher {
 
 /// Watches the reloader's folder recursively and reloads on every change.
 pub fn watch(reloader: Reloader) -> notify_debouncer_full::notify::Result<Watcher> {
-    let root = reloader.root.canonicalize().unwrap_or_else(|_| reloader.root.clone());
+    let root = reloader
+        .root
+        .canonicalize()
+        .unwrap_or_else(|_| reloader.root.clone());
     let (tx, rx) = mpsc::channel::<Scope>();
     std::thread::Builder::new()
         .name("recado-reload".into())
@@ -94,13 +97,19 @@ pub fn watch(reloader: Reloader) -> notify_debouncer_full::notify::Result<Watche
         }
     })?;
     debouncer.watch(&root, RecursiveMode::Recursive)?;
-    Ok(Watcher { requests: tx, _debouncer: debouncer })
+    Ok(Watcher {
+        requests: tx,
+        _debouncer: debouncer,
+    })
 }
 
 /// The tenant folder a changed path belongs to. A change at the root itself,
 /// or in a hidden entry there (Kubernetes' `..data`), re-reads everything.
 fn scope_for(root: &Path, path: &Path) -> Scope {
-    let first = path.strip_prefix(root).ok().and_then(|rel| rel.components().next());
+    let first = path
+        .strip_prefix(root)
+        .ok()
+        .and_then(|rel| rel.components().next());
     match first {
         Some(Component::Normal(name)) => {
             let name = name.to_string_lossy();
@@ -139,14 +148,25 @@ fn log_changes(prev: &Snapshot, next: &Snapshot, took: Duration) {
     let mut removed = 0;
     for (tenant, t) in &next.tenants {
         for (name, i) in &t.integrations {
-            let before = prev.tenants.get(tenant).and_then(|p| p.integrations.get(name));
+            let before = prev
+                .tenants
+                .get(tenant)
+                .and_then(|p| p.integrations.get(name));
             if !before.is_some_and(|b| Arc::ptr_eq(b, i)) {
                 changed += 1;
             }
         }
     }
     for (tenant, t) in &prev.tenants {
-        removed += t.integrations.keys().filter(|n| next.tenants.get(tenant).is_none_or(|nt| !nt.integrations.contains_key(*n))).count();
+        removed += t
+            .integrations
+            .keys()
+            .filter(|n| {
+                next.tenants
+                    .get(tenant)
+                    .is_none_or(|nt| !nt.integrations.contains_key(*n))
+            })
+            .count();
     }
     tracing::info!(
         generation = next.generation,
