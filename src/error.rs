@@ -6,6 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::enrich::EnrichError;
 use crate::render::RenderError;
 use crate::request::RequestError;
 
@@ -39,6 +40,10 @@ pub enum ApiError {
     /// company typed) must change; retrying the same request will not help.
     #[error("{file}: {source}")]
     Render { file: String, source: RenderError },
+    /// 502/504 (422 for a refused host or a call template that failed): an
+    /// upstream call failed and declared no fallback.
+    #[error("{file}: {source}")]
+    Upstream { file: String, source: EnrichError },
     /// 500: a bug in recado.
     #[error("internal error: {0}")]
     Internal(String),
@@ -54,6 +59,15 @@ impl ApiError {
             ApiError::UnknownIntegration(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Render { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Upstream { source, .. } => match source {
+                EnrichError::Timeout { .. } | EnrichError::Deadline(_) => {
+                    StatusCode::GATEWAY_TIMEOUT
+                }
+                EnrichError::Refused { .. } | EnrichError::Template { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                _ => StatusCode::BAD_GATEWAY,
+            },
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,22 +89,46 @@ impl ApiError {
                 source: RenderError::Output { .. },
                 ..
             } => "invalid_output",
+            ApiError::Upstream { source, .. } => match source {
+                EnrichError::Unreachable { .. } => "upstream_unreachable",
+                EnrichError::Timeout { .. } => "upstream_timeout",
+                EnrichError::Status { .. } => "upstream_status",
+                EnrichError::NotJson { .. } => "upstream_not_json",
+                EnrichError::TooLarge { .. } => "upstream_too_large",
+                EnrichError::Refused { .. } => "upstream_refused",
+                EnrichError::Template { .. } => "render_failed",
+                EnrichError::Deadline(_) => "deadline_exceeded",
+            },
             ApiError::Internal(_) => "internal",
         }
     }
 
     fn body(&self) -> ErrorBody<'_> {
+        let upstream_status = match self {
+            ApiError::Upstream {
+                source: EnrichError::Status { status, .. },
+                ..
+            } => Some(*status),
+            _ => None,
+        };
+        let call_path = match self {
+            ApiError::Upstream { source, .. } => source.call().map(|c| format!("enrich.{c}")),
+            _ => None,
+        };
         let (path, integration, message) = match self {
             ApiError::InvalidRequest(e) => (
-                Some(e.path.as_str()).filter(|p| !p.is_empty()),
+                Some(e.path.clone()).filter(|p| !p.is_empty()),
                 None,
                 e.message.clone(),
             ),
             ApiError::Render { file, source } => (
-                Some(source.path()),
+                Some(source.path().to_owned()),
                 Some(file.as_str()),
                 render_message(source),
             ),
+            ApiError::Upstream { file, source } => {
+                (call_path, Some(file.as_str()), source.to_string())
+            }
             other => (None, None, other.to_string()),
         };
         ErrorBody {
@@ -99,6 +137,7 @@ impl ApiError {
                 message,
                 path,
                 integration,
+                upstream_status,
             },
         }
     }
@@ -120,13 +159,16 @@ struct ErrorBody<'a> {
 struct ErrorDetail<'a> {
     code: &'static str,
     message: String,
-    /// The request field (`contact.name`) or integration field
-    /// (`messages[1].text`) at fault.
+    /// The request field (`contact.name`), integration field
+    /// (`messages[1].text`) or call (`enrich.customer`) at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<&'a str>,
+    path: Option<String>,
     /// The integration file at fault (`demo/boleto.yaml`).
     #[serde(skip_serializing_if = "Option::is_none")]
     integration: Option<&'a str>,
+    /// The HTTP status an upstream answered, when that was the fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_status: Option<u16>,
 }
 
 impl IntoResponse for ApiError {

@@ -7,6 +7,7 @@
 //! beside that path; the path only reads its snapshots.
 
 pub mod config;
+pub mod enrich;
 pub mod error;
 pub mod filters;
 pub mod ops;

@@ -109,7 +109,7 @@ impl Object for ContactVars {
 
 /// Renders every message of `program` for the request context `ctx`.
 pub fn render(program: &Program, ctx: &Value) -> Result<Vec<Message>, RenderError> {
-    let messages = &program.borrow_dependent().0;
+    let messages = &program.borrow_dependent().messages;
     let mut out = Vec::with_capacity(messages.len());
     for (i, msg) in messages.iter().enumerate() {
         render_message(i, msg, ctx, &mut out)?;

@@ -17,10 +17,12 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use minijinja::context;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Snapshot;
+use crate::enrich::{Upstream, DEFAULT_CACHE_BYTES};
 use crate::error::ApiError;
 use crate::ops::{self, AdminToken};
 use crate::render::{render, request_context};
@@ -40,6 +42,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// Guards `GET /admin/status`; `None` turns that endpoint off.
     pub admin_token: Option<AdminToken>,
+    /// The HTTP client and answer cache for enrichment calls.
+    pub upstream: Arc<Upstream>,
 }
 
 impl AppState {
@@ -48,6 +52,7 @@ impl AppState {
             config: Arc::new(ArcSwap::from_pointee(snapshot)),
             body_limit: DEFAULT_BODY_LIMIT,
             admin_token: None,
+            upstream: Arc::new(Upstream::new(DEFAULT_CACHE_BYTES)),
         }
     }
 }
@@ -121,8 +126,9 @@ async fn hook(
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, app.body_limit).await;
-    let snapshot = app.config.load();
-    let result = pipeline(&snapshot, &integration, &parts, body, app.body_limit);
+    // One snapshot for the whole request, even if a reload lands meanwhile.
+    let snapshot = app.config.load_full();
+    let result = pipeline(&app, &snapshot, &integration, &parts, body).await;
     let elapsed_us = started.elapsed().as_micros() as u64;
     match result {
         Ok(answer) => {
@@ -155,14 +161,15 @@ struct Answer {
     json: Vec<u8>,
 }
 
-/// receive → validate request → tenant → render (+ validate output) → respond.
-fn pipeline(
+/// receive → validate request → tenant → enrich → render (+ validate output) → respond.
+async fn pipeline(
+    app: &AppState,
     snapshot: &Snapshot,
     integration: &str,
     parts: &Parts,
     body: Result<Bytes, axum::Error>,
-    limit: usize,
 ) -> Result<Answer, ApiError> {
+    let limit = app.body_limit;
     check_content_type(&parts.headers)?;
     let body = body.map_err(|e| {
         if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
@@ -189,7 +196,18 @@ fn pipeline(
         .get(integration)
         .ok_or_else(|| ApiError::UnknownIntegration(integration.to_owned()))?;
 
-    let ctx = request_context(&req);
+    let mut ctx = request_context(&req);
+    if !found.program.borrow_dependent().calls.is_empty() {
+        let answers = app
+            .upstream
+            .run(&tenant, found, &ctx)
+            .await
+            .map_err(|source| ApiError::Upstream {
+                file: found.file.clone(),
+                source,
+            })?;
+        ctx = context! { enrich => answers, ..ctx };
+    }
     let messages = render(&found.program, &ctx).map_err(|source| ApiError::Render {
         file: found.file.clone(),
         source,

@@ -6,7 +6,12 @@ use std::sync::{LazyLock, Mutex};
 
 use minijinja::{Environment, Expression, Template, UndefinedBehavior, Value};
 
-use super::spec::{Content, IntegrationSpec, QrKind, TemplateSrc};
+use std::time::Duration;
+
+use axum::http::HeaderName;
+use minijinja::value::Serde;
+
+use super::spec::{CallSpec, Content, HttpMethod, IntegrationSpec, Origin, QrKind, TemplateSrc};
 use crate::filters;
 
 /// Settings that shape how an integration's templates run.
@@ -22,19 +27,62 @@ self_cell::self_cell!(
     pub struct Program {
         owner: Environment<'static>,
         #[covariant]
-        dependent: Messages,
+        dependent: Compiled,
     }
 );
 
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Program")
-            .field("messages", &self.borrow_dependent().0.len())
+            .field("messages", &self.borrow_dependent().messages.len())
+            .field("calls", &self.borrow_dependent().calls.len())
             .finish()
     }
 }
 
-pub struct Messages<'env>(pub Vec<CompiledMessage<'env>>);
+pub struct Compiled<'env> {
+    pub messages: Vec<CompiledMessage<'env>>,
+    /// Upstream calls in dependency order; see [`CompiledCall::level`].
+    pub calls: Vec<CompiledCall<'env>>,
+    /// Longest time all calls of one request may take together.
+    pub deadline: Duration,
+}
+
+/// Default per-call timeout, response cap and overall deadline.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
+
+pub struct CompiledCall<'env> {
+    pub name: String,
+    pub method: reqwest::Method,
+    pub idempotent: bool,
+    pub url: Text<'env>,
+    pub query: Vec<(String, Text<'env>)>,
+    pub headers: Vec<(HeaderName, Text<'env>)>,
+    pub body: Option<BodyNode<'env>>,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub cache_ttl: Option<Duration>,
+    pub max_bytes: usize,
+    /// Used when the call fails and the operator declared `on_error: fallback`.
+    pub fallback: Option<Value>,
+    /// The fixed `scheme://host[:port]`, when the YAML spells it out.
+    pub origin: Option<Origin>,
+    /// Calls of the same level do not read each other and run concurrently;
+    /// level n runs after level n-1 is done.
+    pub level: usize,
+}
+
+/// A JSON body whose string values are templates.
+pub enum BodyNode<'env> {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    Text(Text<'env>),
+    List(Vec<BodyNode<'env>>),
+    Map(Vec<(String, BodyNode<'env>)>),
+}
 
 pub struct CompiledMessage<'env> {
     pub when: Option<Expression<'env, 'static>>,
@@ -112,16 +160,24 @@ pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program,
             }
         }
     }
+    for (name, call) in &spec.enrich.calls {
+        for (field, src) in call_templates(call) {
+            if !src.is_literal() {
+                env.add_template_owned(format!("enrich.{name}.{field}"), src.source.clone())?;
+            }
+        }
+    }
     Program::try_new(env, |env| {
-        let mut out = Vec::with_capacity(spec.messages.len());
+        let text_of = |name: String, src: &TemplateSrc| -> Result<Text<'_>, minijinja::Error> {
+            Ok(if src.is_literal() {
+                Text::Literal(src.source.clone())
+            } else {
+                Text::Template(env.get_template(&name)?)
+            })
+        };
+        let mut messages = Vec::with_capacity(spec.messages.len());
         for (i, msg) in spec.messages.iter().enumerate() {
-            let text = |field: &str, src: &TemplateSrc| -> Result<Text<'_>, minijinja::Error> {
-                Ok(if src.is_literal() {
-                    Text::Literal(src.source.clone())
-                } else {
-                    Text::Template(env.get_template(&template_name(i, field))?)
-                })
-            };
+            let text = |field: &str, src: &TemplateSrc| text_of(template_name(i, field), src);
             let content = match &msg.content {
                 Content::Qr { kind, value } => CompiledContent::Qr {
                     kind: *kind,
@@ -153,7 +209,7 @@ pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program,
                         .collect::<Result<_, _>>()?,
                 },
             };
-            out.push(CompiledMessage {
+            messages.push(CompiledMessage {
                 when: msg
                     .when
                     .as_ref()
@@ -172,8 +228,128 @@ pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program,
                 content,
             });
         }
-        Ok(Messages(out))
+
+        let mut calls: Vec<CompiledCall<'_>> = Vec::with_capacity(spec.enrich.calls.len());
+        for (name, call) in &spec.enrich.calls {
+            let text =
+                |field: &str, src: &TemplateSrc| text_of(format!("enrich.{name}.{field}"), src);
+            let level = calls
+                .iter()
+                .filter(|c| call.deps.contains(&c.name))
+                .map(|c| c.level + 1)
+                .max()
+                .unwrap_or(0);
+            let mut body_templates = call.body_templates.iter().enumerate();
+            calls.push(CompiledCall {
+                name: name.clone(),
+                method: method(call.method),
+                idempotent: call.method.idempotent(),
+                url: text("url", &call.url)?,
+                query: call
+                    .query
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), text(&format!("query.{k}"), v)?)))
+                    .collect::<Result<_, minijinja::Error>>()?,
+                headers: call
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        let header =
+                            HeaderName::from_bytes(k.as_bytes()).expect("checked while parsing");
+                        Ok((header, text(&format!("headers.{k}"), v)?))
+                    })
+                    .collect::<Result<_, minijinja::Error>>()?,
+                body: call
+                    .body
+                    .as_ref()
+                    .map(|b| {
+                        body_node(b, &mut || {
+                            let (j, src) = body_templates
+                                .next()
+                                .expect("one template per string, in order");
+                            text(&format!("body[{j}]"), src)
+                        })
+                    })
+                    .transpose()?,
+                timeout: call.timeout.map_or(DEFAULT_CALL_TIMEOUT, |d| d.0),
+                retries: call.retries,
+                cache_ttl: call.cache.map(|d| d.0),
+                max_bytes: call.max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
+                fallback: call.fallback.as_ref().map(|f| Value::from(Serde(f))),
+                origin: call.origin.clone(),
+                level,
+            });
+        }
+        Ok(Compiled {
+            messages,
+            calls,
+            deadline: spec.deadline.map_or(DEFAULT_DEADLINE, |d| d.0),
+        })
     })
+}
+
+/// Every template of a call with its field name; body strings as `body[i]`
+/// in document order.
+fn call_templates(call: &CallSpec) -> Vec<(String, &TemplateSrc)> {
+    std::iter::once(("url".to_owned(), &call.url))
+        .chain(call.query.iter().map(|(k, v)| (format!("query.{k}"), v)))
+        .chain(
+            call.headers
+                .iter()
+                .map(|(k, v)| (format!("headers.{k}"), v)),
+        )
+        .chain(
+            call.body_templates
+                .iter()
+                .enumerate()
+                .map(|(j, t)| (format!("body[{j}]"), t)),
+        )
+        .collect()
+}
+
+fn body_node<'env>(
+    v: &serde_yaml::Value,
+    next_text: &mut dyn FnMut() -> Result<Text<'env>, minijinja::Error>,
+) -> Result<BodyNode<'env>, minijinja::Error> {
+    Ok(match v {
+        serde_yaml::Value::Null => BodyNode::Null,
+        serde_yaml::Value::Bool(b) => BodyNode::Bool(*b),
+        serde_yaml::Value::Number(n) => BodyNode::Number(
+            serde_json::to_value(n)
+                .ok()
+                .and_then(|v| v.as_number().cloned())
+                .unwrap_or_else(|| 0.into()),
+        ),
+        serde_yaml::Value::String(_) => BodyNode::Text(next_text()?),
+        serde_yaml::Value::Sequence(items) => BodyNode::List(
+            items
+                .iter()
+                .map(|i| body_node(i, next_text))
+                .collect::<Result<_, _>>()?,
+        ),
+        serde_yaml::Value::Mapping(m) => BodyNode::Map(
+            m.iter()
+                .map(|(k, v)| {
+                    Ok((
+                        k.as_str().unwrap_or_default().to_owned(),
+                        body_node(v, next_text)?,
+                    ))
+                })
+                .collect::<Result<_, minijinja::Error>>()?,
+        ),
+        serde_yaml::Value::Tagged(_) => BodyNode::Null,
+    })
+}
+
+fn method(m: HttpMethod) -> reqwest::Method {
+    match m {
+        HttpMethod::Get => reqwest::Method::GET,
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Put => reqwest::Method::PUT,
+        HttpMethod::Patch => reqwest::Method::PATCH,
+        HttpMethod::Delete => reqwest::Method::DELETE,
+        HttpMethod::Head => reqwest::Method::HEAD,
+    }
 }
 
 /// The name a template carries in minijinja's errors: where it sits in the file.

@@ -20,7 +20,7 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 
 use compile::{CompileOptions, Program};
-use spec::{IntegrationSpec, TenantSpec, TokenSpec};
+use spec::{IntegrationSpec, Origin, TenantSpec, TokenSpec};
 
 pub const TENANT_FILE: &str = "tenant.yaml";
 
@@ -96,7 +96,21 @@ pub struct Tenant {
     /// Short SHA-256 of `tenant.yaml`, to skip re-reading an unchanged file.
     pub hash: String,
     pub loaded_at: SystemTime,
+    /// `secrets:`; only upstream-call templates can read them.
+    pub secrets: Secrets,
+    /// `upstreams:`; when not empty, the only origins calls may reach.
+    pub upstreams: Vec<Origin>,
     opts: CompileOptions,
+}
+
+/// The tenant's secrets as a template value. `Debug` never shows them.
+#[derive(Clone)]
+pub struct Secrets(pub minijinja::Value);
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secrets(***)")
+    }
 }
 
 #[derive(Debug)]
@@ -267,6 +281,8 @@ pub fn load_tenant_from(
         Some(p) => TenantSettings {
             client_ids: p.client_ids.clone(),
             token_digests: p.token_digests.clone(),
+            secrets: p.secrets.clone(),
+            upstreams: p.upstreams.clone(),
             opts: p.opts.clone(),
         },
         None => match parse_tenant(&bytes, &tenant_rel) {
@@ -356,6 +372,8 @@ pub fn load_tenant_from(
         integrations,
         hash,
         loaded_at: SystemTime::now(),
+        secrets: settings.secrets,
+        upstreams: settings.upstreams,
         opts: settings.opts,
     };
     (Some(Arc::new(tenant)), errors)
@@ -364,6 +382,8 @@ pub fn load_tenant_from(
 struct TenantSettings {
     client_ids: Vec<u64>,
     token_digests: Vec<[u8; 32]>,
+    secrets: Secrets,
+    upstreams: Vec<Origin>,
     opts: CompileOptions,
 }
 
@@ -385,6 +405,13 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
                 TokenSpec::Plain(s) => Sha256::digest(s.expose().as_bytes()).into(),
             })
             .collect(),
+        secrets: Secrets(minijinja::Value::from(
+            spec.secrets
+                .into_iter()
+                .map(|(k, v)| (k, minijinja::Value::from(v.0.expose())))
+                .collect::<BTreeMap<String, minijinja::Value>>(),
+        )),
+        upstreams: spec.upstreams,
         opts: CompileOptions {
             timezone: spec.timezone.0,
         },
@@ -404,6 +431,17 @@ pub fn load_integration(
             rel,
             "`messages` is empty: list at least one message",
         ));
+    }
+    let calls: BTreeSet<&str> = spec.enrich.calls.iter().map(|(n, _)| n.as_str()).collect();
+    for (i, msg) in spec.messages.iter().enumerate() {
+        for (field, src) in msg.content.templates() {
+            if let Some(unknown) = src.enrich_reads().find(|r| !calls.contains(r.as_str())) {
+                return Err(ConfigError::whole_file(
+                    rel,
+                    format!("messages[{i}].{field} reads `enrich.{unknown}`, but `enrich:` has no call named `{unknown}`"),
+                ));
+            }
+        }
     }
     let program = compile::compile(&spec, opts)
         .map_err(|e| ConfigError::whole_file(rel, format!("template error: {e}")))?;

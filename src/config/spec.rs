@@ -7,8 +7,9 @@
 //! rather than in a later pass that would have lost the position.
 
 use std::cell::Cell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::time::Duration;
 
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, MapAccess, Visitor};
@@ -27,6 +28,49 @@ pub struct TenantSpec {
     /// IANA zone for date filters; dates are shown in this zone.
     #[serde(default)]
     pub timezone: Timezone,
+    /// Values only upstream-call templates can read, as `secrets.<name>`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSpec>,
+    /// `scheme://host[:port]` origins this tenant's calls may reach. When
+    /// set, every call must target one of them.
+    #[serde(default)]
+    pub upstreams: Vec<Origin>,
+}
+
+/// A secret as written in `tenant.yaml` (literal, `${env:NAME}`, `${file:PATH}`).
+#[derive(Debug)]
+pub struct SecretSpec(pub Secret);
+
+impl<'de> Deserialize<'de> for SecretSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(CheckedStr(
+            "a secret: a literal, `${env:NAME}` or `${file:PATH}`",
+            |s| Secret::resolve(s).map(SecretSpec),
+        ))
+    }
+}
+
+/// `scheme://host[:port]`, normalised (lowercase, default port dropped).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Origin(pub String);
+
+impl Origin {
+    pub fn parse(s: &str) -> Result<Origin, String> {
+        let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!("`{s}` must be an http(s) URL with a host"));
+        }
+        Ok(Origin(url.origin().ascii_serialization()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Origin {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(CheckedStr(
+            "an origin such as `https://erp.example.com`",
+            Origin::parse,
+        ))
+    }
 }
 
 /// An IANA time zone name, checked against the bundled zone database.
@@ -89,8 +133,304 @@ pub struct IntegrationSpec {
     /// Free text for the people who maintain the file.
     #[serde(default)]
     pub description: Option<String>,
+    /// Upstream HTTP calls whose JSON answers templates read as `enrich.<name>`.
+    #[serde(default)]
+    pub enrich: Calls,
+    /// Longest time all calls together may take (default 5s).
+    #[serde(default)]
+    pub deadline: Option<DurationSpec>,
     /// The messages, in the order the contact receives them.
     pub messages: Vec<MessageSpec>,
+}
+
+/// A duration as operators write it: `500ms`, `2s`, `5m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationSpec(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(CheckedStr(
+            "a duration such as `500ms`, `2s` or `5m`",
+            |s| {
+                humantime::parse_duration(s).map(DurationSpec).map_err(|e| {
+                    format!("`{s}` is not a duration ({e}); write e.g. `500ms`, `2s` or `5m`")
+                })
+            },
+        ))
+    }
+}
+
+/// The `enrich:` mapping: named calls, ordered so that every call comes after
+/// the calls it reads. A cycle is refused here, with the mapping's position.
+#[derive(Debug, Default)]
+pub struct Calls {
+    /// In dependency order.
+    pub calls: Vec<(String, CallSpec)>,
+}
+
+impl<'de> Deserialize<'de> for Calls {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Calls;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping of call names to upstream calls")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Calls, A::Error> {
+                let raw =
+                    BTreeMap::<String, CallSpec>::deserialize(MapAccessDeserializer::new(map))?;
+                order_calls(raw).map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Topological order of the calls by their `enrich.<name>` reads.
+fn order_calls(mut raw: BTreeMap<String, CallSpec>) -> Result<Calls, String> {
+    for (name, call) in &raw {
+        if !is_identifier(name) {
+            return Err(format!(
+                "call name `{name}` must be a simple name (letters, digits, `_`)"
+            ));
+        }
+        for dep in &call.deps {
+            if !raw.contains_key(dep) {
+                return Err(format!(
+                    "call `{name}` reads `enrich.{dep}`, but there is no call named `{dep}`"
+                ));
+            }
+        }
+    }
+    let mut calls = Vec::with_capacity(raw.len());
+    let mut done = BTreeSet::new();
+    while !raw.is_empty() {
+        let ready: Vec<String> = raw
+            .iter()
+            .filter(|(_, c)| c.deps.iter().all(|d| done.contains(d)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        if ready.is_empty() {
+            let stuck: Vec<&str> = raw.keys().map(String::as_str).collect();
+            return Err(format!(
+                "the calls {} read each other in a cycle; one of them must not read `enrich`",
+                stuck.join(", ")
+            ));
+        }
+        for name in ready {
+            let call = raw.remove(&name).expect("listed above");
+            done.insert(name.clone());
+            calls.push((name, call));
+        }
+    }
+    Ok(Calls { calls })
+}
+
+/// One upstream call. Every string is a template over the request, the
+/// answers of other calls (`enrich`) and the tenant's `secrets`.
+#[derive(Debug)]
+pub struct CallSpec {
+    pub method: HttpMethod,
+    pub url: TemplateSrc,
+    pub query: BTreeMap<String, TemplateSrc>,
+    pub headers: BTreeMap<String, TemplateSrc>,
+    /// A JSON body; its string values are templates.
+    pub body: Option<serde_yaml::Value>,
+    pub body_templates: Vec<TemplateSrc>,
+    pub timeout: Option<DurationSpec>,
+    pub retries: u32,
+    pub cache: Option<DurationSpec>,
+    pub max_bytes: Option<usize>,
+    pub on_error: OnError,
+    pub fallback: Option<serde_yaml::Value>,
+    /// The literal `scheme://host[:port]` the URL template starts with, if any.
+    pub origin: Option<Origin>,
+    /// Calls this one reads (`enrich.<name>`).
+    pub deps: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Head,
+}
+
+impl HttpMethod {
+    /// Methods that may be retried without doing the thing twice.
+    pub fn idempotent(self) -> bool {
+        !matches!(self, HttpMethod::Post | HttpMethod::Patch)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// The whole request fails; the platform sends nothing.
+    #[default]
+    Fail,
+    /// The call's `fallback` value is used instead.
+    Fallback,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCall {
+    #[serde(default)]
+    method: Option<HttpMethod>,
+    url: TemplateSrc,
+    #[serde(default)]
+    query: BTreeMap<String, TemplateSrc>,
+    #[serde(default)]
+    headers: BTreeMap<String, TemplateSrc>,
+    #[serde(default)]
+    body: Option<serde_yaml::Value>,
+    #[serde(default)]
+    timeout: Option<DurationSpec>,
+    #[serde(default)]
+    retries: Option<u32>,
+    #[serde(default)]
+    cache: Option<DurationSpec>,
+    #[serde(default)]
+    max_bytes: Option<usize>,
+    #[serde(default)]
+    on_error: Option<OnError>,
+    #[serde(default)]
+    fallback: Option<serde_yaml::Value>,
+}
+
+/// Names an upstream-call template may read, beyond the request's.
+pub const CALL_NAMES: &[&str] = &["enrich", "secrets"];
+
+impl<'de> Deserialize<'de> for CallSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CallSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an upstream call: a mapping with at least `url`")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CallSpec, A::Error> {
+                let raw = RawCall::deserialize(MapAccessDeserializer::new(map))?;
+                CallSpec::try_from(raw).map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl TryFrom<RawCall> for CallSpec {
+    type Error = String;
+
+    fn try_from(raw: RawCall) -> Result<Self, String> {
+        let method = raw.method.unwrap_or(HttpMethod::Get);
+        let origin = literal_origin(&raw.url.source)?;
+        let mut body_templates = Vec::new();
+        if let Some(body) = &raw.body {
+            collect_body_templates(body, &mut body_templates)?;
+        }
+        if raw.on_error == Some(OnError::Fallback) && raw.fallback.is_none() {
+            return Err("`on_error: fallback` needs a `fallback` value".into());
+        }
+        if raw.fallback.is_some() && raw.on_error != Some(OnError::Fallback) {
+            return Err(
+                "`fallback` is only used with `on_error: fallback`; add it or remove `fallback`"
+                    .into(),
+            );
+        }
+        if raw.retries.is_some_and(|r| r > 5) {
+            return Err("`retries` is at most 5".into());
+        }
+        if raw.retries.is_some_and(|r| r > 0) && !method.idempotent() {
+            return Err(format!(
+                "{method:?} is not idempotent: it is never retried, remove `retries`"
+            ));
+        }
+        let known: BTreeSet<&str> = CONTEXT_NAMES
+            .iter()
+            .chain(GLOBAL_NAMES)
+            .chain(CALL_NAMES)
+            .copied()
+            .collect();
+        let mut deps = BTreeSet::new();
+        let templates = std::iter::once(("url".to_owned(), &raw.url))
+            .chain(raw.query.iter().map(|(k, v)| (format!("query.{k}"), v)))
+            .chain(raw.headers.iter().map(|(k, v)| (format!("headers.{k}"), v)))
+            .chain(body_templates.iter().map(|t| ("body".to_owned(), t)));
+        for (field, t) in templates {
+            check_vars(&field, &t.vars, &known)?;
+            deps.extend(t.enrich_reads());
+        }
+        for name in raw.headers.keys() {
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(format!("`{name}` is not a valid HTTP header name"));
+            }
+        }
+        Ok(CallSpec {
+            method,
+            url: raw.url,
+            query: raw.query,
+            headers: raw.headers,
+            body: raw.body,
+            body_templates,
+            timeout: raw.timeout,
+            retries: raw.retries.unwrap_or(0),
+            cache: raw.cache,
+            max_bytes: raw.max_bytes,
+            on_error: raw.on_error.unwrap_or_default(),
+            fallback: raw.fallback,
+            origin,
+            deps,
+        })
+    }
+}
+
+/// The `scheme://host[:port]` a URL template starts with, when that part is
+/// plain text. Request data can then only fill in the path and query.
+fn literal_origin(url: &str) -> Result<Option<Origin>, String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!(
+            "`url` must start with `http://` or `https://`, got `{url}`"
+        ));
+    };
+    if !matches!(scheme, "http" | "https") {
+        return Err(format!(
+            "`url` must start with `http://` or `https://`, got `{url}`"
+        ));
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.contains("{{") || authority.contains("{%") {
+        // A templated host is allowed only through the tenant's `upstreams`.
+        return Ok(None);
+    }
+    Origin::parse(&format!("{scheme}://{authority}")).map(Some)
+}
+
+fn collect_body_templates(v: &serde_yaml::Value, out: &mut Vec<TemplateSrc>) -> Result<(), String> {
+    match v {
+        serde_yaml::Value::String(s) => out.push(TemplateSrc::parse(s)?),
+        serde_yaml::Value::Sequence(items) => {
+            for i in items {
+                collect_body_templates(i, out)?;
+            }
+        }
+        serde_yaml::Value::Mapping(m) => {
+            for (k, v) in m {
+                if !k.is_string() {
+                    return Err("`body` keys must be strings".into());
+                }
+                collect_body_templates(v, out)?;
+            }
+        }
+        serde_yaml::Value::Tagged(_) => return Err("`body` cannot hold YAML tags".into()),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// One entry of `messages:`. Exactly one of the content keys (`text`, `file`,
@@ -177,7 +517,7 @@ struct RawMessage {
 
 /// Names a message template may read: the request's fields, plus the globals
 /// that [`super::compile`] registers. Anything else is a typo caught at load.
-pub const CONTEXT_NAMES: &[&str] = &["id", "clientId", "contact", "data"];
+pub const CONTEXT_NAMES: &[&str] = &["id", "clientId", "contact", "data", "enrich"];
 pub const GLOBAL_NAMES: &[&str] = &[
     "DATE_FORMAT",
     "DATETIME_FORMAT",
@@ -359,9 +699,19 @@ pub struct TemplateSrc {
     pub source: String,
     /// Top-level variables the template reads.
     vars: Vec<String>,
+    /// Dotted paths read below the top level (`enrich.customer`).
+    nested: Vec<String>,
 }
 
 impl TemplateSrc {
+    /// The calls this template reads: `enrich.<name>`.
+    pub fn enrich_reads(&self) -> impl Iterator<Item = String> + '_ {
+        self.nested
+            .iter()
+            .filter_map(|p| p.strip_prefix("enrich."))
+            .map(|rest| rest.split('.').next().unwrap_or(rest).to_owned())
+    }
+
     /// Text without any `{{`, `{%` or `{#` needs no rendering at all.
     pub fn is_literal(&self) -> bool {
         !(self.source.contains("{{") || self.source.contains("{%") || self.source.contains("{#"))
@@ -374,6 +724,7 @@ impl TemplateSrc {
         match env.template_from_str(source) {
             Ok(t) => Ok(TemplateSrc {
                 vars: t.undeclared_variables(false).into_iter().collect(),
+                nested: t.undeclared_variables(true).into_iter().collect(),
                 source: source.to_owned(),
             }),
             Err(e) => Err(syntax_error(source, &e)),

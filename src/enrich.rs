@@ -1,0 +1,405 @@
+//! Stage 3, enrich: runs an integration's upstream HTTP calls and hands their
+//! JSON answers to the templates as `enrich.<name>`.
+//!
+//! Calls of one dependency level run concurrently; the levels, like every
+//! template, were resolved at load time. Answers are cached per tenant in
+//! moka, bounded by bytes; concurrent misses for one key make one call.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use minijinja::{context, Value};
+use moka::future::Cache;
+use moka::Expiry;
+use sha2::{Digest, Sha256};
+
+use crate::config::compile::{BodyNode, CompiledCall, Text};
+use crate::config::spec::Origin;
+use crate::config::{Integration, Tenant};
+
+/// Default bound of the answer cache, in bytes of upstream JSON.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Why a call failed. Messages never contain a URL, a header or a body: those
+/// may carry the tenant's secrets.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EnrichError {
+    #[error("call `{call}`: cannot reach the upstream ({detail})")]
+    Unreachable { call: String, detail: String },
+    #[error("call `{call}`: the upstream did not answer within {timeout:?}")]
+    Timeout { call: String, timeout: Duration },
+    #[error("call `{call}`: the upstream answered HTTP {status}")]
+    Status { call: String, status: u16 },
+    #[error("call `{call}`: the upstream's answer is not JSON")]
+    NotJson { call: String },
+    #[error("call `{call}`: the upstream's answer is larger than {limit} bytes")]
+    TooLarge { call: String, limit: usize },
+    #[error("call `{call}`: the request would go to {origin}, which this integration may not reach; request data can change a call's path or query, never its host")]
+    Refused { call: String, origin: String },
+    #[error("call `{call}`: {detail}")]
+    Template { call: String, detail: String },
+    #[error("the upstream calls took longer than the integration's deadline of {0:?}")]
+    Deadline(Duration),
+}
+
+impl EnrichError {
+    pub fn call(&self) -> Option<&str> {
+        match self {
+            EnrichError::Unreachable { call, .. }
+            | EnrichError::Timeout { call, .. }
+            | EnrichError::Status { call, .. }
+            | EnrichError::NotJson { call }
+            | EnrichError::TooLarge { call, .. }
+            | EnrichError::Refused { call, .. }
+            | EnrichError::Template { call, .. } => Some(call),
+            EnrichError::Deadline(_) => None,
+        }
+    }
+
+    /// Worth another try of an idempotent call: the upstream may be back.
+    fn retryable(&self) -> bool {
+        match self {
+            EnrichError::Unreachable { .. } => true,
+            EnrichError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// A cached upstream answer.
+#[derive(Clone)]
+struct Answer {
+    value: Value,
+    ttl: Duration,
+    bytes: u32,
+}
+
+struct PerEntryTtl;
+
+impl Expiry<[u8; 32], Answer> for PerEntryTtl {
+    fn expire_after_create(
+        &self,
+        _: &[u8; 32],
+        answer: &Answer,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(answer.ttl)
+    }
+}
+
+/// The one HTTP client (connection reuse, rustls) and the answer cache.
+pub struct Upstream {
+    client: reqwest::Client,
+    cache: Cache<[u8; 32], Answer>,
+}
+
+impl Upstream {
+    pub fn new(cache_bytes: u64) -> Upstream {
+        let client = reqwest::Client::builder()
+            // A redirect could lead anywhere; the host must stay the one in the YAML.
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("recado/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the TLS backend is compiled in");
+        let cache = Cache::builder()
+            .max_capacity(cache_bytes)
+            .weigher(|_, a: &Answer| a.bytes.max(1))
+            .expire_after(PerEntryTtl)
+            .build();
+        Upstream { client, cache }
+    }
+
+    /// Entries and weighted size, for metrics.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        (self.cache.entry_count(), self.cache.weighted_size())
+    }
+
+    /// Runs every call of `integration` for one request; returns the answers
+    /// by call name. `vars` are the request's template variables.
+    pub async fn run(
+        &self,
+        tenant: &Tenant,
+        integration: &Integration,
+        vars: &Value,
+    ) -> Result<Value, EnrichError> {
+        let compiled = integration.program.borrow_dependent();
+        let deadline = compiled.deadline;
+        let work = async {
+            let mut answers: BTreeMap<String, Value> = BTreeMap::new();
+            let levels = compiled
+                .calls
+                .iter()
+                .map(|c| c.level)
+                .max()
+                .map_or(0, |m| m + 1);
+            for level in 0..levels {
+                let ctx = context! {
+                    enrich => Value::from(answers.clone()),
+                    secrets => tenant.secrets.0.clone(),
+                    ..vars.clone()
+                };
+                let calls: Vec<&CompiledCall<'_>> =
+                    compiled.calls.iter().filter(|c| c.level == level).collect();
+                let results = futures_util::future::join_all(
+                    calls
+                        .iter()
+                        .map(|c| self.call(tenant, integration, c, &ctx)),
+                )
+                .await;
+                for (call, result) in calls.into_iter().zip(results) {
+                    let value = match (result, &call.fallback) {
+                        (Ok(v), _) => v,
+                        (Err(e), Some(fallback)) => {
+                            tracing::warn!(integration = %integration.file, call = %call.name, error = %e, "upstream call failed; using its fallback");
+                            fallback.clone()
+                        }
+                        (Err(e), None) => return Err(e),
+                    };
+                    answers.insert(call.name.clone(), value);
+                }
+            }
+            Ok(Value::from(answers))
+        };
+        tokio::time::timeout(deadline, work)
+            .await
+            .map_err(|_| EnrichError::Deadline(deadline))?
+    }
+
+    async fn call(
+        &self,
+        tenant: &Tenant,
+        integration: &Integration,
+        c: &CompiledCall<'_>,
+        ctx: &Value,
+    ) -> Result<Value, EnrichError> {
+        let request = prepare(tenant, c, ctx)?;
+        let result = match c.cache_ttl {
+            None => self.fetch(c, &request, Duration::ZERO).await,
+            Some(ttl) => {
+                let key = request.cache_key(&tenant.name);
+                self.cache
+                    .try_get_with(key, self.fetch(c, &request, ttl))
+                    .await
+                    .map_err(|e| (*e).clone())
+            }
+        };
+        if let Err(e) = &result {
+            tracing::warn!(integration = %integration.file, call = %c.name, error = %e, "upstream call failed");
+        }
+        result.map(|a| a.value)
+    }
+
+    /// One call with its retries: idempotent methods only, on connection
+    /// errors and 5xx, with exponential backoff.
+    async fn fetch(
+        &self,
+        c: &CompiledCall<'_>,
+        request: &Prepared,
+        ttl: Duration,
+    ) -> Result<Answer, EnrichError> {
+        let mut attempt = 0;
+        loop {
+            match self.attempt(c, request, ttl).await {
+                Err(e) if c.idempotent && attempt < c.retries && e.retryable() => {
+                    tokio::time::sleep(Duration::from_millis(50) * 2u32.pow(attempt)).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        c: &CompiledCall<'_>,
+        request: &Prepared,
+        ttl: Duration,
+    ) -> Result<Answer, EnrichError> {
+        let call = || c.name.clone();
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                EnrichError::Timeout {
+                    call: call(),
+                    timeout: c.timeout,
+                }
+            } else {
+                EnrichError::Unreachable {
+                    call: call(),
+                    detail: e.without_url().to_string(),
+                }
+            }
+        };
+        let mut builder = self
+            .client
+            .request(c.method.clone(), request.url.clone())
+            .headers(request.headers.clone())
+            .timeout(c.timeout);
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let mut resp = builder.send().await.map_err(transport)?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(EnrichError::Status {
+                call: call(),
+                status: status.as_u16(),
+            });
+        }
+        let too_large = || EnrichError::TooLarge {
+            call: call(),
+            limit: c.max_bytes,
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > c.max_bytes as u64)
+        {
+            return Err(too_large());
+        }
+        let mut buf = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if buf.len() + chunk.len() > c.max_bytes {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        let value: Value =
+            serde_json::from_slice(&buf).map_err(|_| EnrichError::NotJson { call: call() })?;
+        Ok(Answer {
+            value,
+            ttl,
+            bytes: u32::try_from(buf.len()).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+/// A call's rendered request.
+struct Prepared {
+    url: url::Url,
+    headers: HeaderMap,
+    body: Option<Vec<u8>>,
+    method: reqwest::Method,
+}
+
+impl Prepared {
+    /// Everything that can change the answer, under the tenant's name: two
+    /// tenants never share an entry, even for the same URL.
+    fn cache_key(&self, tenant: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for part in [
+            tenant.as_bytes(),
+            self.method.as_str().as_bytes(),
+            self.url.as_str().as_bytes(),
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        let mut headers: Vec<_> = self.headers.iter().collect();
+        headers.sort_by(|a, b| {
+            a.0.as_str()
+                .cmp(b.0.as_str())
+                .then(a.1.as_bytes().cmp(b.1.as_bytes()))
+        });
+        for (name, value) in headers {
+            h.update((name.as_str().len() as u64).to_le_bytes());
+            h.update(name.as_str());
+            h.update((value.len() as u64).to_le_bytes());
+            h.update(value.as_bytes());
+        }
+        let body = self.body.as_deref().unwrap_or_default();
+        h.update((body.len() as u64).to_le_bytes());
+        h.update(body);
+        h.finalize().into()
+    }
+}
+
+/// Renders a call's URL, query, headers and body, and checks where it goes.
+fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepared, EnrichError> {
+    let template_error = |what: &str, e: &dyn std::fmt::Display| EnrichError::Template {
+        call: c.name.clone(),
+        detail: format!("{what}: {e}"),
+    };
+    let render = |what: &str, t: &Text<'_>| -> Result<String, EnrichError> {
+        match t {
+            Text::Literal(s) => Ok(s.clone()),
+            Text::Template(t) => t.render(ctx).map_err(|e| template_error(what, &e)),
+        }
+    };
+    let raw_url = render("url", &c.url)?;
+    let mut url = url::Url::parse(raw_url.trim())
+        .map_err(|e| template_error("the rendered `url` is not a URL", &e))?;
+    let origin = Origin(url.origin().ascii_serialization());
+    let allowed = match &c.origin {
+        Some(fixed) => *fixed == origin,
+        None => tenant.upstreams.contains(&origin),
+    } && (tenant.upstreams.is_empty() || tenant.upstreams.contains(&origin));
+    if !allowed {
+        return Err(EnrichError::Refused {
+            call: c.name.clone(),
+            origin: origin.0,
+        });
+    }
+    if !c.query.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (k, t) in &c.query {
+            pairs.append_pair(k, &render(&format!("query.{k}"), t)?);
+        }
+    }
+    let mut headers = HeaderMap::new();
+    for (name, t) in &c.headers {
+        let value = render(&format!("headers.{name}"), t)?;
+        let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+            template_error(
+                &format!("headers.{name}"),
+                &"the rendered value is not a valid header value",
+            )
+        })?;
+        headers.insert(name.clone(), value);
+    }
+    let body = match &c.body {
+        Some(node) => Some(
+            serde_json::to_vec(&render_body(node, &render)?)
+                .map_err(|e| template_error("body", &e))?,
+        ),
+        None => None,
+    };
+    Ok(Prepared {
+        url,
+        headers,
+        body,
+        method: c.method.clone(),
+    })
+}
+
+fn render_body(
+    node: &BodyNode<'_>,
+    render: &dyn Fn(&str, &Text<'_>) -> Result<String, EnrichError>,
+) -> Result<serde_json::Value, EnrichError> {
+    Ok(match node {
+        BodyNode::Null => serde_json::Value::Null,
+        BodyNode::Bool(b) => serde_json::Value::Bool(*b),
+        BodyNode::Number(n) => serde_json::Value::Number(n.clone()),
+        BodyNode::Text(t) => serde_json::Value::String(render("body", t)?),
+        BodyNode::List(items) => serde_json::Value::Array(
+            items
+                .iter()
+                .map(|i| render_body(i, render))
+                .collect::<Result<_, _>>()?,
+        ),
+        BodyNode::Map(entries) => serde_json::Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), render_body(v, render)?)))
+                .collect::<Result<_, EnrichError>>()?,
+        ),
+    })
+}
+
+/// For tests and benches: an `Arc` ready to share.
+pub fn shared(cache_bytes: u64) -> Arc<Upstream> {
+    Arc::new(Upstream::new(cache_bytes))
+}
