@@ -228,7 +228,7 @@ impl Upstream {
             } else {
                 EnrichError::Unreachable {
                     call: call(),
-                    detail: e.without_url().to_string(),
+                    detail: error_chain(&e.without_url()),
                 }
             }
         };
@@ -275,6 +275,21 @@ impl Upstream {
             bytes: u32::try_from(buf.len()).unwrap_or(u32::MAX),
         })
     }
+}
+
+/// The error and its causes, e.g. "error sending request: connection refused".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
 }
 
 /// A call's rendered request.

@@ -207,13 +207,15 @@ fn render(dir: &Path, target: &str, request: &Path) -> anyhow::Result<ExitCode> 
             req.client_id, tenant.client_ids
         );
     }
-    match recado::render::render(&found.program, &recado::render::request_context(&req)) {
+    let upstream = recado::enrich::Upstream::new(recado::enrich::DEFAULT_CACHE_BYTES);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    match runtime.block_on(server::produce(&upstream, &tenant, found, &req)) {
         Ok(messages) => {
             println!("{}", serde_json::to_string_pretty(&messages)?);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("{}/{}: {e}", dir.display(), found.file);
+            eprintln!("{}/{e} ({})", dir.display(), e.code());
             Ok(ExitCode::FAILURE)
         }
     }

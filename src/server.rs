@@ -21,7 +21,8 @@ use minijinja::context;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::config::Snapshot;
+use crate::config::{Integration, Snapshot, Tenant};
+use crate::output::Message;
 use crate::enrich::{Upstream, DEFAULT_CACHE_BYTES};
 use crate::error::ApiError;
 use crate::ops::{self, AdminToken};
@@ -196,22 +197,7 @@ async fn pipeline(
         .get(integration)
         .ok_or_else(|| ApiError::UnknownIntegration(integration.to_owned()))?;
 
-    let mut ctx = request_context(&req);
-    if !found.program.borrow_dependent().calls.is_empty() {
-        let answers = app
-            .upstream
-            .run(&tenant, found, &ctx)
-            .await
-            .map_err(|source| ApiError::Upstream {
-                file: found.file.clone(),
-                source,
-            })?;
-        ctx = context! { enrich => answers, ..ctx };
-    }
-    let messages = render(&found.program, &ctx).map_err(|source| ApiError::Render {
-        file: found.file.clone(),
-        source,
-    })?;
+    let messages = produce(&app.upstream, &tenant, found, &req).await?;
     let mut json = Vec::with_capacity(512);
     serde_json::to_writer(&mut json, &messages).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Answer {
@@ -220,6 +206,25 @@ async fn pipeline(
         messages: messages.len(),
         json,
     })
+}
+
+/// enrich → render (+ validate output): the messages `integration` answers
+/// for an authenticated request. Also the dry run of `recado render`.
+pub async fn produce(
+    upstream: &Upstream,
+    tenant: &Tenant,
+    integration: &Integration,
+    req: &PlatformRequest,
+) -> Result<Vec<Message>, ApiError> {
+    let mut ctx = request_context(req);
+    if !integration.program.borrow_dependent().calls.is_empty() {
+        let answers = upstream
+            .run(tenant, integration, &ctx)
+            .await
+            .map_err(|source| ApiError::Upstream { file: integration.file.clone(), source })?;
+        ctx = context! { enrich => answers, ..ctx };
+    }
+    render(&integration.program, &ctx).map_err(|source| ApiError::Render { file: integration.file.clone(), source })
 }
 
 /// The platform sends `application/json`; a body declared as anything else

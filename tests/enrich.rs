@@ -439,3 +439,29 @@ fn a_cycle_between_calls_is_a_load_error_with_its_line() {
         "{errors:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_plano_example_answers_its_expected_array() {
+    use std::io::BufRead;
+    // The shipped stand-in ERP, on a free port instead of its default 8081.
+    let mut erp = std::process::Command::new("python3")
+        .args(["examples/erp.py", "0"])
+        .current_dir(common::repo())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the stand-in ERP");
+    let mut line = String::new();
+    std::io::BufReader::new(erp.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().to_owned();
+    let dir = common::integrations_with(&[]);
+    let plano = dir.path().join("demo/plano.yaml");
+    let text = std::fs::read_to_string(&plano).unwrap().replace("127.0.0.1:8081", &format!("127.0.0.1:{port}"));
+    std::fs::write(&plano, text).unwrap();
+
+    let server = TestServer::start(dir.path()).await;
+    let examples = common::repo().join("examples");
+    let (status, body) = server.post("/hooks/plano?token=demo-token", common::read(examples.join("plano.json"))).await;
+    let _ = erp.kill();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, common::json(examples.join("plano.expected.json")));
+}
