@@ -14,10 +14,12 @@ Needs wrk and taskset (`apt-get install wrk util-linux`). Traffic goes to
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -79,17 +81,44 @@ def wrk(url, duration, connections, body_file):
     return json.loads(line[len("RESULT "):])
 
 
-def scenarios(port):
+ENRICH_CALL = """enrich:
+  erp:
+    method: POST
+    url: "http://127.0.0.1:{upstream}/erp/{{{{ data.pedido }}}}"
+{cache}"""
+BOLETO_MESSAGES = "messages:\n" + (ROOT / "integrations/demo/boleto.yaml").read_text().split("messages:\n", 1)[1] \
+    + "    when: enrich.erp | length > 0\n"
+
+
+def enriched_dir(upstream_port):
+    """The demo tenant plus the boleto workload with one upstream call, cached
+    (`boleto_hit`) and not (`boleto_miss`). The answer is unchanged."""
+    root = Path(tempfile.mkdtemp(prefix="recado-load-")) / "integrations"
+    shutil.copytree(ROOT / "integrations", root)
+    for name, cache in (("boleto_hit", "    cache: 1h\n"), ("boleto_miss", "")):
+        call = ENRICH_CALL.format(upstream=upstream_port, cache=cache)
+        (root / f"demo/{name}.yaml").write_text(call + BOLETO_MESSAGES)
+    return root
+
+
+def scenarios(port, enrich_root):
     """Name, command, URL path, request body, expected answer."""
     expected = json.loads((WORKLOAD / "expected.json").read_text())
     request = WORKLOAD / "request.json"
-    return [
+    recado = [str(ROOT / "target/release/recado"), "serve", "--listen", f"127.0.0.1:{port}", "--dir"]
+    out = [
         ("baseline-hyper", [str(ROOT / "target/peers/release/baseline-hyper"), str(port)],
          "/", request, expected),
-        ("recado", [str(ROOT / "target/release/recado"), "serve", "--listen", f"127.0.0.1:{port}",
-                    "--dir", str(ROOT / "integrations")],
-         "/hooks/boleto?token=demo-token", request, expected),
+        ("recado", recado + [str(ROOT / "integrations")], "/hooks/boleto?token=demo-token", request, expected),
     ]
+    if enrich_root:
+        out += [
+            ("recado-enrich-cache-hit", recado + [str(enrich_root)],
+             "/hooks/boleto_hit?token=demo-token", request, expected),
+            ("recado-enrich-cache-miss", recado + [str(enrich_root)],
+             "/hooks/boleto_miss?token=demo-token", request, expected),
+        ]
+    return out
 
 
 def run_one(name, cmd, path, body_file, expected, port, args):
@@ -122,14 +151,38 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--only", help="comma-separated scenario names (the baseline always runs)")
+    ap.add_argument("--enrich", action="store_true",
+                    help="also the boleto workload with one upstream call, cache hit and miss; the "
+                         "upstream is baseline-hyper on loopback, pinned with wrk to CPU 1")
     args = ap.parse_args()
     if not args.no_build:
         build()
 
+    upstream = None
+    enrich_root = None
+    if args.enrich:
+        up_port = free_port()
+        upstream = subprocess.Popen(["taskset", "-c", "1", str(ROOT / "target/peers/release/baseline-hyper"),
+                                     str(up_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(up_port, upstream)
+        enrich_root = enriched_dir(up_port)
+
     results = {}
+    try:
+        run_rounds(args, enrich_root, results)
+    finally:
+        if upstream:
+            upstream.terminate()
+        if enrich_root:
+            shutil.rmtree(enrich_root.parent, ignore_errors=True)
+    report(args, results)
+    return 0
+
+
+def run_rounds(args, enrich_root, results):
     for rnd in range(args.rounds):
         port = free_port()
-        for name, cmd, path, body, expected in scenarios(port):
+        for name, cmd, path, body, expected in scenarios(port, enrich_root):
             if args.only and name != "baseline-hyper" and name not in args.only.split(","):
                 continue
             r = run_one(name, cmd, path, body, expected, port, args)
@@ -138,6 +191,8 @@ def main():
                   f"p99 {r['p99_us']:6d} us  cpu {r['cpu_us_per_req']:6.2f} us/req  errors {r['errors']}",
                   flush=True)
 
+
+def report(args, results):
     def med(name, key):
         return statistics.median(r[key] for r in results[name])
 
@@ -153,8 +208,13 @@ def main():
         summary[name] = row
         print(f"{name:28s} {row['rps']:10.0f} {row['p50_us']:7.0f} {row['p99_us']:7.0f} "
               f"{row['cpu_us_per_req']:10.2f} {row['rps_ratio']:9.2f} {row['cpu_ratio']:9.2f}")
+    if "recado" in summary:
+        for name in ("recado-enrich-cache-hit", "recado-enrich-cache-miss"):
+            if name in summary:
+                ratio = summary[name]["cpu_us_per_req"] / summary["recado"]["cpu_us_per_req"]
+                summary[name]["cpu_vs_recado"] = ratio
+                print(f"{name}: server CPU per request {ratio:.2f}x recado without enrichment")
     print("RESULT " + json.dumps(summary))
-    return 0
 
 
 if __name__ == "__main__":

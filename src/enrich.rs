@@ -143,12 +143,15 @@ impl Upstream {
                 };
                 let calls: Vec<&CompiledCall<'_>> =
                     compiled.calls.iter().filter(|c| c.level == level).collect();
-                let results = futures_util::future::join_all(
-                    calls
-                        .iter()
-                        .map(|c| self.call(tenant, integration, c, &ctx)),
-                )
-                .await;
+                let results = match calls.as_slice() {
+                    [one] => vec![self.call(tenant, integration, one, &ctx).await],
+                    many => {
+                        futures_util::future::join_all(
+                            many.iter().map(|c| self.call(tenant, integration, c, &ctx)),
+                        )
+                        .await
+                    }
+                };
                 for (call, result) in calls.into_iter().zip(results) {
                     let value = match (result, &call.fallback) {
                         (Ok(v), _) => v,
@@ -180,10 +183,16 @@ impl Upstream {
             None => self.fetch(c, &request, Duration::ZERO).await,
             Some(ttl) => {
                 let key = request.cache_key(&tenant.name);
-                self.cache
-                    .try_get_with(key, self.fetch(c, &request, ttl))
-                    .await
-                    .map_err(|e| (*e).clone())
+                // A plain lookup first: hits are the common case, and cheaper
+                // than setting up a coalesced load.
+                match self.cache.get(&key).await {
+                    Some(hit) => Ok(hit),
+                    None => self
+                        .cache
+                        .try_get_with(key, self.fetch(c, &request, ttl))
+                        .await
+                        .map_err(|e| (*e).clone()),
+                }
             }
         };
         if let Err(e) = &result {

@@ -208,7 +208,9 @@ fn render(dir: &Path, target: &str, request: &Path) -> anyhow::Result<ExitCode> 
         );
     }
     let upstream = recado::enrich::Upstream::new(recado::enrich::DEFAULT_CACHE_BYTES);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     match runtime.block_on(server::produce(&upstream, &tenant, found, &req)) {
         Ok(messages) => {
             println!("{}", serde_json::to_string_pretty(&messages)?);

@@ -22,10 +22,10 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::{Integration, Snapshot, Tenant};
-use crate::output::Message;
 use crate::enrich::{Upstream, DEFAULT_CACHE_BYTES};
 use crate::error::ApiError;
 use crate::ops::{self, AdminToken};
+use crate::output::Message;
 use crate::render::{render, request_context};
 use crate::request::PlatformRequest;
 use crate::tenant::{authenticate, token_from};
@@ -221,10 +221,16 @@ pub async fn produce(
         let answers = upstream
             .run(tenant, integration, &ctx)
             .await
-            .map_err(|source| ApiError::Upstream { file: integration.file.clone(), source })?;
+            .map_err(|source| ApiError::Upstream {
+                file: integration.file.clone(),
+                source,
+            })?;
         ctx = context! { enrich => answers, ..ctx };
     }
-    render(&integration.program, &ctx).map_err(|source| ApiError::Render { file: integration.file.clone(), source })
+    render(&integration.program, &ctx).map_err(|source| ApiError::Render {
+        file: integration.file.clone(),
+        source,
+    })
 }
 
 /// The platform sends `application/json`; a body declared as anything else

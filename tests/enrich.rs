@@ -451,16 +451,25 @@ async fn the_shipped_plano_example_answers_its_expected_array() {
         .spawn()
         .expect("python3 runs the stand-in ERP");
     let mut line = String::new();
-    std::io::BufReader::new(erp.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(erp.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let port = line.trim().rsplit(':').next().unwrap().to_owned();
     let dir = common::integrations_with(&[]);
     let plano = dir.path().join("demo/plano.yaml");
-    let text = std::fs::read_to_string(&plano).unwrap().replace("127.0.0.1:8081", &format!("127.0.0.1:{port}"));
+    let text = std::fs::read_to_string(&plano)
+        .unwrap()
+        .replace("127.0.0.1:8081", &format!("127.0.0.1:{port}"));
     std::fs::write(&plano, text).unwrap();
 
     let server = TestServer::start(dir.path()).await;
     let examples = common::repo().join("examples");
-    let (status, body) = server.post("/hooks/plano?token=demo-token", common::read(examples.join("plano.json"))).await;
+    let (status, body) = server
+        .post(
+            "/hooks/plano?token=demo-token",
+            common::read(examples.join("plano.json")),
+        )
+        .await;
     let _ = erp.kill();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, common::json(examples.join("plano.expected.json")));
