@@ -471,6 +471,7 @@ async fn the_shipped_plano_example_answers_its_expected_array() {
         )
         .await;
     let _ = erp.kill();
+    let _ = erp.wait();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, common::json(examples.join("plano.expected.json")));
 }
