@@ -58,6 +58,20 @@ impl EnrichError {
         }
     }
 
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EnrichError::Unreachable { .. } => "unreachable",
+            EnrichError::Timeout { .. } => "timeout",
+            EnrichError::Status { .. } => "status",
+            EnrichError::NotJson { .. } => "not_json",
+            EnrichError::TooLarge { .. } => "too_large",
+            EnrichError::Refused { .. } => "refused",
+            EnrichError::Template { .. } => "template",
+            EnrichError::Deadline(_) => "deadline",
+        }
+    }
+
     /// Worth another try of an idempotent call: the upstream may be back.
     fn retryable(&self) -> bool {
         match self {
@@ -180,16 +194,18 @@ impl Upstream {
     ) -> Result<Value, EnrichError> {
         let request = prepare(tenant, c, ctx)?;
         let result = match c.cache_ttl {
-            None => self.fetch(c, &request, Duration::ZERO).await,
+            None => self.fetch(tenant, integration, c, &request, Duration::ZERO).await,
             Some(ttl) => {
                 let key = request.cache_key(&tenant.name);
                 // A plain lookup first: hits are the common case, and cheaper
                 // than setting up a coalesced load.
-                match self.cache.get(&key).await {
+                let cached = self.cache.get(&key).await;
+                crate::telemetry::cache_lookup(&tenant.name, cached.is_some());
+                match cached {
                     Some(hit) => Ok(hit),
                     None => self
                         .cache
-                        .try_get_with(key, self.fetch(c, &request, ttl))
+                        .try_get_with(key, self.fetch(tenant, integration, c, &request, ttl))
                         .await
                         .map_err(|e| (*e).clone()),
                 }
@@ -205,13 +221,22 @@ impl Upstream {
     /// errors and 5xx, with exponential backoff.
     async fn fetch(
         &self,
+        tenant: &Tenant,
+        integration: &Integration,
         c: &CompiledCall<'_>,
         request: &Prepared,
         ttl: Duration,
     ) -> Result<Answer, EnrichError> {
         let mut attempt = 0;
         loop {
-            match self.attempt(c, request, ttl).await {
+            let started = std::time::Instant::now();
+            let result = self.attempt(c, request, ttl).await;
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(e) => e.kind(),
+            };
+            crate::telemetry::upstream_call(&tenant.name, &integration.name, &c.name, outcome, started.elapsed());
+            match result {
                 Err(e) if c.idempotent && attempt < c.retries && e.retryable() => {
                     tokio::time::sleep(Duration::from_millis(50) * 2u32.pow(attempt)).await;
                     attempt += 1;

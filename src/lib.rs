@@ -15,4 +15,5 @@ pub mod output;
 pub mod render;
 pub mod request;
 pub mod server;
+pub mod telemetry;
 pub mod tenant;

@@ -57,6 +57,25 @@ struct ServeArgs {
     /// Token for `GET /admin/status`; without it that endpoint is off.
     #[arg(long, env = "RECADO_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, value_enum, default_value = "text", env = "RECADO_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Log contacts' phone numbers and names unmasked (debugging only: they
+    /// are personal data).
+    #[arg(long, env = "RECADO_LOG_PERSONAL_DATA")]
+    log_personal_data: bool,
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish.
+    #[arg(long, default_value = "25s", value_parser = humantime::parse_duration)]
+    shutdown_timeout: std::time::Duration,
+    /// Upper bound of the upstream answer cache, in bytes.
+    #[arg(long, default_value_t = recado::enrich::DEFAULT_CACHE_BYTES)]
+    cache_bytes: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -81,12 +100,16 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Log lines go through a background writer so a slow stderr never stalls
+    // a request; the guard flushes what is left at exit.
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking(std::io::stderr());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+    recado::telemetry::install();
     let snapshot = config::load_dir(&args.dir);
     for e in snapshot.all_errors() {
         tracing::error!(error = %e, "config error; the file is not served");
@@ -124,7 +147,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 }
             });
         }
-        server::serve(listener, state, shutdown_signal()).await?;
+        server::serve(listener, state, shutdown_signal(), args.shutdown_timeout).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -1,6 +1,7 @@
 //! Endpoints for the people who run recado, beside the webhook path:
 //! `GET /healthz` (alive), `GET /readyz` (config loaded) and
-//! `GET /admin/status` (what is loaded, and every config error).
+//! `GET /admin/status` (what is loaded, and every config error) and
+//! `GET /metrics` (Prometheus).
 
 use std::time::SystemTime;
 
@@ -44,6 +45,15 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "no integration loaded\n").into_response()
     }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let handle = crate::telemetry::install();
+    let (entries, bytes) = app.upstream.cache_stats();
+    crate::telemetry::cache_size(entries, bytes);
+    handle.run_upkeep();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }
 
 /// `GET /admin/status` with `Authorization: Bearer <admin token>`.

@@ -28,6 +28,7 @@ use crate::ops::{self, AdminToken};
 use crate::output::Message;
 use crate::render::{render, request_context};
 use crate::request::PlatformRequest;
+use crate::telemetry::RequestRecord;
 use crate::tenant::{authenticate, token_from};
 
 /// Largest request body accepted. The platform's requests are a few hundred
@@ -45,6 +46,9 @@ pub struct AppState {
     pub admin_token: Option<AdminToken>,
     /// The HTTP client and answer cache for enrichment calls.
     pub upstream: Arc<Upstream>,
+    /// Log contacts' phone numbers and names in full (debugging only: they
+    /// are personal data under the LGPD). Masked otherwise.
+    pub log_personal_data: bool,
 }
 
 impl AppState {
@@ -54,16 +58,19 @@ impl AppState {
             body_limit: DEFAULT_BODY_LIMIT,
             admin_token: None,
             upstream: Arc::new(Upstream::new(DEFAULT_CACHE_BYTES)),
+            log_personal_data: false,
         }
     }
 }
 
 pub fn router(state: AppState) -> Router {
+    crate::telemetry::install();
     Router::new()
         .route("/hooks/{integration}", post(hook))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/admin/status", get(ops::status))
+        .route("/metrics", get(ops::metrics))
         .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
@@ -77,7 +84,8 @@ pub fn router(state: AppState) -> Router {
 /// clients from holding connections open forever.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
+/// Serves until `shutdown` resolves, then finishes the requests in flight
+/// for at most `grace`.
 ///
 /// HTTP/1.1 only, served by hyper's http1 connection directly: the platform
 /// speaks plain HTTP/1.1 webhooks, and skipping the version-sniffing
@@ -86,6 +94,7 @@ pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
 ) -> std::io::Result<()> {
     let app = router(state);
     let graceful = GracefulShutdown::new();
@@ -113,68 +122,55 @@ pub async fn serve(
             let _ = conn.await;
         });
     }
+    // Stop accepting, let requests in flight finish (idle keep-alive
+    // connections close at once), but not forever.
     drop(listener);
-    graceful.shutdown().await;
+    tracing::info!(in_flight_connections = graceful.count(), grace = ?grace, "shutting down");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace = ?grace, "requests still in flight after the grace period; closing them");
+    }
     Ok(())
 }
 
 /// `POST /hooks/{integration}`: the platform's scheduled-message webhook.
-async fn hook(
-    State(app): State<AppState>,
-    Path(integration): Path<String>,
-    request: Request,
-) -> Response {
+async fn hook(State(app): State<AppState>, Path(integration): Path<String>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, app.body_limit).await;
     // One snapshot for the whole request, even if a reload lands meanwhile.
     let snapshot = app.config.load_full();
-    let result = pipeline(&app, &snapshot, &integration, &parts, body).await;
-    let elapsed_us = started.elapsed().as_micros() as u64;
+    let mut record = RequestRecord::default();
+    let result = pipeline(&app, &snapshot, &integration, &parts, body, &mut record).await;
     match result {
-        Ok(answer) => {
-            tracing::debug!(
-                request_id = answer.request_id, tenant = %answer.tenant, integration = %integration,
-                status = 200, messages = answer.messages, duration_us = elapsed_us, "answered"
-            );
-            let mut resp = (StatusCode::OK, answer.json).into_response();
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+        Ok(json) => {
+            record.finish(200, None, None, started.elapsed(), app.log_personal_data);
+            let mut resp = (StatusCode::OK, json).into_response();
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             resp
         }
         Err(e) => {
-            tracing::info!(
-                integration = %integration, status = e.status().as_u16(), code = e.code(),
-                duration_us = elapsed_us, error = %e, "refused"
-            );
+            let status = e.status().as_u16();
+            record.finish(status, Some(e.code()), Some(&e), started.elapsed(), app.log_personal_data);
             e.into_response()
         }
     }
 }
 
-/// A successful answer and what the log line says about it.
-struct Answer {
-    tenant: String,
-    request_id: u64,
-    messages: usize,
-    json: Vec<u8>,
-}
-
 /// receive → validate request → tenant → enrich → render (+ validate output) → respond.
+/// Fills `record` in as it goes, for the log line and the metrics.
 async fn pipeline(
     app: &AppState,
     snapshot: &Snapshot,
     integration: &str,
     parts: &Parts,
     body: Result<Bytes, axum::Error>,
-) -> Result<Answer, ApiError> {
+    record: &mut RequestRecord,
+) -> Result<Vec<u8>, ApiError> {
     let limit = app.body_limit;
     check_content_type(&parts.headers)?;
     let body = body.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-        {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
             ApiError::PayloadTooLarge { limit }
         } else {
             ApiError::InvalidRequest(crate::request::RequestError {
@@ -184,28 +180,25 @@ async fn pipeline(
         }
     })?;
     let req = PlatformRequest::parse(&body)?;
+    record.request_id = Some(req.id.0);
+    record.contact_key = Some(req.contact.key.clone());
+    record.contact_name = Some(req.contact.name.clone());
 
-    let authorization = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let token = token_from(authorization, parts.uri.query());
-    let tenant =
-        authenticate(snapshot, req.client_id.0, token.as_deref()).ok_or(ApiError::Unauthorized)?;
+    let tenant = authenticate(snapshot, req.client_id.0, token.as_deref()).ok_or(ApiError::Unauthorized)?;
+    record.tenant = Some(tenant.name.clone());
     let found = tenant
         .integrations
         .get(integration)
         .ok_or_else(|| ApiError::UnknownIntegration(integration.to_owned()))?;
+    record.integration = Some(found.name.clone());
 
     let messages = produce(&app.upstream, &tenant, found, &req).await?;
+    record.messages = Some(messages.len());
     let mut json = Vec::with_capacity(512);
     serde_json::to_writer(&mut json, &messages).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Answer {
-        tenant: tenant.name.clone(),
-        request_id: req.id.0,
-        messages: messages.len(),
-        json,
-    })
+    Ok(json)
 }
 
 /// enrich → render (+ validate output): the messages `integration` answers

@@ -168,6 +168,7 @@ fn log_changes(prev: &Snapshot, next: &Snapshot, took: Duration) {
             })
             .count();
     }
+    crate::telemetry::reloaded(next.tenants.len(), next.integration_count(), now.len());
     tracing::info!(
         generation = next.generation,
         tenants = next.tenants.len(),

@@ -29,9 +29,14 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, state.clone(), async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(server::serve(
+            listener,
+            state.clone(),
+            async {
+                let _ = stopped.await;
+            },
+            std::time::Duration::from_secs(5),
+        ));
         TestServer {
             addr,
             client: reqwest::Client::new(),
