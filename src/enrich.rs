@@ -126,8 +126,10 @@ impl Upstream {
         Upstream { client, cache }
     }
 
-    /// Entries and weighted size, for metrics.
-    pub fn cache_stats(&self) -> (u64, u64) {
+    /// Entries and weighted size (bytes), for metrics.
+    pub async fn cache_stats(&self) -> (u64, u64) {
+        // moka applies inserts and evictions lazily; settle them first.
+        self.cache.run_pending_tasks().await;
         (self.cache.entry_count(), self.cache.weighted_size())
     }
 
@@ -194,7 +196,10 @@ impl Upstream {
     ) -> Result<Value, EnrichError> {
         let request = prepare(tenant, c, ctx)?;
         let result = match c.cache_ttl {
-            None => self.fetch(tenant, integration, c, &request, Duration::ZERO).await,
+            None => {
+                self.fetch(tenant, integration, c, &request, Duration::ZERO)
+                    .await
+            }
             Some(ttl) => {
                 let key = request.cache_key(&tenant.name);
                 // A plain lookup first: hits are the common case, and cheaper
@@ -235,7 +240,13 @@ impl Upstream {
                 Ok(_) => "ok",
                 Err(e) => e.kind(),
             };
-            crate::telemetry::upstream_call(&tenant.name, &integration.name, &c.name, outcome, started.elapsed());
+            crate::telemetry::upstream_call(
+                &tenant.name,
+                &integration.name,
+                &c.name,
+                outcome,
+                started.elapsed(),
+            );
             match result {
                 Err(e) if c.idempotent && attempt < c.retries && e.retryable() => {
                     tokio::time::sleep(Duration::from_millis(50) * 2u32.pow(attempt)).await;

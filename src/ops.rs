@@ -50,10 +50,14 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(app): State<AppState>) -> Response {
     let handle = crate::telemetry::install();
-    let (entries, bytes) = app.upstream.cache_stats();
+    let (entries, bytes) = app.upstream.cache_stats().await;
     crate::telemetry::cache_size(entries, bytes);
     handle.run_upkeep();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
 }
 
 /// `GET /admin/status` with `Authorization: Bearer <admin token>`.

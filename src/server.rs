@@ -126,14 +126,21 @@ pub async fn serve(
     // connections close at once), but not forever.
     drop(listener);
     tracing::info!(in_flight_connections = graceful.count(), grace = ?grace, "shutting down");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(grace = ?grace, "requests still in flight after the grace period; closing them");
     }
     Ok(())
 }
 
 /// `POST /hooks/{integration}`: the platform's scheduled-message webhook.
-async fn hook(State(app): State<AppState>, Path(integration): Path<String>, request: Request) -> Response {
+async fn hook(
+    State(app): State<AppState>,
+    Path(integration): Path<String>,
+    request: Request,
+) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, app.body_limit).await;
@@ -145,13 +152,21 @@ async fn hook(State(app): State<AppState>, Path(integration): Path<String>, requ
         Ok(json) => {
             record.finish(200, None, None, started.elapsed(), app.log_personal_data);
             let mut resp = (StatusCode::OK, json).into_response();
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             resp
         }
         Err(e) => {
             let status = e.status().as_u16();
-            record.finish(status, Some(e.code()), Some(&e), started.elapsed(), app.log_personal_data);
+            record.finish(
+                status,
+                Some(e.code()),
+                Some(&e),
+                started.elapsed(),
+                app.log_personal_data,
+            );
             e.into_response()
         }
     }
@@ -170,7 +185,8 @@ async fn pipeline(
     let limit = app.body_limit;
     check_content_type(&parts.headers)?;
     let body = body.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        {
             ApiError::PayloadTooLarge { limit }
         } else {
             ApiError::InvalidRequest(crate::request::RequestError {
@@ -184,9 +200,13 @@ async fn pipeline(
     record.contact_key = Some(req.contact.key.clone());
     record.contact_name = Some(req.contact.name.clone());
 
-    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let token = token_from(authorization, parts.uri.query());
-    let tenant = authenticate(snapshot, req.client_id.0, token.as_deref()).ok_or(ApiError::Unauthorized)?;
+    let tenant =
+        authenticate(snapshot, req.client_id.0, token.as_deref()).ok_or(ApiError::Unauthorized)?;
     record.tenant = Some(tenant.name.clone());
     let found = tenant
         .integrations

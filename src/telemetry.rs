@@ -10,7 +10,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets (seconds): webhook answers are sub-millisecond unless an
 /// upstream call is involved.
-const BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 /// Installs the process-wide Prometheus recorder (once) and returns its handle.
 pub fn install() -> &'static PrometheusHandle {
@@ -40,7 +42,14 @@ pub struct RequestRecord {
 
 impl RequestRecord {
     /// Records the request's metrics and writes its log line.
-    pub fn finish(&self, status: u16, code: Option<&str>, error: Option<&dyn std::fmt::Display>, took: Duration, personal_data: bool) {
+    pub fn finish(
+        &self,
+        status: u16,
+        code: Option<&str>,
+        error: Option<&dyn std::fmt::Display>,
+        took: Duration,
+        personal_data: bool,
+    ) {
         let tenant = self.tenant.as_deref().unwrap_or("-").to_owned();
         let integration = self.integration.as_deref().unwrap_or("-").to_owned();
         counter!("recado_requests_total", "tenant" => tenant.clone(), "integration" => integration.clone(), "status" => status.to_string())
@@ -48,8 +57,20 @@ impl RequestRecord {
         histogram!("recado_request_duration_seconds", "tenant" => tenant.clone(), "integration" => integration.clone())
             .record(took.as_secs_f64());
 
-        let key = self.contact_key.as_deref().map(|k| if personal_data { k.to_owned() } else { mask_phone(k) });
-        let name = self.contact_name.as_deref().map(|n| if personal_data { n.to_owned() } else { mask_name(n) });
+        let key = self.contact_key.as_deref().map(|k| {
+            if personal_data {
+                k.to_owned()
+            } else {
+                mask_phone(k)
+            }
+        });
+        let name = self.contact_name.as_deref().map(|n| {
+            if personal_data {
+                n.to_owned()
+            } else {
+                mask_name(n)
+            }
+        });
         tracing::info!(
             target: "recado::access",
             request_id = self.request_id,
@@ -71,20 +92,38 @@ impl RequestRecord {
 /// support conversation, not enough to call them (LGPD).
 pub fn mask_phone(key: &str) -> String {
     let n = key.chars().count();
-    key.chars().enumerate().map(|(i, c)| if i + 4 < n { '*' } else { c }).collect()
+    key.chars()
+        .enumerate()
+        .map(|(i, c)| if i + 4 < n { '*' } else { c })
+        .collect()
 }
 
 /// `João da Silva` → `J*** d* S****`.
 pub fn mask_name(name: &str) -> String {
     name.split(' ')
-        .map(|w| w.chars().enumerate().map(|(i, c)| if i == 0 { c } else { '*' }).collect::<String>())
+        .map(|w| {
+            w.chars()
+                .enumerate()
+                .map(|(i, c)| if i == 0 { c } else { '*' })
+                .collect::<String>()
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
 
 /// One upstream call attempt.
-pub fn upstream_call(tenant: &str, integration: &str, call: &str, outcome: &'static str, took: Duration) {
-    let labels = [("tenant", tenant.to_owned()), ("integration", integration.to_owned()), ("call", call.to_owned())];
+pub fn upstream_call(
+    tenant: &str,
+    integration: &str,
+    call: &str,
+    outcome: &'static str,
+    took: Duration,
+) {
+    let labels = [
+        ("tenant", tenant.to_owned()),
+        ("integration", integration.to_owned()),
+        ("call", call.to_owned()),
+    ];
     counter!("recado_upstream_calls_total", &labels).increment(1);
     if outcome != "ok" {
         let mut with_outcome = labels.to_vec();
@@ -95,7 +134,11 @@ pub fn upstream_call(tenant: &str, integration: &str, call: &str, outcome: &'sta
 }
 
 pub fn cache_lookup(tenant: &str, hit: bool) {
-    let name = if hit { "recado_cache_hits_total" } else { "recado_cache_misses_total" };
+    let name = if hit {
+        "recado_cache_hits_total"
+    } else {
+        "recado_cache_misses_total"
+    };
     counter!(name, "tenant" => tenant.to_owned()).increment(1);
 }
 
