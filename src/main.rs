@@ -36,6 +36,12 @@ enum Command {
         #[arg(default_value = "integrations")]
         dir: PathBuf,
     },
+    /// Print the JSON Schema of integration files (or of `tenant.yaml`), for
+    /// editors: see the README for the YAML language server.
+    Schema {
+        #[arg(value_enum, default_value = "integration")]
+        kind: SchemaKind,
+    },
     /// Dry run: print the messages TENANT/INTEGRATION would answer for the
     /// request body in REQUEST (a JSON file, `-` for stdin).
     Render {
@@ -73,6 +79,12 @@ struct ServeArgs {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum SchemaKind {
+    Integration,
+    Tenant,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -84,6 +96,17 @@ fn main() -> ExitCode {
         None => serve(ServeArgs::parse_from(["recado"])),
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Check { dir }) => check(&dir),
+        Some(Command::Schema { kind }) => {
+            let schema = match kind {
+                SchemaKind::Integration => config::schema::integration(),
+                SchemaKind::Tenant => config::schema::tenant(),
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).expect("a schema is JSON")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Render {
             target,
             request,

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -18,7 +19,7 @@ use serde::{Deserialize, Deserializer};
 use super::secret::Secret;
 
 /// `integrations/<tenant>/tenant.yaml`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSpec {
     /// The platform's `clientId`s that belong to this tenant.
@@ -127,7 +128,7 @@ impl<'de> Deserialize<'de> for TokenSpec {
 }
 
 /// `integrations/<tenant>/<integration>.yaml`: what one webhook URL answers.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationSpec {
     /// Free text for the people who maintain the file.
@@ -249,7 +250,7 @@ pub struct CallSpec {
     pub deps: BTreeSet<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
     Get,
@@ -267,7 +268,7 @@ impl HttpMethod {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnError {
     /// The whole request fails; the platform sends nothing.
@@ -277,29 +278,44 @@ pub enum OnError {
     Fallback,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawCall {
+#[schemars(rename = "CallFields")]
+pub(crate) struct RawCall {
+    /// HTTP method; default GET.
     #[serde(default)]
     method: Option<HttpMethod>,
+    /// The URL; `scheme://host[:port]` must be plain text unless the tenant
+    /// lists `upstreams`. Request data may fill in the path.
     url: TemplateSrc,
+    /// Query parameters, added to the URL (values are templates).
     #[serde(default)]
     query: BTreeMap<String, TemplateSrc>,
+    /// Request headers (values are templates; `secrets.<name>` is readable).
     #[serde(default)]
     headers: BTreeMap<String, TemplateSrc>,
+    /// A JSON body; its string values are templates.
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     body: Option<serde_yaml::Value>,
+    /// Per attempt; default 2s.
     #[serde(default)]
     timeout: Option<DurationSpec>,
+    /// Extra attempts on connection errors and 5xx (GET, PUT, DELETE, HEAD); at most 5.
     #[serde(default)]
     retries: Option<u32>,
+    /// Keep a successful answer this long (`30s`, `5m`); no caching without it.
     #[serde(default)]
     cache: Option<DurationSpec>,
+    /// Largest answer accepted, in bytes; default 1 MiB.
     #[serde(default)]
     max_bytes: Option<usize>,
+    /// What a failure means: `fail` (default: nothing is sent) or `fallback`.
     #[serde(default)]
     on_error: Option<OnError>,
+    /// The answer to use when the call fails, with `on_error: fallback`.
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     fallback: Option<serde_yaml::Value>,
 }
 
@@ -477,7 +493,7 @@ impl QrKind {
 
 /// An official-API template. The operator lists values; recado numbers the
 /// `index`es, so they can never be out of order or duplicated.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateContent {
     pub name: TemplateSrc,
@@ -494,23 +510,32 @@ pub struct TemplateContent {
     pub buttons: Vec<Option<TemplateSrc>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawMessage {
+#[schemars(rename = "MessageFields")]
+pub(crate) struct RawMessage {
+    /// Send this message only if the expression is true, e.g. `data.vencido`.
     #[serde(default)]
     when: Option<ExprSrc>,
+    /// Send one message per item of this list, e.g. `data.boletos`.
     #[serde(default)]
     for_each: Option<ExprSrc>,
+    /// The item's name inside the message (default `item`).
     #[serde(default, rename = "as")]
     as_name: Option<String>,
+    /// A text message (at most 4096 characters).
     #[serde(default)]
     text: Option<TemplateSrc>,
+    /// A file, by absolute http(s) URL.
     #[serde(default)]
     file: Option<TemplateSrc>,
+    /// An image, by absolute http(s) URL.
     #[serde(default)]
     image: Option<TemplateSrc>,
+    /// An audio file, by absolute http(s) URL.
     #[serde(default)]
     audio: Option<TemplateSrc>,
+    /// An official-API template.
     #[serde(default)]
     template: Option<TemplateContent>,
 }
