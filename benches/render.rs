@@ -37,12 +37,12 @@ fn boleto(c: &mut Criterion) {
         }
     }
     c.bench_function("render_boleto", |b| {
-        b.iter(|| render(program, black_box(&ctx)).unwrap())
+        b.iter(|| render(program, black_box(&ctx), 50).unwrap())
     });
     c.bench_function("body_to_answer", |b| {
         b.iter(|| {
             let req = PlatformRequest::parse(black_box(&body)).unwrap();
-            let messages = render(program, &request_context(&req)).unwrap();
+            let messages = render(program, &request_context(&req), 50).unwrap();
             serde_json::to_vec(&messages).unwrap()
         })
     });

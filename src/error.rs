@@ -44,6 +44,21 @@ pub enum ApiError {
     /// upstream call failed and declared no fallback.
     #[error("{file}: {source}")]
     Upstream { file: String, source: EnrichError },
+    /// 422: the answer is larger than the tenant's `max_output_bytes`.
+    #[error(
+        "{file}: the answer would be {size} bytes; the tenant's `max_output_bytes` is {limit}"
+    )]
+    OutputTooLarge {
+        file: String,
+        size: usize,
+        limit: usize,
+    },
+    /// 429: the tenant already has `concurrency` requests in flight.
+    #[error("this tenant has too many requests in flight; retry shortly")]
+    Busy,
+    /// 504: the request took longer than the tenant's `deadline`.
+    #[error("the request took longer than {0:?}")]
+    Timeout(std::time::Duration),
     /// 500: a bug in recado.
     #[error("internal error: {0}")]
     Internal(String),
@@ -58,7 +73,11 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::UnknownIntegration(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Render { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Render { .. } | ApiError::OutputTooLarge { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Busy => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Upstream { source, .. } => match source {
                 EnrichError::Timeout { .. } | EnrichError::Deadline(_) => {
                     StatusCode::GATEWAY_TIMEOUT
@@ -89,6 +108,13 @@ impl ApiError {
                 source: RenderError::Output { .. },
                 ..
             } => "invalid_output",
+            ApiError::Render {
+                source: RenderError::TooManyMessages { .. },
+                ..
+            }
+            | ApiError::OutputTooLarge { .. } => "output_too_large",
+            ApiError::Busy => "tenant_busy",
+            ApiError::Timeout(_) => "request_timeout",
             ApiError::Upstream { source, .. } => match source {
                 EnrichError::Unreachable { .. } => "upstream_unreachable",
                 EnrichError::Timeout { .. } => "upstream_timeout",
@@ -129,6 +155,7 @@ impl ApiError {
             ApiError::Upstream { file, source } => {
                 (call_path, Some(file.as_str()), source.to_string())
             }
+            ApiError::OutputTooLarge { file, .. } => (None, Some(file.as_str()), self.to_string()),
             other => (None, None, other.to_string()),
         };
         ErrorBody {
@@ -147,6 +174,7 @@ fn render_message(e: &RenderError) -> String {
     match e {
         RenderError::Template { detail, .. } => detail.clone(),
         RenderError::Output { violation, .. } => violation.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -180,6 +208,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if matches!(self, ApiError::Busy) {
+            // One second: a scheduled message is not urgent, and the flood
+            // that filled the slots is usually short.
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         resp
     }
 }

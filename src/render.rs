@@ -24,6 +24,9 @@ pub enum RenderError {
     /// A template or expression failed on this request's data.
     #[error("{path}: {detail}")]
     Template { path: String, detail: String },
+    /// More messages than the tenant's `max_messages`.
+    #[error("the answer would have more than {limit} messages (the tenant's `max_messages`)")]
+    TooManyMessages { limit: usize },
     /// A rendered value breaks the platform's contract or WhatsApp's limits.
     #[error("{path}.{}: {}", violation.field, violation.reason)]
     Output { path: String, violation: Violation },
@@ -34,6 +37,7 @@ impl RenderError {
     pub fn path(&self) -> &str {
         match self {
             RenderError::Template { path, .. } | RenderError::Output { path, .. } => path,
+            RenderError::TooManyMessages { .. } => "messages",
         }
     }
 }
@@ -107,12 +111,17 @@ impl Object for ContactVars {
     }
 }
 
-/// Renders every message of `program` for the request context `ctx`.
-pub fn render(program: &Program, ctx: &Value) -> Result<Vec<Message>, RenderError> {
+/// Renders every message of `program` for the request context `ctx`; at
+/// most `max_messages` of them (a `for_each` over a huge list stops there).
+pub fn render(
+    program: &Program,
+    ctx: &Value,
+    max_messages: usize,
+) -> Result<Vec<Message>, RenderError> {
     let messages = &program.borrow_dependent().messages;
     let mut out = Vec::with_capacity(messages.len());
     for (i, msg) in messages.iter().enumerate() {
-        render_message(i, msg, ctx, &mut out)?;
+        render_message(i, msg, ctx, &mut out, max_messages)?;
     }
     Ok(out)
 }
@@ -122,8 +131,10 @@ fn render_message(
     msg: &CompiledMessage<'_>,
     ctx: &Value,
     out: &mut Vec<Message>,
+    max_messages: usize,
 ) -> Result<(), RenderError> {
     let loc = Loc { index, item: None };
+    let full = |out: &Vec<Message>| out.len() >= max_messages;
     if let Some(when) = &msg.when {
         let keep = when
             .eval(ctx)
@@ -133,6 +144,11 @@ fn render_message(
         }
     }
     let Some((list, var)) = &msg.for_each else {
+        if full(out) {
+            return Err(RenderError::TooManyMessages {
+                limit: max_messages,
+            });
+        }
         return emit(loc, &msg.content, ctx, out);
     };
     let items = list
@@ -140,6 +156,11 @@ fn render_message(
         .and_then(|items| items.try_iter())
         .map_err(|e| template_error(loc, Field::ForEach, &e))?;
     for (n, item) in items.enumerate() {
+        if full(out) {
+            return Err(RenderError::TooManyMessages {
+                limit: max_messages,
+            });
+        }
         let item_ctx = context! { ..Value::from_pairs([(var.as_str(), item)]), ..ctx.clone() };
         emit(
             Loc {

@@ -214,10 +214,32 @@ async fn pipeline(
         .ok_or_else(|| ApiError::UnknownIntegration(integration.to_owned()))?;
     record.integration = Some(found.name.clone());
 
-    let messages = produce(&app.upstream, &tenant, found, &req).await?;
+    if body.len() > tenant.limits.max_body_bytes {
+        return Err(ApiError::PayloadTooLarge {
+            limit: tenant.limits.max_body_bytes,
+        });
+    }
+    // Each tenant has its own slots: one tenant's flood waits on its own
+    // limit and never takes the others' capacity.
+    let _slot = tenant
+        .in_flight
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Busy)?;
+    let deadline = tenant.limits.deadline;
+    let messages = tokio::time::timeout(deadline, produce(&app.upstream, &tenant, found, &req))
+        .await
+        .map_err(|_| ApiError::Timeout(deadline))??;
     record.messages = Some(messages.len());
     let mut json = Vec::with_capacity(512);
     serde_json::to_writer(&mut json, &messages).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if json.len() > tenant.limits.max_output_bytes {
+        return Err(ApiError::OutputTooLarge {
+            file: found.file.clone(),
+            size: json.len(),
+            limit: tenant.limits.max_output_bytes,
+        });
+    }
     Ok(json)
 }
 
@@ -240,9 +262,11 @@ pub async fn produce(
             })?;
         ctx = context! { enrich => answers, ..ctx };
     }
-    render(&integration.program, &ctx).map_err(|source| ApiError::Render {
-        file: integration.file.clone(),
-        source,
+    render(&integration.program, &ctx, tenant.limits.max_messages).map_err(|source| {
+        ApiError::Render {
+            file: integration.file.clone(),
+            source,
+        }
     })
 }
 

@@ -19,7 +19,14 @@ use crate::filters;
 pub struct CompileOptions {
     /// IANA zone used by the date filters.
     pub timezone: String,
+    /// minijinja fuel per render: a runaway loop stops with an error instead
+    /// of holding a worker.
+    pub fuel: u64,
 }
+
+/// Default template fuel: far above what a real message needs (the boleto
+/// workload uses under 100), far below what could hold a worker for long.
+pub const DEFAULT_FUEL: u64 = 50_000;
 
 self_cell::self_cell!(
     /// The environment owns the compiled templates; the messages hold handles
@@ -133,6 +140,7 @@ pub fn environment(opts: &CompileOptions) -> Environment<'static> {
     env.add_global("DATETIME_FORMAT", "%d/%m/%Y %H:%M");
     env.add_global("TIME_FORMAT", "%H:%M");
     env.add_global("TIMEZONE", Value::from(opts.timezone.clone()));
+    env.set_fuel(Some(opts.fuel));
     env
 }
 

@@ -101,7 +101,48 @@ pub struct Tenant {
     pub secrets: Secrets,
     /// `upstreams:`; when not empty, the only origins calls may reach.
     pub upstreams: Vec<Origin>,
+    pub limits: Limits,
+    /// Permits for this tenant's requests in flight. Carried over a reload
+    /// while the limit is unchanged, so requests in flight keep counting.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
     opts: CompileOptions,
+}
+
+/// A tenant's limits, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub concurrency: u32,
+    pub deadline: std::time::Duration,
+    pub max_messages: usize,
+    pub max_output_bytes: usize,
+}
+
+impl Limits {
+    pub const DEFAULT: Limits = Limits {
+        max_body_bytes: 256 * 1024,
+        concurrency: 64,
+        deadline: std::time::Duration::from_secs(10),
+        max_messages: 50,
+        max_output_bytes: 64 * 1024,
+    };
+
+    fn from_spec(spec: &spec::LimitsSpec) -> Limits {
+        let d = Limits::DEFAULT;
+        Limits {
+            max_body_bytes: spec.max_body_bytes.unwrap_or(d.max_body_bytes),
+            concurrency: spec.concurrency.unwrap_or(d.concurrency).max(1),
+            deadline: spec.deadline.map_or(d.deadline, |x| x.0),
+            max_messages: spec.max_messages.unwrap_or(d.max_messages),
+            max_output_bytes: spec.max_output_bytes.unwrap_or(d.max_output_bytes),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::DEFAULT
+    }
 }
 
 /// The tenant's secrets as a template value. `Debug` never shows them.
@@ -285,6 +326,7 @@ pub fn load_tenant_from(
             secrets: p.secrets.clone(),
             upstreams: p.upstreams.clone(),
             opts: p.opts.clone(),
+            limits: p.limits.clone(),
         },
         None => match parse_tenant(&bytes, &tenant_rel) {
             Ok(s) => s,
@@ -373,8 +415,15 @@ pub fn load_tenant_from(
         integrations,
         hash,
         loaded_at: SystemTime::now(),
+        in_flight: match prev.filter(|p| p.limits.concurrency == settings.limits.concurrency) {
+            Some(p) => p.in_flight.clone(),
+            None => Arc::new(tokio::sync::Semaphore::new(
+                settings.limits.concurrency as usize,
+            )),
+        },
         secrets: settings.secrets,
         upstreams: settings.upstreams,
+        limits: settings.limits,
         opts: settings.opts,
     };
     (Some(Arc::new(tenant)), errors)
@@ -386,6 +435,7 @@ struct TenantSettings {
     secrets: Secrets,
     upstreams: Vec<Origin>,
     opts: CompileOptions,
+    limits: Limits,
 }
 
 fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> {
@@ -415,7 +465,9 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
         upstreams: spec.upstreams,
         opts: CompileOptions {
             timezone: spec.timezone.0,
+            fuel: spec.limits.fuel.unwrap_or(compile::DEFAULT_FUEL),
         },
+        limits: Limits::from_spec(&spec.limits),
     })
 }
 

@@ -36,6 +36,33 @@ pub struct TenantSpec {
     /// set, every call must target one of them.
     #[serde(default)]
     pub upstreams: Vec<Origin>,
+    /// Overrides of the per-tenant limits (see `docs/integrations.md`).
+    #[serde(default)]
+    pub limits: LimitsSpec,
+}
+
+/// Per-tenant limits; anything left out keeps its default.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Largest request body, in bytes (at most the server's `--body-limit`).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// Requests of this tenant served at once; more get 429 with Retry-After.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// Longest time one request may take, upstream calls included.
+    #[serde(default)]
+    pub deadline: Option<DurationSpec>,
+    /// Template fuel: bounds the work one template may do (loops, calls).
+    #[serde(default)]
+    pub fuel: Option<u64>,
+    /// Most messages one answer may have.
+    #[serde(default)]
+    pub max_messages: Option<usize>,
+    /// Largest answer, in bytes of JSON.
+    #[serde(default)]
+    pub max_output_bytes: Option<usize>,
 }
 
 /// A secret as written in `tenant.yaml` (literal, `${env:NAME}`, `${file:PATH}`).
