@@ -25,6 +25,7 @@ fn boleto(c: &mut Criterion) {
     {
         let env = recado::config::compile::environment(&recado::config::compile::CompileOptions {
             timezone: "America/Sao_Paulo".into(),
+            fuel: recado::config::compile::DEFAULT_FUEL,
         });
         for (name, src) in [
             ("tpl_var", "{{ data.boleto_url }}"),
