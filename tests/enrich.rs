@@ -36,11 +36,12 @@ async fn behave(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> axum::response::Response {
-    *up.hits
-        .lock()
-        .unwrap()
-        .entry(format!("{kind}/{id}"))
-        .or_default() += 1;
+    let hit = {
+        let mut hits = up.hits.lock().unwrap();
+        let n = hits.entry(format!("{kind}/{id}")).or_default();
+        *n += 1;
+        *n
+    };
     if let Some(ms) = q.get("delay_ms") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
     }
@@ -48,7 +49,7 @@ async fn behave(
         == Some(&format!("Bearer {SECRET}"));
     match kind.as_str() {
         "customer" if authorized => {
-            axum::Json(json!({"id": id, "plan": "ouro", "tenant_hint": q.get("t")})).into_response()
+            axum::Json(json!({"id": id, "plan": "ouro", "hit": hit})).into_response()
         }
         "customer" => (StatusCode::UNAUTHORIZED, "no").into_response(),
         "orders" => axum::Json(json!({"count": 3, "of": id})).into_response(),
