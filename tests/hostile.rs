@@ -297,7 +297,7 @@ async fn hostile_requests_get_their_documented_errors_while_good_ones_succeed() 
     // Data is text: nothing in it was evaluated.
     let (_, text) = send(
         &server,
-        &cases.iter().find(|c| c.name == "template in data").unwrap(),
+        cases.iter().find(|c| c.name == "template in data").unwrap(),
     )
     .await;
     assert!(
