@@ -197,8 +197,9 @@ async fn pipeline(
     })?;
     let req = PlatformRequest::parse(&body)?;
     record.request_id = Some(req.id.0);
-    record.contact_key = Some(req.contact.key.clone());
-    record.contact_name = Some(req.contact.name.clone());
+    if crate::telemetry::access_log_enabled() {
+        record.contact = Some((req.contact.key.clone(), req.contact.name.clone()));
+    }
 
     let authorization = parts
         .headers
@@ -207,12 +208,12 @@ async fn pipeline(
     let token = token_from(authorization, parts.uri.query());
     let tenant =
         authenticate(snapshot, req.client_id.0, token.as_deref()).ok_or(ApiError::Unauthorized)?;
-    record.tenant = Some(tenant.name.clone());
+    record.tenant = Some(tenant.clone());
     let found = tenant
         .integrations
         .get(integration)
         .ok_or_else(|| ApiError::UnknownIntegration(integration.to_owned()))?;
-    record.integration = Some(found.name.clone());
+    record.integration = Some(found.clone());
 
     if body.len() > tenant.limits.max_body_bytes {
         return Err(ApiError::PayloadTooLarge {

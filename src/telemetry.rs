@@ -5,8 +5,12 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use std::sync::Arc;
+
+use metrics::{counter, gauge, histogram, Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::config::{Integration, Tenant};
 
 /// Latency buckets (seconds): webhook answers are sub-millisecond unless an
 /// upstream call is involved.
@@ -31,13 +35,43 @@ pub fn install() -> &'static PrometheusHandle {
 #[derive(Debug, Default)]
 pub struct RequestRecord {
     pub request_id: Option<u64>,
-    pub tenant: Option<String>,
-    /// Only set when the tenant has an integration of that name: a label
-    /// must never take a value an outsider chose.
-    pub integration: Option<String>,
+    pub tenant: Option<Arc<Tenant>>,
+    /// Only set when the tenant has that integration: a label must never take
+    /// a value an outsider chose.
+    pub integration: Option<Arc<Integration>>,
     pub messages: Option<usize>,
-    pub contact_key: Option<String>,
-    pub contact_name: Option<String>,
+    /// The contact's phone number and name; only kept when the access log
+    /// is on.
+    pub contact: Option<(String, String)>,
+}
+
+/// Is the per-request line on (`RUST_LOG` at `info` for `recado::access`)?
+pub fn access_log_enabled() -> bool {
+    tracing::enabled!(target: "recado::access", tracing::Level::INFO)
+}
+
+/// Metric handles of one integration's successful requests, registered once
+/// (a labelled lookup per request would cost more than the rest of the
+/// bookkeeping together).
+#[derive(Debug)]
+pub struct IntegrationMetrics {
+    ok: Counter,
+    duration: Histogram,
+}
+
+impl IntegrationMetrics {
+    pub fn new(tenant: &str, integration: &str) -> IntegrationMetrics {
+        let labels = [
+            ("tenant", tenant.to_owned()),
+            ("integration", integration.to_owned()),
+        ];
+        let mut with_status = labels.to_vec();
+        with_status.push(("status", "200".to_owned()));
+        IntegrationMetrics {
+            ok: counter!("recado_requests_total", &with_status),
+            duration: histogram!("recado_request_duration_seconds", &labels),
+        }
+    }
 }
 
 impl RequestRecord {
@@ -50,38 +84,46 @@ impl RequestRecord {
         took: Duration,
         personal_data: bool,
     ) {
-        let tenant = self.tenant.as_deref().unwrap_or("-").to_owned();
-        let integration = self.integration.as_deref().unwrap_or("-").to_owned();
-        counter!("recado_requests_total", "tenant" => tenant.clone(), "integration" => integration.clone(), "status" => status.to_string())
-            .increment(1);
-        histogram!("recado_request_duration_seconds", "tenant" => tenant.clone(), "integration" => integration.clone())
-            .record(took.as_secs_f64());
+        let tenant = self.tenant.as_deref().map_or("-", |t| t.name.as_str());
+        let integration = self.integration.as_deref().map_or("-", |i| i.name.as_str());
+        match (&self.integration, status) {
+            (Some(i), 200) => {
+                let m = i
+                    .metrics
+                    .get_or_init(|| IntegrationMetrics::new(tenant, &i.name));
+                m.ok.increment(1);
+                m.duration.record(took.as_secs_f64());
+            }
+            _ => {
+                let labels = [
+                    ("tenant", tenant.to_owned()),
+                    ("integration", integration.to_owned()),
+                ];
+                let mut with_status = labels.to_vec();
+                with_status.push(("status", status.to_string()));
+                counter!("recado_requests_total", &with_status).increment(1);
+                histogram!("recado_request_duration_seconds", &labels).record(took.as_secs_f64());
+            }
+        }
 
-        let key = self.contact_key.as_deref().map(|k| {
+        let shown = |masked: fn(&str) -> String, s: &str| {
             if personal_data {
-                k.to_owned()
+                s.to_owned()
             } else {
-                mask_phone(k)
+                masked(s)
             }
-        });
-        let name = self.contact_name.as_deref().map(|n| {
-            if personal_data {
-                n.to_owned()
-            } else {
-                mask_name(n)
-            }
-        });
+        };
         tracing::info!(
             target: "recado::access",
             request_id = self.request_id,
-            tenant = %tenant,
-            integration = %integration,
+            tenant,
+            integration,
             status,
             code,
             duration_us = took.as_micros() as u64,
             messages = self.messages,
-            contact_key = key.as_deref(),
-            contact_name = name.as_deref(),
+            contact_key = self.contact.as_ref().map(|(k, _)| shown(mask_phone, k)),
+            contact_name = self.contact.as_ref().map(|(_, n)| shown(mask_name, n)),
             error = error.map(tracing::field::display),
             "request"
         );

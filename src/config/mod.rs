@@ -164,6 +164,8 @@ pub struct Integration {
     pub hash: String,
     pub loaded_at: SystemTime,
     pub program: Program,
+    /// This version's metric handles, registered by its first request.
+    pub metrics: std::sync::OnceLock<crate::telemetry::IntegrationMetrics>,
 }
 
 /// Which tenant folders a reload re-reads.
@@ -504,6 +506,7 @@ pub fn load_integration(
         hash: short_hash(bytes),
         loaded_at: SystemTime::now(),
         program,
+        metrics: std::sync::OnceLock::new(),
     })
 }
 
