@@ -4,9 +4,8 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
@@ -77,32 +76,6 @@ fn dead_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || Sink(sink.clone()))
-            .try_init();
-        buf
-    })
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Two tenants (`acme`, `beta`) whose integrations call the same upstream.
 fn config(up: SocketAddr) -> tempfile::TempDir {
     let base = format!("http://{up}");
@@ -164,7 +137,7 @@ fn config(up: SocketAddr) -> tempfile::TempDir {
 }
 
 async fn start(up: SocketAddr) -> (TestServer, tempfile::TempDir) {
-    logs();
+    common::captured_logs(false);
     let dir = config(up);
     let snapshot = recado::config::load_dir(dir.path());
     assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
@@ -384,7 +357,7 @@ async fn a_secret_never_appears_in_a_response_or_a_log() {
     let (_, body, _) = call(&server, "cached", 1, json!({"id": "{{ secrets.erp }}"})).await;
     bodies.push_str(&body.to_string());
     assert!(!bodies.contains(SECRET), "{bodies}");
-    let log = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+    let log = common::logs_text(false);
     assert!(
         log.contains("upstream call failed"),
         "the failures are logged"

@@ -3,42 +3,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
 use common::{request, TestServer};
 use serde_json::{json, Value};
-
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_writer(move || Sink(sink.clone()))
-            .try_init();
-        buf
-    })
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// An upstream answering `{"ok": true}` after `delay`.
 async fn upstream(delay: Duration) -> SocketAddr {
@@ -215,7 +188,7 @@ async fn metrics_count_known_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_log_line_per_request_with_personal_data_masked() {
     const TENANT: &str = "opslog";
-    let logs = logs();
+    common::captured_logs(true);
     let up = upstream(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     for (rel, text) in tenant_files(TENANT, up) {
@@ -232,7 +205,7 @@ async fn one_log_line_per_request_with_personal_data_masked() {
         200
     );
 
-    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let text = common::logs_text(true);
     let lines: Vec<Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

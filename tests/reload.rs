@@ -7,7 +7,7 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{request, TestServer};
@@ -136,32 +136,6 @@ impl Writer {
     }
 }
 
-/// Log lines captured from recado's tracing output.
-fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || LogSink(sink.clone()))
-            .try_init();
-        buf
-    })
-}
-
-struct LogSink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 async fn answer(server: &TestServer) -> Result<Answer, String> {
     let resp = server
         .client
@@ -243,7 +217,7 @@ async fn status_errors(server: &TestServer) -> Vec<String> {
 }
 
 async fn run(mode: Mode) {
-    let logs = captured_logs();
+    common::captured_logs(false);
     let root = tempfile::tempdir().unwrap();
     let mut writer = Writer::new(root.path(), mode);
     let server = Arc::new(TestServer::start_watching(root.path(), ADMIN).await);
@@ -324,7 +298,7 @@ async fn run(mode: Mode) {
         latencies.last().unwrap()
     );
     assert!(failures.is_empty(), "{mode:?}: {failures:?}");
-    let log = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let log = common::logs_text(false);
     assert!(
         log.contains("hot/live.yaml:2:15: messages[0].text: template syntax error"),
         "the log does not show the error"

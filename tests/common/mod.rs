@@ -152,3 +152,43 @@ pub fn request(client_id: u64, data: serde_json::Value) -> String {
     })
     .to_string()
 }
+
+/// recado's log output, captured for this test binary (`json` picks the
+/// format; the first call in a binary decides).
+pub fn captured_logs(json: bool) -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let writer = move || LogSink(sink.clone());
+        let logs = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG);
+        let _ = if json {
+            logs.json()
+                .flatten_event(true)
+                .with_writer(writer)
+                .try_init()
+        } else {
+            logs.with_writer(writer).try_init()
+        };
+        buf
+    })
+}
+
+pub fn logs_text(json: bool) -> String {
+    String::from_utf8_lossy(&captured_logs(json).lock().unwrap()).into_owned()
+}
+
+struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
