@@ -6,7 +6,11 @@ use common::{integrations_with, json, read, request, shared, TestServer};
 use serde_json::json;
 
 const ACME: &[(&str, &str)] = &[
-    ("acme/tenant.yaml", "client_ids: [7, 8]\ntokens: [acme-secret-1, acme-secret-2]\n"),
+    // The third token is stored as a hash only: `acme-secret-3`.
+    (
+        "acme/tenant.yaml",
+        "client_ids: [7, 8]\ntokens:\n  - acme-secret-1\n  - acme-secret-2\n  - sha256:c3b2b0046c2a5f36aaa6254719723469cbdd563bf72544fd02824d7da2eeec8c\n",
+    ),
     ("acme/hello.yaml", "messages:\n  - text: \"Olá, {{ contact.name | first_name }}! {{ data.note }}\"\n"),
     ("acme/optional.yaml", "messages:\n  - text: sim\n    when: data.send\n"),
     ("acme/link.yaml", "messages:\n  - file: \"{{ data.url }}\"\n"),
@@ -252,8 +256,8 @@ async fn unknown_client_wrong_token_and_other_tenants_token_get_identical_401s()
     assert_eq!(answers[0].0, 401);
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
 
-    // Both of a tenant's tokens work (rotation), by query or by header.
-    for token in ["acme-secret-1", "acme-secret-2"] {
+    // Every token of a tenant works (rotation), plain or hashed, by header.
+    for token in ["acme-secret-1", "acme-secret-2", "acme-secret-3"] {
         let resp = server
             .client
             .post(server.url("/hooks/hello"))
