@@ -53,6 +53,9 @@ pub enum ApiError {
         size: usize,
         limit: usize,
     },
+    /// 408: the body did not arrive in time.
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     /// 429: the tenant already has `concurrency` requests in flight.
     #[error("this tenant has too many requests in flight; retry shortly")]
     Busy,
@@ -77,6 +80,7 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Busy => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Upstream { source, .. } => match source {
                 EnrichError::Timeout { .. } | EnrichError::Deadline(_) => {
@@ -114,6 +118,7 @@ impl ApiError {
             }
             | ApiError::OutputTooLarge { .. } => "output_too_large",
             ApiError::Busy => "tenant_busy",
+            ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::Timeout(_) => "request_timeout",
             ApiError::Upstream { source, .. } => match source {
                 EnrichError::Unreachable { .. } => "upstream_unreachable",

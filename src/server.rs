@@ -80,6 +80,9 @@ pub fn router(state: AppState) -> Router {
         }))
 }
 
+/// How long a client may take to send a request's body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a client may take to send a request's headers; stops slow
 /// clients from holding connections open forever.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -143,7 +146,16 @@ async fn hook(
 ) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, app.body_limit).await;
+    // A client that trickles its body must not hold a worker's attention
+    // forever (headers have their own timeout, below).
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, app.body_limit)).await {
+        Ok(body) => body,
+        Err(_) => {
+            let e = ApiError::BodyTimeout(BODY_READ_TIMEOUT);
+            RequestRecord::default().finish(e.status().as_u16(), Some(e.code()), Some(&e), started.elapsed(), false);
+            return e.into_response();
+        }
+    };
     // One snapshot for the whole request, even if a reload lands meanwhile.
     let snapshot = app.config.load_full();
     let mut record = RequestRecord::default();
