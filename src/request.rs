@@ -89,7 +89,6 @@ pub struct RequestError {
 
 impl PlatformRequest {
     pub fn parse(body: &[u8]) -> Result<PlatformRequest, RequestError> {
-        check_depth(body, MAX_DEPTH)?;
         // Fast path without path tracking; only a failed parse pays for a
         // second, path-tracking pass that names the field at fault.
         let req: PlatformRequest = match serde_json::from_slice(body) {
@@ -167,41 +166,10 @@ impl RequestError {
     }
 }
 
-/// Deepest nesting of arrays and objects accepted in a body. The platform's
-/// own fields use 2; an operator's payload rarely more than a few.
-pub const MAX_DEPTH: usize = 32;
-
-/// Refuses bodies nested deeper than `max` before any parsing: deep nesting
-/// costs stack in every later stage, and nothing legitimate needs it.
-fn check_depth(body: &[u8], max: usize) -> Result<(), RequestError> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in body {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return Err(RequestError {
-                        path: String::new(),
-                        message: format!("the JSON is nested deeper than {max} levels"),
-                    });
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
-}
+/// Deepest nesting of arrays and objects accepted in a body: serde_json's
+/// own recursion limit, which refuses deeper bodies while parsing (at no cost
+/// to normal ones) with "recursion limit exceeded".
+pub const MAX_DEPTH: usize = 128;
 
 /// serde_json appends " at line 1 column 42" to data errors; the path says more.
 fn strip_position(msg: &str) -> String {

@@ -118,8 +118,8 @@ fn cases() -> Vec<Case> {
         bad("name missing", read(shared().join("workload/bad-request-noname.json"))),
         // Nesting.
         bad("deep nesting (10,000)", deep(10_000)),
-        bad("deep data (40)", {
-            let inner = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        bad("deep data (200)", {
+            let inner = format!("{}1{}", "[".repeat(200), "]".repeat(200));
             String::from_utf8(with(|r| r["data"] = json!("__DEEP__"))).unwrap().replace("\"__DEEP__\"", &inner).into_bytes()
         }),
         // Size.
