@@ -90,7 +90,11 @@ fn webhook_target(req: &Request) -> Option<String> {
     if name.is_empty() || name.contains('/') {
         return None;
     }
-    Some(percent_encoding::percent_decode_str(name).decode_utf8_lossy().into_owned())
+    Some(
+        percent_encoding::percent_decode_str(name)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 /// How long a client may take to send a request's body.
@@ -124,7 +128,9 @@ pub async fn serve(
                 return tower::ServiceExt::oneshot(app, req).await;
             };
             let response = std::panic::AssertUnwindSafe(answer(state, integration, req));
-            Ok(futures_util::FutureExt::catch_unwind(response).await.unwrap_or_else(|_| panicked()))
+            Ok(futures_util::FutureExt::catch_unwind(response)
+                .await
+                .unwrap_or_else(|_| panicked()))
         }
     });
     let graceful = GracefulShutdown::new();
@@ -166,7 +172,11 @@ pub async fn serve(
 }
 
 /// `POST /hooks/{integration}`: the platform's scheduled-message webhook.
-async fn hook(State(app): State<AppState>, Path(integration): Path<String>, request: Request) -> Response {
+async fn hook(
+    State(app): State<AppState>,
+    Path(integration): Path<String>,
+    request: Request,
+) -> Response {
     answer(app, integration, request).await
 }
 
@@ -176,11 +186,22 @@ async fn answer(app: AppState, integration: String, request: Request) -> Respons
     let (parts, body) = request.into_parts();
     // A client that trickles its body must not hold a worker's attention
     // forever (headers have their own timeout, below).
-    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, app.body_limit)).await {
+    let body = match tokio::time::timeout_at(
+        (started + BODY_READ_TIMEOUT).into(),
+        axum::body::to_bytes(body, app.body_limit),
+    )
+    .await
+    {
         Ok(body) => body,
         Err(_) => {
             let e = ApiError::BodyTimeout(BODY_READ_TIMEOUT);
-            RequestRecord::default().finish(e.status().as_u16(), Some(e.code()), Some(&e), started.elapsed(), false);
+            RequestRecord::default().finish(
+                e.status().as_u16(),
+                Some(e.code()),
+                Some(&e),
+                started.elapsed(),
+                false,
+            );
             return e.into_response();
         }
     };
@@ -273,9 +294,12 @@ async fn pipeline(
         produce(&app.upstream, &tenant, found, &req).await?
     } else {
         let deadline = tenant.limits.deadline;
-        tokio::time::timeout(deadline, produce(&app.upstream, &tenant, found, &req))
-            .await
-            .map_err(|_| ApiError::Timeout(deadline))??
+        Box::pin(tokio::time::timeout(
+            deadline,
+            produce(&app.upstream, &tenant, found, &req),
+        ))
+        .await
+        .map_err(|_| ApiError::Timeout(deadline))??
     };
     record.messages = Some(messages.len());
     let mut json = Vec::with_capacity(512);
@@ -300,8 +324,9 @@ pub async fn produce(
 ) -> Result<Vec<Message>, ApiError> {
     let mut ctx = request_context(req);
     if !integration.program.borrow_dependent().calls.is_empty() {
-        let answers = upstream
-            .run(tenant, integration, &ctx)
+        // Boxed: the calls' future is large, and inline it would make every
+        // request's future large too, enrichment or not.
+        let answers = Box::pin(upstream.run(tenant, integration, &ctx))
             .await
             .map_err(|source| ApiError::Upstream {
                 file: integration.file.clone(),
