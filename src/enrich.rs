@@ -383,12 +383,7 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
         call: c.name.clone(),
         detail: format!("{what}: {e}"),
     };
-    let render = |what: &str, t: &Text<'_>| -> Result<String, EnrichError> {
-        match t {
-            Text::Literal(s) => Ok(s.clone()),
-            Text::Template(t) => t.render(ctx).map_err(|e| template_error(what, &e)),
-        }
-    };
+    let render = |what: &str, t: &Text<'_>| t.render(ctx).map_err(|e| template_error(what, &e));
     let raw_url = render("url", &c.url)?;
     let mut url = url::Url::parse(raw_url.trim())
         .map_err(|e| template_error("the rendered `url` is not a URL", &e))?;

@@ -227,12 +227,8 @@ fn emit(
     ctx: &Value,
     out: &mut Vec<Message>,
 ) -> Result<(), RenderError> {
-    let text = |field: Field, t: &Text<'_>| -> Result<String, RenderError> {
-        match t {
-            Text::Literal(s) => Ok(s.clone()),
-            Text::Template(tpl) => tpl.render(ctx).map_err(|e| template_error(loc, field, &e)),
-        }
-    };
+    let text =
+        |field: Field, t: &Text<'_>| t.render(ctx).map_err(|e| template_error(loc, field, &e));
     // Whitespace around a URL or a template parameter is never meant; a
     // trailing newline from a YAML block scalar is never meant in a text.
     let trimmed = |field: Field, t: &Text<'_>| text(field, t).map(trim);

@@ -349,13 +349,14 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         return Ok(());
     };
     let text = value.to_str().unwrap_or("");
-    let mime = text
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
+    let mime = text.split(';').next().unwrap_or("").trim();
+    let (kind, subtype) = mime.split_once('/').unwrap_or((mime, ""));
+    let json = subtype.eq_ignore_ascii_case("json")
+        || subtype.len() > 5
+            && subtype
+                .get(subtype.len() - 5..)
+                .is_some_and(|t| t.eq_ignore_ascii_case("+json"));
+    if kind.eq_ignore_ascii_case("application") && json {
         Ok(())
     } else {
         Err(ApiError::UnsupportedMediaType(text.to_owned()))
