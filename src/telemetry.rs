@@ -22,11 +22,22 @@ const BUCKETS: &[f64] = &[
 pub fn install() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        PrometheusBuilder::new()
+        let handle = PrometheusBuilder::new()
             .set_buckets(BUCKETS)
             .expect("the bucket list is not empty")
             .install_recorder()
-            .expect("no other metrics recorder is installed")
+            .expect("no other metrics recorder is installed");
+        // Histogram samples pile up until upkeep folds them into buckets;
+        // without it, memory grows with every request between scrapes.
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("recado-metrics".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(5));
+                upkeep.run_upkeep();
+            })
+            .expect("spawning the metrics upkeep thread");
+        handle
     })
 }
 
