@@ -312,8 +312,12 @@ impl Upstream {
             }
             buf.extend_from_slice(&chunk);
         }
-        let value: Value =
-            serde_json::from_slice(&buf).map_err(|_| EnrichError::NotJson { call: call() })?;
+        // HEAD, or a 204: nothing to parse; the call succeeded with `null`.
+        let value: Value = if buf.is_empty() {
+            Value::from(())
+        } else {
+            serde_json::from_slice(&buf).map_err(|_| EnrichError::NotJson { call: call() })?
+        };
         Ok(Answer {
             value,
             ttl,

@@ -146,11 +146,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         dir = %args.dir.display(),
         "config loaded"
     );
+    recado::telemetry::reloaded(
+        snapshot.tenants.len(),
+        snapshot.integration_count(),
+        snapshot.all_errors().count(),
+    );
     let mut state = AppState::new(snapshot);
-    state.admin_token = args
-        .admin_token
-        .as_deref()
-        .map(recado::ops::AdminToken::new);
+    if let Some(token) = &args.admin_token {
+        // An empty token would let a request without any header in.
+        anyhow::ensure!(
+            token.chars().count() >= 8,
+            "--admin-token must be at least 8 characters"
+        );
+        state.admin_token = Some(recado::ops::AdminToken::new(token));
+    }
+    state.log_personal_data = args.log_personal_data;
+    state.upstream = std::sync::Arc::new(recado::enrich::Upstream::new(args.cache_bytes));
     let reloader = config::watch::Reloader::new(args.dir.clone(), state.config.clone());
     let watcher = config::watch::watch(reloader)
         .with_context(|| format!("cannot watch {}", args.dir.display()))?;

@@ -15,6 +15,7 @@ const ACME: &[(&str, &str)] = &[
     ("acme/optional.yaml", "messages:\n  - text: sim\n    when: data.send\n"),
     ("acme/link.yaml", "messages:\n  - file: \"{{ data.url }}\"\n"),
     ("acme/echo.yaml", "messages:\n  - text: \"{{ data.t }}\"\n"),
+    ("acme/tz.yaml", "messages:\n  - text: \"{{ TIMEZONE }}\"\n  - text: \"{{ data.n | default('sem valor', true) }}\"\n"),
     (
         "acme/tpl.yaml",
         "messages:\n  - template:\n      name: aviso\n      language: pt_BR\n      body: [\"{{ data.v }}\"]\n",
@@ -298,6 +299,24 @@ async fn render_and_output_faults_get_422_naming_file_message_and_field() {
     assert_eq!(
         body,
         json!([{"type": "TEXT", "value": "Olá, Ana! {{ contact.key }} {% for x in range(9) %}"}])
+    );
+
+    // A null is an error too: it would print as "none".
+    let (status, body) = post("echo", json!({"t": null})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("render_failed")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("null"),
+        "{body}"
+    );
+    let (status, body) = post("tz", json!({"n": null})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!([{"type": "TEXT", "value": "America/Sao_Paulo"}, {"type": "TEXT", "value": "sem valor"}])
     );
 
     // A missing field is an error, never an empty value.

@@ -137,16 +137,28 @@ impl Text<'_> {
                         ));
                     }
                 }
+                if value.is_none() {
+                    return Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        NULL_PRINTED,
+                    ));
+                }
                 Ok(value.to_string())
             }
         }
     }
 }
 
-/// `{{ a.b.c }}` with nothing around it → `["a", "b", "c"]`.
+const NULL_PRINTED: &str = "the value is null; use `default(\"…\", true)` to print something else";
+
+/// `{{ a.b.c }}` with nothing around it → `["a", "b", "c"]`. Globals
+/// (`TIMEZONE`, …) live in the environment, not the context: not for this.
 fn plain_variable(source: &str) -> Option<Vec<String>> {
     let inner = source.strip_prefix("{{")?.strip_suffix("}}")?.trim();
     let parts: Vec<String> = inner.split('.').map(str::to_owned).collect();
+    if super::spec::GLOBAL_NAMES.contains(&parts[0].as_str()) {
+        return None;
+    }
     let ident = |p: &String| {
         let mut c = p.chars();
         c.next()
@@ -180,6 +192,17 @@ pub fn environment(opts: &CompileOptions) -> Environment<'static> {
     env.add_global("TIME_FORMAT", "%H:%M");
     env.add_global("TIMEZONE", Value::from(opts.timezone.clone()));
     env.set_fuel(Some(opts.fuel));
+    // JSON `null` would print as "none": as wrong in front of a customer as
+    // an empty name, so it is an error too (`default(x, true)` replaces it).
+    env.set_formatter(|out, state, value| {
+        if value.is_none() {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                NULL_PRINTED,
+            ));
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
     env
 }
 

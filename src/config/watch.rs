@@ -78,6 +78,8 @@ pub fn watch(reloader: Reloader) -> notify_debouncer_full::notify::Result<Watche
     let event_root = root.clone();
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
         let scope = match result {
+            // The kernel's queue overflowed: events were lost, read everything.
+            Ok(events) if events.iter().any(|e| e.need_rescan()) => Some(Scope::All),
             Ok(events) => events
                 .iter()
                 // Reading a file is an event too (our own reads among them).
