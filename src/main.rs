@@ -224,7 +224,7 @@ fn render(dir: &Path, target: &str, request: &Path) -> anyhow::Result<ExitCode> 
     let (tenant_name, integration) = target
         .split_once('/')
         .context("the target is `<tenant>/<integration>`, e.g. `demo/boleto`")?;
-    let (tenant, errors) = config::load_tenant_from(dir, tenant_name, None);
+    let (tenant, errors) = config::load_tenant_from(dir, tenant_name, None, true);
     let Some(tenant) = tenant else {
         if errors.is_empty() {
             anyhow::bail!("no tenant folder `{}`", dir.join(tenant_name).display());

@@ -432,3 +432,39 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_reload_rereads_token_files() {
+    let root = tempfile::tempdir().unwrap();
+    let token_file = root.path().join("token.txt");
+    std::fs::write(&token_file, "first-token-1\n").unwrap();
+    let tenant = format!(
+        "client_ids: [90]\ntokens: [\"${{file:{}}}\"]\n",
+        token_file.display()
+    );
+    common::write_files(
+        root.path(),
+        &[("f/tenant.yaml", &tenant), ("f/x.yaml", &source(1))],
+    );
+    let server = TestServer::start(root.path()).await;
+    let post = |token: &'static str| {
+        let server = &server;
+        async move {
+            let url = server.url(&format!("/hooks/x?token={token}"));
+            let resp = server
+                .client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(request(90, json!({})));
+            resp.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(post("first-token-1").await, 200);
+    // Rotated in the secret file only; tenant.yaml's bytes are unchanged.
+    std::fs::write(&token_file, "second-token-2\n").unwrap();
+    let reloader =
+        recado::config::watch::Reloader::new(root.path().to_owned(), server.state.config.clone());
+    reloader.reload(&recado::config::Scope::All);
+    assert_eq!(post("second-token-2").await, 200);
+    assert_eq!(post("first-token-1").await, 401);
+}

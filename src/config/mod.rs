@@ -220,7 +220,8 @@ pub fn reload(root: &Path, prev: &Snapshot, scope: &Scope) -> Snapshot {
     let mut tenants = prev.tenants.clone();
     let mut fresh = Vec::new();
     for name in &names {
-        let (tenant, tenant_errors) = load_tenant_from(root, name, prev.tenants.get(name));
+        let (tenant, tenant_errors) =
+            load_tenant_from(root, name, prev.tenants.get(name), *scope == Scope::All);
         match tenant_errors.is_empty() {
             true => errors.remove(name),
             false => errors.insert(name.clone(), tenant_errors),
@@ -272,11 +273,26 @@ fn assign_client_ids(
             Ok(())
         };
     for (name, t) in tenants.iter().filter(|(n, _)| !fresh.contains(n)) {
-        if claim(&mut by_client, t).is_err() {
-            unreachable!("tenant `{name}` was consistent in the previous snapshot");
+        // Consistent in the previous snapshot, so this cannot fail; if it
+        // ever did, the reload thread must report it, not die.
+        if let Err((id, owner)) = claim(&mut by_client, t) {
+            let err = ConfigError::whole_file(
+                name,
+                format!("clientId {id} is also claimed by `{owner}`"),
+            );
+            errors.entry(name.clone()).or_default().push(err);
         }
     }
-    for name in fresh {
+    // Tenants that already owned all their ids claim first, so an edit in the
+    // same reload batch cannot hand an owner's id to a newcomer.
+    let mut fresh = fresh.to_vec();
+    fresh.sort_by_key(|n| {
+        !tenants[n]
+            .client_ids
+            .iter()
+            .all(|id| prev.by_client.get(id).is_some_and(|o| &o.name == n))
+    });
+    for name in &fresh {
         let t = tenants[name].clone();
         if let Err((id, owner)) = claim(&mut by_client, &t) {
             let err = ConfigError::whole_file(
@@ -300,10 +316,15 @@ fn assign_client_ids(
 /// Loads one tenant folder, reusing from `prev` whatever did not change.
 /// Returns the tenant to serve (`None`: the folder is gone, or never loaded
 /// well) and the folder's current problems.
+///
+/// With `reread_settings`, `tenant.yaml` is parsed even when its bytes did
+/// not change, so the `${env:}`/`${file:}` secrets and tokens it names are
+/// read again (SIGHUP).
 pub fn load_tenant_from(
     root: &Path,
     name: &str,
     prev: Option<&Arc<Tenant>>,
+    reread_settings: bool,
 ) -> (Option<Arc<Tenant>>, Vec<ConfigError>) {
     let dir = root.join(name);
     if !dir.is_dir() {
@@ -321,7 +342,7 @@ pub fn load_tenant_from(
         }
     };
     let hash = short_hash(&bytes);
-    let settings = match prev.filter(|p| p.hash == hash) {
+    let settings = match prev.filter(|p| p.hash == hash && !reread_settings) {
         Some(p) => TenantSettings {
             client_ids: p.client_ids.clone(),
             token_digests: p.token_digests.clone(),
@@ -401,6 +422,8 @@ pub fn load_tenant_from(
 
     if let Some(p) = prev {
         let unchanged = p.hash == hash
+            && p.token_digests == settings.token_digests
+            && p.secrets.0 == settings.secrets.0
             && p.integrations.len() == integrations.len()
             && p.integrations
                 .iter()
