@@ -130,6 +130,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only on a terminal: the writer is a pipe to a thread, so
+        // the subscriber cannot tell by itself.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(writer);
     match args.log_format {
         LogFormat::Text => logs.init(),
