@@ -198,20 +198,42 @@ pub struct Calls {
 
 impl<'de> Deserialize<'de> for Calls {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Calls;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a mapping of call names to upstream calls")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Calls, A::Error> {
-                let raw =
-                    BTreeMap::<String, CallSpec>::deserialize(MapAccessDeserializer::new(map))?;
-                order_calls(raw).map_err(de::Error::custom)
-            }
-        }
-        d.deserialize_map(V)
+        checked_map::<D, BTreeMap<String, CallSpec>, _>(
+            d,
+            "a mapping of call names to upstream calls",
+        )
     }
+}
+
+impl TryFrom<BTreeMap<String, CallSpec>> for Calls {
+    type Error = String;
+
+    fn try_from(raw: BTreeMap<String, CallSpec>) -> Result<Self, String> {
+        order_calls(raw)
+    }
+}
+
+/// Deserializes a mapping as `Raw`, then checks and converts it into `T`
+/// inside the visitor: only errors raised there carry the mapping's own
+/// position (not the enclosing list's).
+fn checked_map<'de, D, Raw, T>(d: D, expecting: &'static str) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    Raw: Deserialize<'de>,
+    T: TryFrom<Raw, Error = String>,
+{
+    struct V<Raw, T>(&'static str, std::marker::PhantomData<fn(Raw) -> T>);
+    impl<'de, Raw: Deserialize<'de>, T: TryFrom<Raw, Error = String>> Visitor<'de> for V<Raw, T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            let raw = Raw::deserialize(MapAccessDeserializer::new(map))?;
+            T::try_from(raw).map_err(de::Error::custom)
+        }
+    }
+    d.deserialize_map(V(expecting, std::marker::PhantomData))
 }
 
 /// Topological order of the calls by their `enrich.<name>` reads.
@@ -351,18 +373,7 @@ pub const CALL_NAMES: &[&str] = &["enrich", "secrets"];
 
 impl<'de> Deserialize<'de> for CallSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = CallSpec;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an upstream call: a mapping with at least `url`")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CallSpec, A::Error> {
-                let raw = RawCall::deserialize(MapAccessDeserializer::new(map))?;
-                CallSpec::try_from(raw).map_err(de::Error::custom)
-            }
-        }
-        d.deserialize_map(V)
+        checked_map::<D, RawCall, _>(d, "an upstream call: a mapping with at least `url`")
     }
 }
 
@@ -586,22 +597,10 @@ const DEFAULT_ITEM_NAME: &str = "item";
 
 impl<'de> Deserialize<'de> for MessageSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = MessageSpec;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(
-                    "a message: a mapping with one of `text`, `file`, `image`, `audio`, `template`",
-                )
-            }
-            // The checks run inside the visitor so the error gets this
-            // mapping's position, not the enclosing list's.
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MessageSpec, A::Error> {
-                let raw = RawMessage::deserialize(MapAccessDeserializer::new(map))?;
-                MessageSpec::try_from(raw).map_err(de::Error::custom)
-            }
-        }
-        d.deserialize_map(V)
+        checked_map::<D, RawMessage, _>(
+            d,
+            "a message: a mapping with one of `text`, `file`, `image`, `audio`, `template`",
+        )
     }
 }
 
