@@ -6,7 +6,6 @@
 //! moka, bounded by bytes; concurrent misses for one key make one call.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -456,9 +455,4 @@ fn render_body(
                 .collect::<Result<_, EnrichError>>()?,
         ),
     })
-}
-
-/// For tests and benches: an `Arc` ready to share.
-pub fn shared(cache_bytes: u64) -> Arc<Upstream> {
-    Arc::new(Upstream::new(cache_bytes))
 }

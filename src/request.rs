@@ -166,11 +166,6 @@ impl RequestError {
     }
 }
 
-/// Deepest nesting of arrays and objects accepted in a body: serde_json's
-/// own recursion limit, which refuses deeper bodies while parsing (at no cost
-/// to normal ones) with "recursion limit exceeded".
-pub const MAX_DEPTH: usize = 128;
-
 /// serde_json appends " at line 1 column 42" to data errors; the path says more.
 fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {

@@ -242,16 +242,7 @@ async fn unknown_client_wrong_token_and_other_tenants_token_get_identical_401s()
             request(7, json!({})).into_bytes(),
         ), // demo's token, acme's clientId
     ] {
-        let resp = server
-            .client
-            .post(server.url(path))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap();
+        let (status, _, bytes) = server.post_raw(path, body).await;
         answers.push((status, bytes));
     }
     assert_eq!(answers[0].0, 401);

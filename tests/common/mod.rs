@@ -61,12 +61,13 @@ impl TestServer {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// POSTs `body` as JSON to `path`; returns status and parsed JSON body.
-    pub async fn post(
+    /// POSTs `body` as JSON to `path`; returns status, content type and the
+    /// body's bytes as they came.
+    pub async fn post_raw(
         &self,
         path: &str,
         body: impl Into<reqwest::Body>,
-    ) -> (u16, serde_json::Value) {
+    ) -> (u16, Option<String>, axum::body::Bytes) {
         let resp = self
             .client
             .post(self.url(path))
@@ -80,7 +81,17 @@ impl TestServer {
             .headers()
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_owned());
-        let text = resp.text().await.unwrap();
+        (status, ct, resp.bytes().await.unwrap())
+    }
+
+    /// POSTs `body` as JSON to `path`; returns status and parsed JSON body.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        let (status, ct, bytes) = self.post_raw(path, body).await;
+        let text = String::from_utf8_lossy(&bytes);
         assert_eq!(
             ct.as_deref(),
             Some("application/json"),
