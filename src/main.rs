@@ -73,6 +73,11 @@ struct ServeArgs {
     /// On SIGTERM/SIGINT, how long requests in flight may take to finish.
     #[arg(long, default_value = "25s", value_parser = humantime::parse_duration)]
     shutdown_timeout: std::time::Duration,
+    /// Close a connection that for this long has no request in flight and
+    /// starts or finishes none (idle keep-alive, trickled headers, an answer
+    /// nobody reads). Closed after between one and two of these.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    idle_timeout: std::time::Duration,
     /// Upper bound of the upstream answer cache, in bytes.
     #[arg(long, default_value_t = recado::enrich::DEFAULT_CACHE_BYTES)]
     cache_bytes: u64,
@@ -164,6 +169,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         state.admin_token = Some(recado::ops::AdminToken::new(token));
     }
     state.log_personal_data = args.log_personal_data;
+    state.idle_timeout = args.idle_timeout;
     state.upstream = std::sync::Arc::new(recado::enrich::Upstream::new(args.cache_bytes));
     let reloader = config::watch::Reloader::new(args.dir.clone(), state.config.clone());
     let watcher = config::watch::watch(reloader)

@@ -438,3 +438,54 @@ async fn one_tenants_flood_does_not_starve_another() {
     assert!(busy > 0, "the flood was never limited");
     assert!(ok >= 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_are_closed_but_slow_requests_are_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const IDLE: Duration = Duration::from_millis(300);
+
+    // A request waiting 900 ms (three idle periods) on its upstream.
+    let slow = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            axum::Json(json!({"ok": 1}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, slow).await.unwrap() });
+    let slow_yaml = format!("enrich:\n  s:\n    url: \"http://{up}/slow\"\nmessages:\n  - text: \"{{{{ enrich.s.ok }}}}\"\n");
+    let dir = integrations_with(&[("demo/slow.yaml", &slow_yaml)]);
+    let server = TestServer::start_with(dir.path(), |s| s.idle_timeout = IDLE).await;
+
+    // Closed (EOF) after between one and two idle periods: a client that
+    // stops in the middle of its headers, and one that sends nothing.
+    for partial in [&b"POST /hooks/boleto HTTP/1.1\r\nHost: x\r\n"[..], b""] {
+        let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        conn.write_all(partial).await.unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("a stalled connection was never closed")
+            .unwrap_or(0);
+        let took = started.elapsed();
+        assert_eq!(n, 0, "expected EOF, got {:?}", &buf[..n]);
+        assert!(took >= IDLE && took < 4 * IDLE, "closed after {took:?}");
+    }
+
+    // A keep-alive connection between requests is idle too; a request
+    // that takes longer than the idle period is not.
+    let (status, body) = server
+        .post("/hooks/slow?token=demo-token", with(|_| {}))
+        .await;
+    assert_eq!(
+        (status, body),
+        (200, json!([{"type": "TEXT", "value": "1"}]))
+    );
+    let (status, _) = server
+        .post("/hooks/boleto?token=demo-token", with(|_| {}))
+        .await;
+    assert_eq!(status, 200);
+}
