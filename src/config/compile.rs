@@ -143,7 +143,10 @@ impl Text<'_> {
                         NULL_PRINTED,
                     ));
                 }
-                Ok(value.to_string())
+                Ok(match value.as_str() {
+                    Some(s) => s.to_owned(),
+                    None => value.to_string(),
+                })
             }
         }
     }
@@ -187,7 +190,7 @@ pub fn environment(opts: &CompileOptions) -> Environment<'static> {
     );
     minijinja_contrib::add_to_environment(&mut env);
     filters::register(&mut env);
-    env.add_global("DATE_FORMAT", "%d/%m/%Y");
+    env.add_global("DATE_FORMAT", filters::DEFAULT_DATE_FORMAT);
     env.add_global("DATETIME_FORMAT", "%d/%m/%Y %H:%M");
     env.add_global("TIME_FORMAT", "%H:%M");
     env.add_global("TIMEZONE", Value::from(opts.timezone.clone()));
@@ -200,6 +203,11 @@ pub fn environment(opts: &CompileOptions) -> Environment<'static> {
                 minijinja::ErrorKind::InvalidOperation,
                 NULL_PRINTED,
             ));
+        }
+        // Strings are most of what is printed; written as they are (there is
+        // no auto-escaping) they skip the `Display` machinery.
+        if let Some(s) = value.as_str() {
+            return std::fmt::Write::write_str(out, s).map_err(minijinja::Error::from);
         }
         minijinja::escape_formatter(out, state, value)
     });
