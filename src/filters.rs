@@ -84,6 +84,15 @@ pub fn dateformat(state: &State, value: Value, kwargs: Kwargs) -> Result<String,
 /// `2026-12-10` → `10/12/2026` when `DATE_FORMAT` is the default and the
 /// date exists; `None` sends the call to contrib.
 fn iso_date_default(state: &State, iso: &str) -> Option<String> {
+    let out = iso_date_in_default_format(iso)?;
+    let format = state.lookup("DATE_FORMAT")?;
+    (format.as_str()? == DEFAULT_DATE_FORMAT).then_some(out)
+}
+
+/// `2026-12-10` → `10/12/2026`, as contrib's `dateformat` prints it in
+/// [`DEFAULT_DATE_FORMAT`]; `None` unless `iso` is exactly an existing
+/// `YYYY-MM-DD` date from year 1000 on.
+pub fn iso_date_in_default_format(iso: &str) -> Option<String> {
     let b = iso.as_bytes();
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits(0..4) || !digits(5..7) {
@@ -94,8 +103,7 @@ fn iso_date_default(state: &State, iso: &str) -> Option<String> {
     }
     let (year, month, day) = (&iso[0..4], &iso[5..7], &iso[8..10]);
     jiff::civil::Date::new(year.parse().ok()?, month.parse().ok()?, day.parse().ok()?).ok()?;
-    let format = state.lookup("DATE_FORMAT")?;
-    (format.as_str()? == DEFAULT_DATE_FORMAT).then(|| format!("{day}/{month}/{year}"))
+    Some(format!("{day}/{month}/{year}"))
 }
 
 fn to_number(value: &Value, filter: &str) -> Result<f64, Error> {

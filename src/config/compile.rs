@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::http::HeaderName;
 use minijinja::value::Serde;
 
+use super::interpolation::Interpolation;
 use super::spec::{CallSpec, Content, HttpMethod, IntegrationSpec, Origin, QrKind, TemplateSrc};
 use crate::filters;
 
@@ -114,62 +115,29 @@ pub enum CompiledContent<'env> {
 /// A field's value: fixed text is kept as is, anything else is a template.
 pub enum Text<'env> {
     Literal(String),
-    /// `{{ a.b.c }}` and nothing else: looked up directly, without starting
-    /// the template VM (a third of a small template's cost).
-    Variable(Vec<String>),
-    Template(Template<'env, 'env>),
+    Template {
+        template: Template<'env, 'env>,
+        /// Set when the template is plain text around `{{ … }}` holes; see
+        /// [`Interpolation`].
+        fast: Option<Interpolation>,
+    },
 }
 
 impl Text<'_> {
     pub fn render(&self, ctx: &Value) -> Result<String, minijinja::Error> {
         match self {
             Text::Literal(s) => Ok(s.clone()),
-            Text::Template(t) => t.render(ctx),
-            Text::Variable(path) => {
-                let mut value = ctx.clone();
-                for part in path {
-                    value = value.get_attr(part)?;
-                    if value.is_undefined() {
-                        // As the template would: printing undefined is an error.
-                        return Err(minijinja::Error::new(
-                            minijinja::ErrorKind::UndefinedError,
-                            format!("`{}` is undefined", path.join(".")),
-                        ));
-                    }
+            Text::Template { template, fast } => {
+                if let Some(out) = fast.as_ref().and_then(|f| f.render(ctx)) {
+                    return Ok(out);
                 }
-                if value.is_none() {
-                    return Err(minijinja::Error::new(
-                        minijinja::ErrorKind::InvalidOperation,
-                        NULL_PRINTED,
-                    ));
-                }
-                Ok(match value.as_str() {
-                    Some(s) => s.to_owned(),
-                    None => value.to_string(),
-                })
+                template.render(ctx)
             }
         }
     }
 }
 
 const NULL_PRINTED: &str = "the value is null; use `default(\"…\", true)` to print something else";
-
-/// `{{ a.b.c }}` with nothing around it → `["a", "b", "c"]`. Globals
-/// (`TIMEZONE`, …) live in the environment, not the context: not for this.
-fn plain_variable(source: &str) -> Option<Vec<String>> {
-    let inner = source.strip_prefix("{{")?.strip_suffix("}}")?.trim();
-    let parts: Vec<String> = inner.split('.').map(str::to_owned).collect();
-    if super::spec::GLOBAL_NAMES.contains(&parts[0].as_str()) {
-        return None;
-    }
-    let ident = |p: &String| {
-        let mut c = p.chars();
-        c.next()
-            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
-            && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    parts.iter().all(ident).then_some(parts)
-}
 
 /// Builds the environment every integration renders in.
 pub fn environment(opts: &CompileOptions) -> Environment<'static> {
@@ -249,10 +217,11 @@ pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program,
         let text_of = |name: String, src: &TemplateSrc| -> Result<Text<'_>, minijinja::Error> {
             Ok(if src.is_literal() {
                 Text::Literal(src.source.clone())
-            } else if let Some(path) = plain_variable(&src.source) {
-                Text::Variable(path)
             } else {
-                Text::Template(env.get_template(&name)?)
+                Text::Template {
+                    template: env.get_template(&name)?,
+                    fast: Interpolation::parse(&src.source),
+                }
             })
         };
         let mut messages = Vec::with_capacity(spec.messages.len());

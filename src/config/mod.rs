@@ -7,6 +7,7 @@
 //! others. A broken `tenant.yaml` leaves the whole tenant out.
 
 pub mod compile;
+pub mod interpolation;
 pub mod schema;
 pub mod secret;
 pub mod spec;

@@ -1,0 +1,268 @@
+//! The fast path for the commonest templates: literal text around
+//! `{{ a.b.c | filter }}` holes, e.g. `Olá, {{ contact.name | first_name }}!`.
+//!
+//! Starting minijinja's VM for such a template costs several times more than
+//! the lookups and the filter themselves, and most message texts look like
+//! this. So at load time a template of this shape is also kept as a list of
+//! pieces, and rendering tries the pieces first.
+//!
+//! Only a plain success is fast. Anything unusual (an undefined or null
+//! value, a value of an unexpected type, a filter that fails, a date that is
+//! not `YYYY-MM-DD`) gives `None`, and the caller renders the compiled
+//! template instead, so the output and every error are always minijinja's
+//! own. A unit test below renders both ways and compares.
+
+use minijinja::Value;
+
+use crate::filters;
+
+/// A template split into literal text and holes, when it has that shape.
+#[derive(Debug)]
+pub struct Interpolation {
+    pieces: Vec<Piece>,
+}
+
+#[derive(Debug)]
+enum Piece {
+    Literal(String),
+    Hole {
+        path: Vec<String>,
+        filters: Vec<Filter>,
+    },
+}
+
+/// Filters the fast path calls directly: recado's own, without arguments,
+/// and `dateformat` on ISO dates in the default format. Any other filter
+/// makes the template ineligible.
+#[derive(Debug, Clone, Copy)]
+enum Filter {
+    FirstName,
+    Brl,
+    NumberBr,
+    PhoneBr,
+    DateFormat,
+}
+
+impl Filter {
+    fn by_name(name: &str) -> Option<Filter> {
+        Some(match name {
+            "first_name" => Filter::FirstName,
+            "brl" => Filter::Brl,
+            "number_br" => Filter::NumberBr,
+            "phone_br" => Filter::PhoneBr,
+            "dateformat" => Filter::DateFormat,
+            _ => return None,
+        })
+    }
+
+    /// The filter's result, or `None` where minijinja must decide.
+    fn apply(self, value: &Value) -> Option<String> {
+        match self {
+            Filter::FirstName => filters::first_name(value.as_str()?).ok(),
+            Filter::Brl => filters::brl(value.clone()).ok(),
+            Filter::NumberBr => filters::number_br(value.clone(), None).ok(),
+            Filter::PhoneBr => Some(filters::phone_br(value.as_str()?)),
+            Filter::DateFormat => filters::iso_date_in_default_format(value.as_str()?),
+        }
+    }
+}
+
+impl Interpolation {
+    /// The pieces of `source`, if it is only literal text and holes of the
+    /// form `{{ name(.name)* (| filter)* }}` with filters from [`Filter`].
+    ///
+    /// Block tags, comments, whitespace control (`{{-`), a carriage return
+    /// or a trailing newline (which minijinja drops) make it ineligible.
+    /// `dateformat` is eligible only while `DATE_FORMAT` is recado's
+    /// default: a template of this shape cannot `set` it.
+    pub fn parse(source: &str) -> Option<Interpolation> {
+        if source.contains("{%")
+            || source.contains("{#")
+            || source.contains('\r')
+            || source.ends_with('\n')
+        {
+            return None;
+        }
+        let mut pieces = Vec::new();
+        let mut rest = source;
+        while let Some(start) = rest.find("{{") {
+            if start > 0 {
+                pieces.push(Piece::Literal(rest[..start].to_owned()));
+            }
+            let after = &rest[start + 2..];
+            let end = after.find("}}")?;
+            pieces.push(hole(&after[..end])?);
+            rest = &after[end + 2..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Literal(rest.to_owned()));
+        }
+        pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Hole { .. }))
+            .then_some(Interpolation { pieces })
+    }
+
+    /// The rendered text, or `None` to let minijinja render it.
+    pub fn render(&self, ctx: &Value) -> Option<String> {
+        let mut out = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Literal(text) => out.push_str(text),
+                Piece::Hole { path, filters } => {
+                    let mut value = lookup(ctx, path)?;
+                    let Some((last, first)) = filters.split_last() else {
+                        push_value(&mut out, &value)?;
+                        continue;
+                    };
+                    for filter in first {
+                        value = Value::from(filter.apply(&value)?);
+                    }
+                    out.push_str(&last.apply(&value)?);
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+/// `a.b | f | g` → the path and the filters, if every name is eligible.
+fn hole(inner: &str) -> Option<Piece> {
+    if inner.starts_with(['-', '+']) || inner.ends_with(['-', '+']) {
+        return None;
+    }
+    let mut parts = inner.split('|').map(str::trim);
+    let path: Vec<String> = parts
+        .next()?
+        .split('.')
+        .map(|p| ident(p).then(|| p.to_owned()))
+        .collect::<Option<_>>()?;
+    let filters = parts.map(Filter::by_name).collect::<Option<_>>()?;
+    Some(Piece::Hole { path, filters })
+}
+
+fn ident(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `a.b.c` in the context, as a template sees it. Undefined gives `None`: a
+/// name the context lacks may be a global, and printing undefined is an
+/// error, both minijinja's business.
+fn lookup(ctx: &Value, path: &[String]) -> Option<Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = ctx.get_attr(first).ok()?;
+    for part in rest {
+        if value.is_undefined() {
+            return None;
+        }
+        value = value.get_attr(part).ok()?;
+    }
+    (!value.is_undefined()).then_some(value)
+}
+
+/// Prints `value` as the environment's formatter would; null is its error.
+fn push_value(out: &mut String, value: &Value) -> Option<()> {
+    if value.is_none() {
+        return None;
+    }
+    match value.as_str() {
+        Some(s) => out.push_str(s),
+        None => out.push_str(&value.to_string()),
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compile::{environment, CompileOptions, DEFAULT_FUEL};
+    use minijinja::context;
+
+    #[test]
+    fn eligible_shapes() {
+        for ok in [
+            "{{ a }}",
+            "Olá, {{ contact.name | first_name }}!",
+            "{{a.b|brl}} e {{ c|dateformat }}",
+            "}} {{ x }}",
+        ] {
+            assert!(Interpolation::parse(ok).is_some(), "{ok}");
+        }
+        for no in [
+            "plain text",
+            "{{ a }}\n",
+            "{{- a }}",
+            "{{ a -}}",
+            "{% if a %}x{% endif %}",
+            "{# c #}{{ a }}",
+            "{{ a | upper }}",
+            "{{ a | default('x') }}",
+            "{{ a[0] }}",
+            "{{ a + 1 }}",
+            "{{ 1a }}",
+            "{{ a }",
+            "{{ DATE_FORMAT | x }}",
+        ] {
+            assert!(Interpolation::parse(no).is_none(), "{no}");
+        }
+    }
+
+    /// Wherever the fast path answers, its answer is minijinja's.
+    #[test]
+    fn agrees_with_minijinja() {
+        let env = environment(&CompileOptions {
+            timezone: "America/Sao_Paulo".into(),
+            fuel: DEFAULT_FUEL,
+        });
+        let contexts = [
+            context! {
+                contact => context! { name => "joão da silva", key => "5513999999999" },
+                data => context! {
+                    valor => 1234.5, inteiro => 7, texto => "1234.50", vazio => "",
+                    nulo => (), data => "2026-12-10", ruim => "2026-02-30",
+                    iso => "2026-12-10T10:00:00-03:00", lista => vec![1, 2],
+                    sim => true, mapa => context! { a => 1 },
+                },
+            },
+            context! { contact => context! { name => 42 }, data => "texto" },
+        ];
+        let sources = [
+            "Olá, {{ contact.name | first_name }}!",
+            "{{ contact.name }}",
+            "{{ contact.key | phone_br }}",
+            "{{ data.valor | brl }} {{ data.inteiro | number_br }} {{ data.texto | brl }}",
+            "{{ data.valor }}|{{ data.inteiro }}|{{ data.sim }}|{{ data.lista }}|{{ data.mapa }}",
+            "{{ data.vazio | first_name }}",
+            "{{ data.vazio | brl }}",
+            "{{ data.nulo }}",
+            "{{ data.nulo | brl }}",
+            "{{ data.falta }}",
+            "{{ data.falta.mais }}",
+            "{{ data.valor.x }}",
+            "{{ falta }}",
+            "{{ data.data | dateformat }}",
+            "{{ data.ruim | dateformat }}",
+            "{{ data.iso | dateformat }}",
+            "{{ data.valor | dateformat }}",
+            "{{ data.texto | brl | first_name }}",
+            "{{ data }}",
+        ];
+        let mut fast = 0;
+        for source in sources {
+            let interp = Interpolation::parse(source).expect(source);
+            let template = env.template_from_str(source).unwrap();
+            for ctx in &contexts {
+                // `None` is rendered by minijinja, so it agrees by definition.
+                if let Some(out) = interp.render(ctx) {
+                    fast += 1;
+                    let slow = template.render(ctx).map_err(|e| e.to_string());
+                    assert_eq!(Ok(out), slow, "{source} on {ctx:?}");
+                }
+            }
+        }
+        assert!(fast >= 10, "only {fast} renders took the fast path");
+    }
+}
