@@ -133,7 +133,8 @@ impl Upstream {
     }
 
     /// Runs every call of `integration` for one request; returns the answers
-    /// by call name. `vars` are the request's template variables.
+    /// by call name. `vars` are the request's template variables. The
+    /// caller bounds it by the deadlines.
     pub async fn run(
         &self,
         tenant: &Tenant,
@@ -141,8 +142,7 @@ impl Upstream {
         vars: &Value,
     ) -> Result<Value, EnrichError> {
         let compiled = integration.program.borrow_dependent();
-        let deadline = compiled.deadline;
-        let work = async {
+        {
             let mut answers: BTreeMap<String, Value> = BTreeMap::new();
             let levels = compiled
                 .calls
@@ -180,10 +180,7 @@ impl Upstream {
                 }
             }
             Ok(Value::from(answers))
-        };
-        tokio::time::timeout(deadline, work)
-            .await
-            .map_err(|_| EnrichError::Deadline(deadline))?
+        }
     }
 
     async fn call(
@@ -193,25 +190,31 @@ impl Upstream {
         c: &CompiledCall<'_>,
         ctx: &Value,
     ) -> Result<Value, EnrichError> {
-        let request = prepare(tenant, c, ctx)?;
+        let mut request = prepare(tenant, c, ctx)?;
         let result = match c.cache_ttl {
-            None => {
-                self.fetch(tenant, integration, c, &request, Duration::ZERO)
-                    .await
-            }
+            None => match request.finish_url(c) {
+                Ok(()) => {
+                    self.fetch(tenant, integration, c, &request, Duration::ZERO)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
             Some(ttl) => {
                 let key = request.cache_key(&tenant.name);
                 // A plain lookup first: hits are the common case, and cheaper
                 // than setting up a coalesced load.
                 let cached = self.cache.get(&key).await;
-                crate::telemetry::cache_lookup(&tenant.name, cached.is_some());
+                crate::telemetry::cache_lookup(tenant, cached.is_some());
                 match cached {
                     Some(hit) => Ok(hit),
-                    None => self
-                        .cache
-                        .try_get_with(key, self.fetch(tenant, integration, c, &request, ttl))
-                        .await
-                        .map_err(|e| (*e).clone()),
+                    None => match request.finish_url(c) {
+                        Ok(()) => self
+                            .cache
+                            .try_get_with(key, self.fetch(tenant, integration, c, &request, ttl))
+                            .await
+                            .map_err(|e| (*e).clone()),
+                        Err(e) => Err(e),
+                    },
                 }
             }
         };
@@ -278,7 +281,7 @@ impl Upstream {
         };
         let mut builder = self
             .client
-            .request(c.method.clone(), request.url.clone())
+            .request(c.method.clone(), request.url().clone())
             .headers(request.headers.clone())
             .timeout(c.timeout);
         if let Some(body) = &request.body {
@@ -340,9 +343,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// A call's rendered request.
+/// A call's rendered request. The URL is parsed only when needed: to check
+/// an origin its literal prefix does not fix, and to send the request. A
+/// cache hit with a fixed origin never parses it.
 struct Prepared {
-    url: url::Url,
+    /// The rendered `url`, trimmed.
+    raw_url: String,
+    /// `raw_url` parsed, then (by [`Prepared::finish_url`]) with the query.
+    url: Option<url::Url>,
+    query: Vec<String>,
     headers: HeaderMap,
     body: Option<Vec<u8>>,
     method: reqwest::Method,
@@ -353,13 +362,15 @@ impl Prepared {
     /// tenants never share an entry, even for the same URL.
     fn cache_key(&self, tenant: &str) -> [u8; 32] {
         let mut h = Sha256::new();
-        for part in [
-            tenant.as_bytes(),
-            self.method.as_str().as_bytes(),
-            self.url.as_str().as_bytes(),
-        ] {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part);
+        let mut part = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        part(tenant.as_bytes());
+        part(self.method.as_str().as_bytes());
+        part(self.raw_url.as_bytes());
+        for value in &self.query {
+            part(value.as_bytes());
         }
         let mut headers: Vec<_> = self.headers.iter().collect();
         headers.sort_by(|a, b| {
@@ -368,16 +379,41 @@ impl Prepared {
                 .then(a.1.as_bytes().cmp(b.1.as_bytes()))
         });
         for (name, value) in headers {
-            h.update((name.as_str().len() as u64).to_le_bytes());
-            h.update(name.as_str());
-            h.update((value.len() as u64).to_le_bytes());
-            h.update(value.as_bytes());
+            part(name.as_str().as_bytes());
+            part(value.as_bytes());
         }
-        let body = self.body.as_deref().unwrap_or_default();
-        h.update((body.len() as u64).to_le_bytes());
-        h.update(body);
+        part(self.body.as_deref().unwrap_or_default());
         h.finalize().into()
     }
+
+    /// Parses the URL if the origin check did not, and adds the query.
+    fn finish_url(&mut self, c: &CompiledCall<'_>) -> Result<(), EnrichError> {
+        let mut url = match self.url.take() {
+            Some(url) => url,
+            None => parse_url(c, &self.raw_url)?,
+        };
+        if !c.query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for ((k, _), v) in c.query.iter().zip(&self.query) {
+                pairs.append_pair(k, v);
+            }
+        }
+        self.url = Some(url);
+        Ok(())
+    }
+
+    fn url(&self) -> &url::Url {
+        self.url
+            .as_ref()
+            .expect("finish_url runs before a request is sent")
+    }
+}
+
+fn parse_url(c: &CompiledCall<'_>, raw: &str) -> Result<url::Url, EnrichError> {
+    url::Url::parse(raw).map_err(|e| EnrichError::Template {
+        call: c.name.clone(),
+        detail: format!("the rendered `url` is not a URL: {e}"),
+    })
 }
 
 /// Renders a call's URL, query, headers and body, and checks where it goes.
@@ -387,10 +423,22 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
         detail: format!("{what}: {e}"),
     };
     let render = |what: &str, t: &Text<'_>| t.render(ctx).map_err(|e| template_error(what, &e));
-    let raw_url = render("url", &c.url)?;
-    let mut url = url::Url::parse(raw_url.trim())
-        .map_err(|e| template_error("the rendered `url` is not a URL", &e))?;
-    let origin = Origin(url.origin().ascii_serialization());
+    let mut raw_url = render("url", &c.url)?;
+    raw_url.truncate(raw_url.trim_end().len());
+    if raw_url.starts_with(char::is_whitespace) {
+        raw_url = raw_url.trim_start().to_owned();
+    }
+    let fixed = c
+        .origin_prefix
+        .as_deref()
+        .is_some_and(|prefix| raw_url.starts_with(prefix));
+    let (origin, url) = match (&c.origin, fixed) {
+        (Some(origin), true) => (origin.clone(), None),
+        _ => {
+            let url = parse_url(c, &raw_url)?;
+            (Origin(url.origin().ascii_serialization()), Some(url))
+        }
+    };
     let allowed = match &c.origin {
         Some(fixed) => *fixed == origin,
         None => tenant.upstreams.contains(&origin),
@@ -401,12 +449,11 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
             origin: origin.0,
         });
     }
-    if !c.query.is_empty() {
-        let mut pairs = url.query_pairs_mut();
-        for (k, t) in &c.query {
-            pairs.append_pair(k, &render(&format!("query.{k}"), t)?);
-        }
-    }
+    let query = c
+        .query
+        .iter()
+        .map(|(k, t)| render(&format!("query.{k}"), t))
+        .collect::<Result<_, _>>()?;
     let mut headers = HeaderMap::new();
     for (name, t) in &c.headers {
         let value = render(&format!("headers.{name}"), t)?;
@@ -426,7 +473,9 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
         None => None,
     };
     Ok(Prepared {
+        raw_url,
         url,
+        query,
         headers,
         body,
         method: c.method.clone(),

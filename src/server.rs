@@ -365,19 +365,7 @@ async fn pipeline(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::Busy)?;
-    // The deadline bounds waiting on upstreams. Without calls nothing waits:
-    // rendering is bounded by template fuel, and a timer would only cost.
-    let messages = if found.program.borrow_dependent().calls.is_empty() {
-        produce(&app.upstream, &tenant, found, &req).await?
-    } else {
-        let deadline = tenant.limits.deadline;
-        Box::pin(tokio::time::timeout(
-            deadline,
-            produce(&app.upstream, &tenant, found, &req),
-        ))
-        .await
-        .map_err(|_| ApiError::Timeout(deadline))??
-    };
+    let messages = produce(&app.upstream, &tenant, found, &req).await?;
     record.messages = Some(messages.len());
     let mut json = Vec::with_capacity(512);
     serde_json::to_writer(&mut json, &messages).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -400,15 +388,23 @@ pub async fn produce(
     req: &PlatformRequest,
 ) -> Result<Vec<Message>, ApiError> {
     let mut ctx = request_context(req);
-    if !integration.program.borrow_dependent().calls.is_empty() {
-        // Boxed: the calls' future is large, and inline it would make every
-        // request's future large too, enrichment or not.
-        let answers = Box::pin(upstream.run(tenant, integration, &ctx))
-            .await
-            .map_err(|source| ApiError::Upstream {
-                file: integration.file.clone(),
-                source,
-            })?;
+    let compiled = integration.program.borrow_dependent();
+    if !compiled.calls.is_empty() {
+        // Only upstream calls wait, so one timer bounds them by both the
+        // integration's `deadline` and the tenant's; rendering is bounded by
+        // template fuel. Boxed: the calls' future is large, and inline it
+        // would make every request's future large too, enrichment or not.
+        let (own, tenant_limit) = (compiled.deadline, tenant.limits.deadline);
+        let calls = Box::pin(upstream.run(tenant, integration, &ctx));
+        let answers = match tokio::time::timeout(own.min(tenant_limit), calls).await {
+            Ok(answers) => answers,
+            Err(_) if tenant_limit < own => return Err(ApiError::Timeout(tenant_limit)),
+            Err(_) => Err(crate::enrich::EnrichError::Deadline(own)),
+        }
+        .map_err(|source| ApiError::Upstream {
+            file: integration.file.clone(),
+            source,
+        })?;
         ctx = context! { enrich => answers, ..ctx };
     }
     render(&integration.program, &ctx, tenant.limits.max_messages).map_err(|source| {

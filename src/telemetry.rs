@@ -186,13 +186,20 @@ pub fn upstream_call(
     histogram!("recado_upstream_duration_seconds", &labels).record(took.as_secs_f64());
 }
 
-pub fn cache_lookup(tenant: &str, hit: bool) {
-    let name = if hit {
-        "recado_cache_hits_total"
-    } else {
-        "recado_cache_misses_total"
-    };
-    counter!(name, "tenant" => tenant.to_owned()).increment(1);
+/// A tenant's answer-cache counters, registered once like
+/// [`IntegrationMetrics`].
+#[derive(Debug)]
+pub struct CacheMetrics {
+    hits: Counter,
+    misses: Counter,
+}
+
+pub fn cache_lookup(tenant: &Tenant, hit: bool) {
+    let m = tenant.cache_metrics.get_or_init(|| CacheMetrics {
+        hits: counter!("recado_cache_hits_total", "tenant" => tenant.name.clone()),
+        misses: counter!("recado_cache_misses_total", "tenant" => tenant.name.clone()),
+    });
+    if hit { &m.hits } else { &m.misses }.increment(1);
 }
 
 pub fn cache_size(entries: u64, bytes: u64) {

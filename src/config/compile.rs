@@ -77,6 +77,11 @@ pub struct CompiledCall<'env> {
     pub fallback: Option<Value>,
     /// The fixed `scheme://host[:port]`, when the YAML spells it out.
     pub origin: Option<Origin>,
+    /// The URL's literal text up to the `/` that ends its authority
+    /// (`https://erp.example.com/`), when `origin` is fixed and a path
+    /// follows. A rendered URL that starts with it has that origin whatever
+    /// the path holds, so a cache hit can skip parsing the URL.
+    pub origin_prefix: Option<String>,
     /// Calls of the same level do not read each other and run concurrently;
     /// level n runs after level n-1 is done.
     pub level: usize,
@@ -326,6 +331,10 @@ pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program,
                 max_bytes: call.max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
                 fallback: call.fallback.as_ref().map(|f| Value::from(Serde(f))),
                 origin: call.origin.clone(),
+                origin_prefix: call
+                    .origin
+                    .as_ref()
+                    .and_then(|_| origin_prefix(&call.url.source)),
                 level,
             });
         }
@@ -335,6 +344,14 @@ pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program,
             deadline: spec.deadline.map_or(DEFAULT_DEADLINE, |d| d.0),
         })
     })
+}
+
+/// `https://host:port/path{{ x }}` → `https://host:port/`, if the text up to
+/// the path is literal.
+fn origin_prefix(url: &str) -> Option<String> {
+    let after_scheme = url.find("://")? + 3;
+    let slash = after_scheme + url[after_scheme..].find(['/', '?', '#', '{'])?;
+    (url.as_bytes()[slash] == b'/').then(|| url[..=slash].to_owned())
 }
 
 /// Every template of a call with its field name; body strings as `body[i]`
@@ -404,4 +421,26 @@ fn method(m: HttpMethod) -> reqwest::Method {
 /// The name a template carries in minijinja's errors: where it sits in the file.
 fn template_name(index: usize, field: &str) -> String {
     format!("messages[{index}].{field}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_prefix;
+
+    #[test]
+    fn origin_prefix_only_when_a_literal_path_follows_the_authority() {
+        let p = |s: &str| origin_prefix(s);
+        assert_eq!(
+            p("https://erp.example.com/x/{{ a }}").as_deref(),
+            Some("https://erp.example.com/")
+        );
+        assert_eq!(
+            p("http://127.0.0.1:8080/{{ a }}").as_deref(),
+            Some("http://127.0.0.1:8080/")
+        );
+        assert_eq!(p("https://erp.example.com{{ a }}"), None);
+        assert_eq!(p("https://erp.example.com?q={{ a }}"), None);
+        assert_eq!(p("https://erp.example.com"), None);
+        assert_eq!(p("https://{{ host }}/x"), None);
+    }
 }

@@ -106,6 +106,8 @@ pub struct Tenant {
     /// Permits for this tenant's requests in flight. Carried over a reload
     /// while the limit is unchanged, so requests in flight keep counting.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Answer-cache counters, registered on first use.
+    pub cache_metrics: std::sync::OnceLock<crate::telemetry::CacheMetrics>,
     opts: CompileOptions,
 }
 
@@ -441,6 +443,7 @@ pub fn load_tenant_from(
         integrations,
         hash,
         loaded_at: SystemTime::now(),
+        cache_metrics: std::sync::OnceLock::new(),
         in_flight: match prev.filter(|p| p.limits.concurrency == settings.limits.concurrency) {
             Some(p) => p.in_flight.clone(),
             None => Arc::new(tokio::sync::Semaphore::new(
