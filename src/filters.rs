@@ -9,6 +9,7 @@ use minijinja::{Environment, Error, ErrorKind, State, Value};
 /// contrib's.
 pub fn register(env: &mut Environment<'_>) {
     env.add_filter("dateformat", dateformat);
+    env.add_filter("datetimeformat", datetimeformat);
     env.add_filter("brl", brl);
     env.add_filter("number_br", number_br);
     env.add_filter("first_name", first_name);
@@ -67,18 +68,146 @@ pub fn phone_br(value: &str) -> String {
 /// What `DATE_FORMAT` is unless an operator changes it.
 pub const DEFAULT_DATE_FORMAT: &str = "%d/%m/%Y";
 
-/// contrib's `dateformat`, with its most common call done directly: an ISO
-/// date (`"2026-12-10"`, a boleto's due date) in the default format. That
-/// call went through a general date parser, a time zone conversion and a
-/// strftime interpreter, about a tenth of a whole webhook's CPU. Anything
-/// else, errors included, is contrib's.
+/// contrib's `dateformat`, in Portuguese (see [`in_portuguese`]), with its
+/// most common call done directly: an ISO date (`"2026-12-10"`, a boleto's
+/// due date) in the default format. That call went through a general date
+/// parser, a time zone conversion and a strftime interpreter, about a tenth
+/// of a whole webhook's CPU. Anything else, errors included, is contrib's.
 pub fn dateformat(state: &State, value: Value, kwargs: Kwargs) -> Result<String, Error> {
     if let Some(iso) = value.as_str().filter(|_| kwargs.args().next().is_none()) {
         if let Some(out) = iso_date_default(state, iso) {
             return Ok(out);
         }
     }
-    minijinja_contrib::filters::dateformat(state, value, kwargs)
+    let named = |name: &str| match name {
+        "short" => Some("%d/%m/%Y"),
+        "medium" => Some("%-d de %b de %Y"),
+        "long" => Some("%-d de %B de %Y"),
+        "full" => Some("%A, %-d de %B de %Y"),
+        _ => None,
+    };
+    in_portuguese(
+        minijinja_contrib::filters::dateformat,
+        "DATE_FORMAT",
+        named,
+        state,
+        value,
+        kwargs,
+    )
+}
+
+/// contrib's `datetimeformat`, in Portuguese (see [`in_portuguese`]).
+pub fn datetimeformat(state: &State, value: Value, kwargs: Kwargs) -> Result<String, Error> {
+    let named = |name: &str| match name {
+        "short" => Some("%d/%m/%Y %H:%M"),
+        "medium" => Some("%-d de %b de %Y %H:%M"),
+        "long" => Some("%-d de %B de %Y %H:%M:%S"),
+        "full" => Some("%A, %-d de %B de %Y %H:%M:%S"),
+        _ => None,
+    };
+    in_portuguese(
+        minijinja_contrib::filters::datetimeformat,
+        "DATETIME_FORMAT",
+        named,
+        state,
+        value,
+        kwargs,
+    )
+}
+
+type DateFilter = fn(&State, Value, Kwargs) -> Result<String, Error>;
+
+const MONTHS: [&str; 12] = [
+    "janeiro",
+    "fevereiro",
+    "março",
+    "abril",
+    "maio",
+    "junho",
+    "julho",
+    "agosto",
+    "setembro",
+    "outubro",
+    "novembro",
+    "dezembro",
+];
+const WEEKDAYS: [&str; 7] = [
+    "domingo",
+    "segunda-feira",
+    "terça-feira",
+    "quarta-feira",
+    "quinta-feira",
+    "sexta-feira",
+    "sábado",
+];
+/// Wraps a name's number in the pattern given to contrib: `\u{1}` is never
+/// in a real pattern or in what contrib prints.
+const MARK: char = '\u{1}';
+
+/// Runs contrib's date `filter` so that month and weekday names come out in
+/// Portuguese (`%B` → `dezembro`, `%b` → `dez`, `%A` → `quinta-feira`, `%a`
+/// → `qui`) and the named formats (`short`, `medium`, `long`, `full`) in
+/// Brazilian order. contrib (jiff) only prints English names, so each name
+/// is asked for as its number between marks and replaced afterwards.
+fn in_portuguese(
+    filter: DateFilter,
+    global: &str,
+    named: impl Fn(&str) -> Option<&'static str>,
+    state: &State,
+    value: Value,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let configured = state.lookup(global);
+    let format = kwargs
+        .get::<Option<&str>>("format")?
+        .or_else(|| configured.as_ref().and_then(|v| v.as_str()))
+        .unwrap_or("medium");
+    let format = named(format).unwrap_or(format);
+    let tz = kwargs.get::<Option<Value>>("tz")?;
+    kwargs.assert_all_used()?;
+    let mut pattern = String::with_capacity(format.len() + 8);
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            pattern.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(kind @ ('B' | 'b' | 'h')) => {
+                let kind = if kind == 'B' { 'B' } else { 'b' };
+                pattern.extend([MARK, kind, '%', 'm', MARK]);
+            }
+            Some(kind @ ('A' | 'a')) => pattern.extend([MARK, kind, '%', 'w', MARK]),
+            Some(other) => pattern.extend(['%', other]),
+            None => pattern.push('%'),
+        }
+    }
+    let mut args = vec![("format", Value::from(pattern))];
+    args.extend(tz.map(|tz| ("tz", tz)));
+    let printed = filter(state, value, Kwargs::from_iter(args))?;
+    if !printed.contains(MARK) {
+        return Ok(printed);
+    }
+    let mut out = String::with_capacity(printed.len());
+    let mut parts = printed.split(MARK);
+    out.push_str(parts.next().unwrap_or_default());
+    while let (Some(name), Some(text)) = (parts.next(), parts.next()) {
+        let (kind, number) = name.split_at(1);
+        let n: usize = number.parse().unwrap_or_default();
+        let word = match kind {
+            "B" | "b" => MONTHS.get(n.wrapping_sub(1)),
+            _ => WEEKDAYS.get(n),
+        }
+        .copied()
+        .unwrap_or_default();
+        if kind == "B" || kind == "A" {
+            out.push_str(word);
+        } else {
+            out.extend(word.chars().take(3));
+        }
+        out.push_str(text);
+    }
+    Ok(out)
 }
 
 /// `2026-12-10` → `10/12/2026` when `DATE_FORMAT` is the default and the
@@ -213,6 +342,56 @@ mod tests {
         );
         let other = "{% set DATE_FORMAT = '%Y' %}{{ v | dateformat }}";
         assert_eq!(render(&env, other, "2026-12-10").unwrap(), "2026");
+    }
+
+    #[test]
+    fn dates_in_portuguese() {
+        let env = crate::config::compile::environment(&crate::config::compile::CompileOptions {
+            timezone: "America/Sao_Paulo".into(),
+            fuel: 10_000,
+        });
+        let r = |tpl: &str| {
+            env.render_str(
+                tpl,
+                minijinja::context! { d => "2026-12-10", t => "2026-03-01T13:05:00Z" },
+            )
+            .unwrap()
+        };
+        assert_eq!(r("{{ d | dateformat }}"), "10/12/2026");
+        assert_eq!(
+            r("{{ d | dateformat(format='long') }}"),
+            "10 de dezembro de 2026"
+        );
+        assert_eq!(
+            r("{{ d | dateformat(format='full') }}"),
+            "quinta-feira, 10 de dezembro de 2026"
+        );
+        assert_eq!(
+            r("{{ d | dateformat(format='%a %d %b %h') }}"),
+            "qui 10 dez dez"
+        );
+        assert_eq!(
+            r("{{ d | dateformat(format='100%% %B') }}"),
+            "100% dezembro"
+        );
+        assert_eq!(r("{{ t | datetimeformat }}"), "01/03/2026 10:05");
+        assert_eq!(
+            r("{{ t | datetimeformat(format='full') }}"),
+            "domingo, 1 de março de 2026 10:05:00"
+        );
+        assert_eq!(
+            r("{{ t | datetimeformat(format='%A %H:%M', tz='UTC') }}"),
+            "domingo 13:05"
+        );
+        assert_eq!(
+            r("{{ t | dateformat(format='%a', tz='Asia/Tokyo') }}"),
+            "dom"
+        );
+        let err = env.render_str(
+            "{{ d | dateformat(colour='red') }}",
+            minijinja::context! { d => "2026-12-10" },
+        );
+        assert!(err.is_err());
     }
 
     #[test]
