@@ -406,16 +406,66 @@ async fn tenants_come_and_go_and_a_broken_tenant_file_keeps_the_last_good_tenant
     assert_eq!(post(61, "a-token-1").await, 200);
     assert_eq!(post(61, "b-token-1").await, 401);
 
+    // Once `a` lets the id go, `b`'s waiting version comes in by itself.
+    common::write_files(
+        root.path(),
+        &[(
+            "a/tenant.yaml",
+            "client_ids: [63]
+tokens: [a-token-1]
+",
+        )],
+    );
+    wait_for(|| async { post(61, "b-token-1").await == 200 }).await;
+    assert_eq!(post(62, "b-token-1").await, 200);
+    assert_eq!(post(63, "a-token-1").await, 200);
+    assert_eq!(post(61, "a-token-1").await, 401);
+    assert!(status_errors(&server).await.is_empty());
+
     // Deleting the folder removes the tenant.
     std::fs::remove_dir_all(root.path().join("b")).unwrap();
     wait_for(|| async { post(62, "b-token-1").await == 401 }).await;
-    assert_eq!(post(61, "a-token-1").await, 200);
+    assert_eq!(post(63, "a-token-1").await, 200);
 
     // SIGHUP-style full reload keeps everything consistent.
     let reloader =
         recado::config::watch::Reloader::new(root.path().to_owned(), server.state.config.clone());
     let snap = reloader.reload(&recado::config::Scope::All);
     assert_eq!(snap.tenants.keys().collect::<Vec<_>>(), ["a"]);
+}
+
+#[test]
+fn at_a_cold_start_the_older_tenant_file_keeps_a_contested_client_id() {
+    let root = tempfile::tempdir().unwrap();
+    common::write_files(
+        root.path(),
+        &[
+            (
+                "zeta/tenant.yaml",
+                "client_ids: [90]\ntokens: [zeta-token-1]\n",
+            ),
+            (
+                "alfa/tenant.yaml",
+                "client_ids: [90, 91]\ntokens: [alfa-token-1]\n",
+            ),
+        ],
+    );
+    // `zeta` had the id first; `alfa` (first by name) copied it later.
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(root.path().join("zeta/tenant.yaml"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let snap = recado::config::load_dir(root.path());
+    assert_eq!(snap.tenant_for_client(90).unwrap().name, "zeta");
+    assert!(snap.tenant_for_client(91).is_none());
+    let errors: Vec<String> = snap.all_errors().map(|e| e.to_string()).collect();
+    assert!(
+        errors[0].starts_with("alfa/tenant.yaml") && errors[0].contains("clientId 90"),
+        "{errors:?}"
+    );
 }
 
 async fn wait_for<F, Fut>(mut cond: F)

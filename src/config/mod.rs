@@ -68,6 +68,11 @@ pub struct Snapshot {
     /// A file listed here is either left out or still served at its last
     /// good version.
     pub errors: BTreeMap<String, Vec<ConfigError>>,
+    /// Tenants whose current `tenant.yaml` is not served because it claims
+    /// another tenant's clientId. Every reload tries them again, so one
+    /// comes in as soon as the other lets the id go, without an edit of its
+    /// own.
+    refused: BTreeSet<String>,
     /// Counts reloads; 0 is the first load.
     pub generation: u64,
 }
@@ -97,6 +102,8 @@ pub struct Tenant {
     pub integrations: BTreeMap<String, Arc<Integration>>,
     /// Short SHA-256 of `tenant.yaml`, to skip re-reading an unchanged file.
     pub hash: String,
+    /// When `tenant.yaml` was last modified, if the file system says.
+    pub settings_modified: Option<SystemTime>,
     pub loaded_at: SystemTime,
     /// `secrets:`; only upstream-call templates can read them.
     pub secrets: Secrets,
@@ -193,7 +200,7 @@ pub fn load_dir(root: &Path) -> Snapshot {
 pub fn reload(root: &Path, prev: &Snapshot, scope: &Scope) -> Snapshot {
     let mut errors = prev.errors.clone();
     let names: BTreeSet<String> = match scope {
-        Scope::Tenants(names) => names.clone(),
+        Scope::Tenants(names) => names.union(&prev.refused).cloned().collect(),
         Scope::All => match list_dir(root) {
             Ok(entries) => {
                 errors.remove("");
@@ -214,6 +221,7 @@ pub fn reload(root: &Path, prev: &Snapshot, scope: &Scope) -> Snapshot {
                     tenants: prev.tenants.clone(),
                     by_client: prev.by_client.clone(),
                     errors,
+                    refused: prev.refused.clone(),
                     generation: prev.generation + 1,
                 };
             }
@@ -241,11 +249,12 @@ pub fn reload(root: &Path, prev: &Snapshot, scope: &Scope) -> Snapshot {
             }
         }
     }
-    let by_client = assign_client_ids(&mut tenants, &fresh, prev, &mut errors);
+    let (by_client, refused) = assign_client_ids(&mut tenants, &fresh, prev, &mut errors);
     Snapshot {
         tenants,
         by_client,
         errors,
+        refused,
         generation: prev.generation + 1,
     }
 }
@@ -254,12 +263,18 @@ pub fn reload(root: &Path, prev: &Snapshot, scope: &Scope) -> Snapshot {
 /// theirs; a changed tenant that claims another's id is an error in its own
 /// `tenant.yaml` and stays at its previous version (or out), so a mistake in
 /// one company's file can never take over another company's contacts.
+/// Returns the owners by id and the tenants refused.
+///
+/// Among changed tenants, those that already owned all their ids claim
+/// first, then the ones whose `tenant.yaml` is older: at a cold start, with
+/// no owners yet, the file edited last is the likelier mistake.
 fn assign_client_ids(
     tenants: &mut BTreeMap<String, Arc<Tenant>>,
     fresh: &[String],
     prev: &Snapshot,
     errors: &mut BTreeMap<String, Vec<ConfigError>>,
-) -> HashMap<u64, Arc<Tenant>> {
+) -> (HashMap<u64, Arc<Tenant>>, BTreeSet<String>) {
+    let mut refused = BTreeSet::new();
     let mut by_client: HashMap<u64, Arc<Tenant>> = HashMap::new();
     let claim =
         |by_client: &mut HashMap<u64, Arc<Tenant>>, t: &Arc<Tenant>| -> Result<(), (u64, String)> {
@@ -290,10 +305,12 @@ fn assign_client_ids(
     // same reload batch cannot hand an owner's id to a newcomer.
     let mut fresh = fresh.to_vec();
     fresh.sort_by_key(|n| {
-        !tenants[n]
+        let t = &tenants[n];
+        let owner = t
             .client_ids
             .iter()
-            .all(|id| prev.by_client.get(id).is_some_and(|o| &o.name == n))
+            .all(|id| prev.by_client.get(id).is_some_and(|o| &o.name == n));
+        (!owner, t.settings_modified)
     });
     for name in &fresh {
         let t = tenants[name].clone();
@@ -303,6 +320,7 @@ fn assign_client_ids(
                 format!("clientId {id} already belongs to tenant `{owner}`; this version of the tenant is not loaded"),
             );
             errors.entry(name.clone()).or_default().push(err);
+            refused.insert(name.clone());
             match prev
                 .tenants
                 .get(name)
@@ -313,7 +331,7 @@ fn assign_client_ids(
             };
         }
     }
-    by_client
+    (by_client, refused)
 }
 
 /// Loads one tenant folder, reusing from `prev` whatever did not change.
@@ -345,6 +363,9 @@ pub fn load_tenant_from(
         }
     };
     let hash = short_hash(&bytes);
+    let settings_modified = std::fs::metadata(dir.join(TENANT_FILE))
+        .and_then(|m| m.modified())
+        .ok();
     let settings = match prev.filter(|p| p.hash == hash && !reread_settings) {
         Some(p) => TenantSettings {
             client_ids: p.client_ids.clone(),
@@ -442,6 +463,7 @@ pub fn load_tenant_from(
         token_digests: settings.token_digests,
         integrations,
         hash,
+        settings_modified,
         loaded_at: SystemTime::now(),
         cache_metrics: std::sync::OnceLock::new(),
         in_flight: match prev.filter(|p| p.limits.concurrency == settings.limits.concurrency) {
