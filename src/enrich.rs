@@ -351,7 +351,8 @@ struct Prepared {
     raw_url: String,
     /// `raw_url` parsed, then (by [`Prepared::finish_url`]) with the query.
     url: Option<url::Url>,
-    query: Vec<String>,
+    /// The rendered `query`, names from the YAML.
+    query: Vec<(String, String)>,
     headers: HeaderMap,
     body: Option<Vec<u8>>,
     method: reqwest::Method,
@@ -369,7 +370,8 @@ impl Prepared {
         part(tenant.as_bytes());
         part(self.method.as_str().as_bytes());
         part(self.raw_url.as_bytes());
-        for value in &self.query {
+        for (name, value) in &self.query {
+            part(name.as_bytes());
             part(value.as_bytes());
         }
         let mut headers: Vec<_> = self.headers.iter().collect();
@@ -392,9 +394,9 @@ impl Prepared {
             Some(url) => url,
             None => parse_url(c, &self.raw_url)?,
         };
-        if !c.query.is_empty() {
+        if !self.query.is_empty() {
             let mut pairs = url.query_pairs_mut();
-            for ((k, _), v) in c.query.iter().zip(&self.query) {
+            for (k, v) in &self.query {
                 pairs.append_pair(k, v);
             }
         }
@@ -452,8 +454,8 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
     let query = c
         .query
         .iter()
-        .map(|(k, t)| render(&format!("query.{k}"), t))
-        .collect::<Result<_, _>>()?;
+        .map(|(k, t)| Ok((k.clone(), render(&format!("query.{k}"), t)?)))
+        .collect::<Result<_, EnrichError>>()?;
     let mut headers = HeaderMap::new();
     for (name, t) in &c.headers {
         let value = render(&format!("headers.{name}"), t)?;

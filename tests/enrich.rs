@@ -52,6 +52,7 @@ async fn behave(
         }
         "customer" => (StatusCode::UNAUTHORIZED, "no").into_response(),
         "orders" => axum::Json(json!({"count": 3, "of": id})).into_response(),
+        "echo" => axum::Json(json!({"query": q})).into_response(),
         "fail" => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
         "notjson" => (StatusCode::OK, "<html>oops</html>").into_response(),
         "big" => axum::Json(json!({"blob": "x".repeat(200_000)})).into_response(),
@@ -120,6 +121,13 @@ fn config(up: SocketAddr) -> tempfile::TempDir {
             format!(
                 "enrich:\n  customer:\n    url: \"{base}/customer/{{{{ data.id }}}}\"\n    headers: {{Authorization: \"Bearer {{{{ secrets.erp }}}}\"}}\n  orders:\n    url: \"{base}/orders/{{{{ enrich.customer.plan }}}}\"\n  other:\n    url: \"{base}/orders/x\"\n\
                  messages:\n  - text: \"{{{{ enrich.customer.plan }}}}: {{{{ enrich.orders.count }}}} pedidos de {{{{ enrich.orders.of }}}}\"\n"
+            ),
+        ),
+        (
+            "acme/queries.yaml".into(),
+            format!(
+                "enrich:\n  a:\n    url: \"{base}/echo/1\"\n    cache: 30s\n    query: {{a: \"{{{{ data.id }}}}\"}}\n  b:\n    url: \"{base}/echo/1\"\n    cache: 30s\n    query: {{b: \"{{{{ data.id }}}}\"}}\n\
+                 messages:\n  - text: \"{{{{ enrich.a.query.a }}}} {{{{ enrich.b.query.b }}}}\"\n"
             ),
         ),
         (
@@ -288,6 +296,17 @@ async fn a_declared_fallback_is_used() {
     let (status, body, _) = call(&server, "fallback", 1, json!({"id": "x"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body[0]["value"], "{\"plan\": \"básico\"} básico");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_differing_only_in_query_names_have_their_own_cache_entries() {
+    let (addr, up) = start_upstream().await;
+    let (server, _dir) = start(addr).await;
+    for _ in 0..3 {
+        let (status, body, _) = call(&server, "queries", 1, json!({"id": "7"})).await;
+        assert_eq!((status, &body[0]["value"]), (200, &json!("7 7")), "{body}");
+    }
+    assert_eq!(up.hits("echo/1"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

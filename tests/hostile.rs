@@ -472,7 +472,8 @@ async fn stalled_connections_are_closed_but_slow_requests_are_not() {
             .unwrap_or(0);
         let took = started.elapsed();
         assert_eq!(n, 0, "expected EOF, got {:?}", &buf[..n]);
-        assert!(took >= IDLE && took < 4 * IDLE, "closed after {took:?}");
+        // Measured from just after the server accepted, hence the slack.
+        assert!(took >= IDLE / 2 && took < 4 * IDLE, "closed after {took:?}");
     }
 
     // A keep-alive connection between requests is idle too; a request
