@@ -131,7 +131,9 @@ fn hole(inner: &str) -> Option<Piece> {
     if inner.starts_with(['-', '+']) || inner.ends_with(['-', '+']) {
         return None;
     }
-    let mut parts = inner.split('|').map(str::trim);
+    // Only whitespace minijinja's expression lexer skips too (`str::trim`
+    // would also take a vertical tab, which minijinja rejects).
+    let mut parts = inner.split('|').map(|p| p.trim_matches([' ', '\t', '\n']));
     let path: Vec<String> = parts
         .next()?
         .split('.')
@@ -141,7 +143,15 @@ fn hole(inner: &str) -> Option<Piece> {
     Some(Piece::Hole { path, filters })
 }
 
+/// A name minijinja reads as a variable or attribute: no keyword or literal.
 fn ident(s: &str) -> bool {
+    const RESERVED: &[&str] = &[
+        "and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "True", "False",
+        "None",
+    ];
+    if RESERVED.contains(&s) {
+        return false;
+    }
     let mut c = s.chars();
     c.next()
         .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
@@ -205,6 +215,10 @@ mod tests {
             "{{ 1a }}",
             "{{ a }",
             "{{ DATE_FORMAT | x }}",
+            "{{ a |\u{b} brl }}",
+            "{{ not }}",
+            "{{ a.if }}",
+            "{{ none }}",
         ] {
             assert!(Interpolation::parse(no).is_none(), "{no}");
         }
