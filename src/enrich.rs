@@ -430,25 +430,28 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
     if raw_url.starts_with(char::is_whitespace) {
         raw_url = raw_url.trim_start().to_owned();
     }
-    let fixed = c
-        .origin_prefix
-        .as_deref()
-        .is_some_and(|prefix| raw_url.starts_with(prefix));
-    let (origin, url) = match (&c.origin, fixed) {
-        (Some(origin), true) => (origin.clone(), None),
-        _ => {
+    // The fixed origin, when the rendered URL starts with its literal prefix.
+    let fixed = c.origin.as_ref().filter(|_| {
+        c.origin_prefix
+            .as_deref()
+            .is_some_and(|prefix| raw_url.starts_with(prefix))
+    });
+    let (url, origin) = match fixed {
+        Some(origin) => (None, std::borrow::Cow::Borrowed(origin)),
+        None => {
             let url = parse_url(c, &raw_url)?;
-            (Origin(url.origin().ascii_serialization()), Some(url))
+            let origin = Origin(url.origin().ascii_serialization());
+            (Some(url), std::borrow::Cow::Owned(origin))
         }
     };
     let allowed = match &c.origin {
-        Some(fixed) => *fixed == origin,
+        Some(fixed) => *fixed == *origin,
         None => tenant.upstreams.contains(&origin),
     } && (tenant.upstreams.is_empty() || tenant.upstreams.contains(&origin));
     if !allowed {
         return Err(EnrichError::Refused {
             call: c.name.clone(),
-            origin: origin.0,
+            origin: origin.into_owned().0,
         });
     }
     let query = c

@@ -358,20 +358,26 @@ async fn tenants_with_the_same_integration_names_never_see_each_other() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_tenants_flood_does_not_starve_another() {
-    // Tenant A's integration waits on a slow upstream; its limit is 4 at once.
+/// An integration whose one call waits `delay` on an upstream started here;
+/// it answers `[{"type": "TEXT", "value": "1"}]`.
+async fn slow_integration(delay: Duration) -> String {
     let slow = axum::Router::new().route(
         "/slow",
-        axum::routing::get(|| async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+        axum::routing::get(move || async move {
+            tokio::time::sleep(delay).await;
             axum::Json(json!({"ok": 1}))
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, slow).await.unwrap() });
-    let flood_yaml = format!("enrich:\n  s:\n    url: \"http://{up}/slow\"\nmessages:\n  - text: \"{{{{ enrich.s.ok }}}}\"\n");
+    format!("enrich:\n  s:\n    url: \"http://{up}/slow\"\nmessages:\n  - text: \"{{{{ enrich.s.ok }}}}\"\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenants_flood_does_not_starve_another() {
+    // Tenant A's integration waits on a slow upstream; its limit is 4 at once.
+    let flood_yaml = slow_integration(Duration::from_millis(300)).await;
     let dir = integrations_with(&[
         (
             "flood/tenant.yaml",
@@ -445,17 +451,7 @@ async fn stalled_connections_are_closed_but_slow_requests_are_not() {
     const IDLE: Duration = Duration::from_millis(300);
 
     // A request waiting 900 ms (three idle periods) on its upstream.
-    let slow = axum::Router::new().route(
-        "/slow",
-        axum::routing::get(|| async {
-            tokio::time::sleep(Duration::from_millis(900)).await;
-            axum::Json(json!({"ok": 1}))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let up = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, slow).await.unwrap() });
-    let slow_yaml = format!("enrich:\n  s:\n    url: \"http://{up}/slow\"\nmessages:\n  - text: \"{{{{ enrich.s.ok }}}}\"\n");
+    let slow_yaml = slow_integration(Duration::from_millis(900)).await;
     let dir = integrations_with(&[("demo/slow.yaml", &slow_yaml)]);
     let server = TestServer::start_with(dir.path(), |s| s.idle_timeout = IDLE).await;
 
