@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::config::compile::{BodyNode, CompiledCall, Text};
 use crate::config::spec::Origin;
 use crate::config::{Integration, Tenant};
+use crate::telemetry::TenantMetrics;
 
 /// Default bound of the answer cache, in bytes of upstream JSON.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -138,6 +139,7 @@ impl Upstream {
     pub async fn run(
         &self,
         tenant: &Tenant,
+        metrics: &TenantMetrics,
         integration: &Integration,
         vars: &Value,
     ) -> Result<Value, EnrichError> {
@@ -159,10 +161,11 @@ impl Upstream {
                 let calls: Vec<&CompiledCall<'_>> =
                     compiled.calls.iter().filter(|c| c.level == level).collect();
                 let results = match calls.as_slice() {
-                    [one] => vec![self.call(tenant, integration, one, &ctx).await],
+                    [one] => vec![self.call(tenant, metrics, integration, one, &ctx).await],
                     many => {
                         futures_util::future::join_all(
-                            many.iter().map(|c| self.call(tenant, integration, c, &ctx)),
+                            many.iter()
+                                .map(|c| self.call(tenant, metrics, integration, c, &ctx)),
                         )
                         .await
                     }
@@ -186,6 +189,7 @@ impl Upstream {
     async fn call(
         &self,
         tenant: &Tenant,
+        metrics: &TenantMetrics,
         integration: &Integration,
         c: &CompiledCall<'_>,
         ctx: &Value,
@@ -204,7 +208,7 @@ impl Upstream {
                 // A plain lookup first: hits are the common case, and cheaper
                 // than setting up a coalesced load.
                 let cached = self.cache.get(&key).await;
-                crate::telemetry::cache_lookup(tenant, cached.is_some());
+                metrics.cache_lookup(cached.is_some());
                 match cached {
                     Some(hit) => Ok(hit),
                     None => match request.finish_url(c) {
@@ -355,7 +359,7 @@ struct Prepared {
     query: Vec<(String, String)>,
     headers: HeaderMap,
     body: Option<Vec<u8>>,
-    method: reqwest::Method,
+    method: http::Method,
 }
 
 impl Prepared {

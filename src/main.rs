@@ -14,7 +14,8 @@ use recado::config;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use recado::request::PlatformRequest;
-use recado::server::{self, AppState};
+use recado::server;
+use recado::state::{AdminToken, AppState, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -30,11 +31,14 @@ struct Cli {
 enum Command {
     /// Serve the webhooks (the default when no command is given).
     Serve(ServeArgs),
-    /// Validate every file under DIR; print each error as file:line:col.
-    /// Exits non-zero if any file has an error.
+    /// Validate every file of the integrations folder; print each error as
+    /// file:line:col. Exits non-zero if any file has an error.
     Check {
-        #[arg(default_value = "integrations")]
-        dir: PathBuf,
+        /// The integrations folder (also `--dir DIR`).
+        #[arg(value_name = "DIR", conflicts_with = "dir")]
+        folder: Option<PathBuf>,
+        #[command(flatten)]
+        dir: DirArg,
     },
     /// Print the JSON Schema of integration files (or of `tenant.yaml`), for
     /// editors: see the README for the YAML language server.
@@ -48,18 +52,26 @@ enum Command {
         /// `<tenant>/<integration>`, e.g. `demo/boleto`.
         target: String,
         request: PathBuf,
-        #[arg(long, default_value = "integrations")]
-        dir: PathBuf,
+        #[command(flatten)]
+        dir: DirArg,
     },
+}
+
+/// The integrations folder, taken the same way by every subcommand.
+#[derive(clap::Args)]
+struct DirArg {
+    /// The integrations folder: one sub-folder per tenant.
+    #[arg(long, default_value = "integrations", env = "RECADO_DIR")]
+    dir: PathBuf,
 }
 
 #[derive(Parser)]
 struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080", env = "RECADO_LISTEN")]
     listen: SocketAddr,
-    /// The integrations folder. Edits are picked up while running.
-    #[arg(long, default_value = "integrations", env = "RECADO_DIR")]
-    dir: PathBuf,
+    /// Edits under the integrations folder are picked up while running.
+    #[command(flatten)]
+    dir: DirArg,
     /// Token for `GET /admin/status`; without it that endpoint is off.
     #[arg(long, env = "RECADO_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -100,7 +112,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => serve(ServeArgs::parse_from(["recado"])),
         Some(Command::Serve(args)) => serve(args),
-        Some(Command::Check { dir }) => check(&dir),
+        Some(Command::Check { folder, dir }) => check(&folder.unwrap_or(dir.dir)),
         Some(Command::Schema { kind }) => {
             let schema = match kind {
                 SchemaKind::Integration => config::schema::integration(),
@@ -116,7 +128,7 @@ fn main() -> ExitCode {
             target,
             request,
             dir,
-        }) => render(&dir, &target, &request),
+        }) => render(&dir.dir, &target, &request),
     };
     match result {
         Ok(code) => code,
@@ -143,15 +155,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),
     }
-    recado::telemetry::install();
-    let snapshot = config::load_dir(&args.dir);
+    let metrics = recado::telemetry::install();
+    let dir = args.dir.dir.clone();
+    let snapshot = config::load_dir(&dir);
     for e in snapshot.all_errors() {
         tracing::error!(error = %e, "config error; the file is not served");
     }
     tracing::info!(
         tenants = snapshot.tenants.len(),
         integrations = snapshot.integration_count(),
-        dir = %args.dir.display(),
+        dir = %dir.display(),
         "config loaded"
     );
     recado::telemetry::reloaded(
@@ -159,21 +172,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         snapshot.integration_count(),
         snapshot.all_errors().count(),
     );
-    let mut state = AppState::new(snapshot);
     if let Some(token) = &args.admin_token {
         // An empty token would let a request without any header in.
         anyhow::ensure!(
             token.chars().count() >= 8,
             "--admin-token must be at least 8 characters"
         );
-        state.admin_token = Some(recado::ops::AdminToken::new(token));
     }
-    state.log_personal_data = args.log_personal_data;
-    state.idle_timeout = args.idle_timeout;
-    state.upstream = std::sync::Arc::new(recado::enrich::Upstream::new(args.cache_bytes));
-    let reloader = config::watch::Reloader::new(args.dir.clone(), state.config.clone());
+    let settings = Settings {
+        admin_token: args.admin_token.as_deref().map(AdminToken::new),
+        log_personal_data: args.log_personal_data,
+        idle_timeout: args.idle_timeout,
+        cache_bytes: args.cache_bytes,
+        ..Settings::default()
+    };
+    let mut state = AppState::new(settings, snapshot);
+    state.metrics = Some(metrics.clone());
+    let reloader = config::watch::Reloader::new(dir.clone(), state.config.clone());
     let watcher = config::watch::watch(reloader)
-        .with_context(|| format!("cannot watch {}", args.dir.display()))?;
+        .with_context(|| format!("cannot watch {}", dir.display()))?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -280,7 +297,10 @@ fn render(dir: &Path, target: &str, request: &Path) -> anyhow::Result<ExitCode> 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    match runtime.block_on(server::produce(&upstream, &tenant, found, &req)) {
+    let metrics = recado::telemetry::TenantMetrics::new(&tenant.name);
+    match runtime.block_on(recado::hook::produce(
+        &upstream, &tenant, &metrics, found, &req,
+    )) {
         Ok(messages) => {
             println!("{}", serde_json::to_string_pretty(&messages)?);
             Ok(ExitCode::SUCCESS)

@@ -5,32 +5,14 @@
 
 use std::time::SystemTime;
 
+use crate::config::{ConfigError, Snapshot};
+use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
-use crate::config::{ConfigError, Snapshot};
-use crate::error::ApiError;
-use crate::server::AppState;
-
-/// The admin token, kept as a digest and compared in constant time.
-#[derive(Clone)]
-pub struct AdminToken([u8; 32]);
-
-impl AdminToken {
-    pub fn new(token: &str) -> AdminToken {
-        AdminToken(Sha256::digest(token.as_bytes()).into())
-    }
-
-    fn accepts(&self, presented: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        digest.ct_eq(&self.0).into()
-    }
-}
 
 pub async fn healthz() -> &'static str {
     "ok\n"
@@ -49,7 +31,10 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(app): State<AppState>) -> Response {
-    let handle = crate::telemetry::install();
+    let Some(handle) = &app.metrics else {
+        return ApiError::NoRoute("/metrics (no metrics recorder is installed)".into())
+            .into_response();
+    };
     let (entries, bytes) = app.upstream.cache_stats().await;
     crate::telemetry::cache_size(entries, bytes);
     handle.run_upkeep();
@@ -62,7 +47,7 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
 
 /// `GET /admin/status` with `Authorization: Bearer <admin token>`.
 pub async fn status(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(admin) = &app.admin_token else {
+    let Some(admin) = &app.settings.admin_token else {
         return ApiError::NoRoute(
             "/admin/status (start recado with --admin-token to enable it)".into(),
         )

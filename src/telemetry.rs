@@ -2,10 +2,12 @@
 //! structured log line per request. Beside the request path; the stages only
 //! call the small recording functions here.
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge, histogram, Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -18,7 +20,9 @@ const BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
-/// Installs the process-wide Prometheus recorder (once) and returns its handle.
+/// Installs the process-wide Prometheus recorder (once) and returns its
+/// handle. `main` calls it; a library user that wants `/metrics` does too
+/// and hands the handle to [`crate::state::AppState`].
 pub fn install() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
@@ -42,11 +46,15 @@ pub fn install() -> &'static PrometheusHandle {
 }
 
 /// Everything the per-request log line and metrics say, filled in by the
-/// pipeline as far as it got.
-#[derive(Debug, Default)]
+/// webhook handler as far as it got and handed to [`AccessLayer`] in the
+/// response's extensions: building a response has no side effects, the
+/// layer records it.
+#[derive(Debug, Default, Clone)]
 pub struct RequestRecord {
     pub request_id: Option<u64>,
     pub tenant: Option<Arc<Tenant>>,
+    /// The tenant's metric handles; set with `tenant`.
+    pub metrics: Option<Arc<TenantMetrics>>,
     /// Only set when the tenant has that integration: a label must never take
     /// a value an outsider chose.
     pub integration: Option<Arc<Integration>>,
@@ -54,6 +62,10 @@ pub struct RequestRecord {
     /// The contact's phone number and name; only kept when the access log
     /// is on.
     pub contact: Option<(String, String)>,
+    /// The error's code and message, when the answer is one.
+    pub error: Option<(&'static str, String)>,
+    /// Log the contact unmasked (`--log-personal-data`).
+    pub personal_data: bool,
 }
 
 /// Is the per-request line on (`RUST_LOG` at `info` for `recado::access`)?
@@ -65,13 +77,13 @@ pub fn access_log_enabled() -> bool {
 /// (a labelled lookup per request would cost more than the rest of the
 /// bookkeeping together).
 #[derive(Debug)]
-pub struct IntegrationMetrics {
+struct IntegrationMetrics {
     ok: Counter,
     duration: Histogram,
 }
 
 impl IntegrationMetrics {
-    pub fn new(tenant: &str, integration: &str) -> IntegrationMetrics {
+    fn new(tenant: &str, integration: &str) -> IntegrationMetrics {
         let labels = [
             ("tenant", tenant.to_owned()),
             ("integration", integration.to_owned()),
@@ -85,23 +97,61 @@ impl IntegrationMetrics {
     }
 }
 
+/// One tenant's metric handles, registered on first use and kept across
+/// config versions (the labels are the same).
+#[derive(Debug)]
+pub struct TenantMetrics {
+    tenant: String,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    integrations: RwLock<HashMap<String, Arc<IntegrationMetrics>>>,
+}
+
+impl TenantMetrics {
+    pub fn new(tenant: &str) -> TenantMetrics {
+        TenantMetrics {
+            tenant: tenant.to_owned(),
+            cache_hits: counter!("recado_cache_hits_total", "tenant" => tenant.to_owned()),
+            cache_misses: counter!("recado_cache_misses_total", "tenant" => tenant.to_owned()),
+            integrations: RwLock::default(),
+        }
+    }
+
+    pub fn cache_lookup(&self, hit: bool) {
+        if hit {
+            &self.cache_hits
+        } else {
+            &self.cache_misses
+        }
+        .increment(1);
+    }
+
+    fn integration(&self, name: &str) -> Arc<IntegrationMetrics> {
+        if let Some(m) = self
+            .integrations
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return m.clone();
+        }
+        self.integrations
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(IntegrationMetrics::new(&self.tenant, name)))
+            .clone()
+    }
+}
+
 impl RequestRecord {
     /// Records the request's metrics and writes its log line.
-    pub fn finish(
-        &self,
-        status: u16,
-        code: Option<&str>,
-        error: Option<&dyn std::fmt::Display>,
-        took: Duration,
-        personal_data: bool,
-    ) {
+    pub fn finish(&self, status: u16, took: Duration) {
         let tenant = self.tenant.as_deref().map_or("-", |t| t.name.as_str());
         let integration = self.integration.as_deref().map_or("-", |i| i.name.as_str());
-        match (&self.integration, status) {
-            (Some(i), 200) => {
-                let m = i
-                    .metrics
-                    .get_or_init(|| IntegrationMetrics::new(tenant, &i.name));
+        match (&self.integration, &self.metrics, status) {
+            (Some(i), Some(m), 200) => {
+                let m = m.integration(&i.name);
                 m.ok.increment(1);
                 m.duration.record(took.as_secs_f64());
             }
@@ -118,7 +168,7 @@ impl RequestRecord {
         }
 
         let shown = |masked: fn(&str) -> String, s: &str| {
-            if personal_data {
+            if self.personal_data {
                 s.to_owned()
             } else {
                 masked(s)
@@ -130,14 +180,101 @@ impl RequestRecord {
             tenant,
             integration,
             status,
-            code,
+            code = self.error.as_ref().map(|(c, _)| *c),
             duration_us = took.as_micros() as u64,
             messages = self.messages,
             contact_key = self.contact.as_ref().map(|(k, _)| shown(mask_phone, k)),
             contact_name = self.contact.as_ref().map(|(_, n)| shown(mask_name, n)),
-            error = error.map(tracing::field::display),
+            error = self.error.as_ref().map(|(_, m)| m.as_str()),
             "request"
         );
+    }
+}
+
+/// The one layer every route passes through: it times each request and,
+/// when the answer comes back, records it: the webhook's [`RequestRecord`]
+/// (metrics and the access line), or for the other routes a counter by route.
+/// A webhook that panicked carries no record and is recorded as such.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccessLayer;
+
+impl<S> tower::Layer<S> for AccessLayer {
+    type Service = Access<S>;
+    fn layer(&self, inner: S) -> Access<S> {
+        Access { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Access<S> {
+    inner: S,
+}
+
+/// The fixed set of routes other than the webhook, as metric labels.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        "/admin/status" => "/admin/status",
+        p if p.starts_with("/hooks/") => "/hooks/{integration}",
+        _ => "other",
+    }
+}
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for Access<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = AccessFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        AccessFuture {
+            route: route_label(req.uri().path()),
+            started: Instant::now(),
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct AccessFuture<F> {
+        #[pin]
+        inner: F,
+        route: &'static str,
+        started: Instant,
+    }
+}
+
+impl<F, ResBody, E> Future for AccessFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut resp = ready!(this.inner.poll(cx))?;
+        let took = this.started.elapsed();
+        let status = resp.status().as_u16();
+        match resp.extensions_mut().remove::<RequestRecord>() {
+            Some(record) => record.finish(status, took),
+            None if *this.route == "/hooks/{integration}" && status >= 500 => {
+                RequestRecord::default().finish(status, took)
+            }
+            None => {
+                counter!("recado_http_requests_total", "route" => *this.route, "status" => status.to_string())
+                    .increment(1);
+                tracing::debug!(target: "recado::access", route = *this.route, status, duration_us = took.as_micros() as u64, "request");
+            }
+        }
+        Poll::Ready(Ok(resp))
     }
 }
 
@@ -184,22 +321,6 @@ pub fn upstream_call(
         counter!("recado_upstream_errors_total", &with_outcome).increment(1);
     }
     histogram!("recado_upstream_duration_seconds", &labels).record(took.as_secs_f64());
-}
-
-/// A tenant's answer-cache counters, registered once like
-/// [`IntegrationMetrics`].
-#[derive(Debug)]
-pub struct CacheMetrics {
-    hits: Counter,
-    misses: Counter,
-}
-
-pub fn cache_lookup(tenant: &Tenant, hit: bool) {
-    let m = tenant.cache_metrics.get_or_init(|| CacheMetrics {
-        hits: counter!("recado_cache_hits_total", "tenant" => tenant.name.clone()),
-        misses: counter!("recado_cache_misses_total", "tenant" => tenant.name.clone()),
-    });
-    if hit { &m.hits } else { &m.misses }.increment(1);
 }
 
 pub fn cache_size(entries: u64, bytes: u64) {

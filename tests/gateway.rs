@@ -178,7 +178,7 @@ async fn http_level_errors_are_json_too() {
         "unsupported_media_type"
     );
 
-    let huge = vec![b' '; recado::server::DEFAULT_BODY_LIMIT + 1];
+    let huge = vec![b' '; recado::state::DEFAULT_BODY_LIMIT + 1];
     let (status, resp) = server.post("/hooks/boleto?token=demo-token", huge).await;
     assert_eq!(
         (status, resp["error"]["code"].as_str()),

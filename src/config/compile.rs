@@ -8,11 +8,12 @@ use minijinja::{Environment, Expression, Template, UndefinedBehavior, Value};
 
 use std::time::Duration;
 
-use axum::http::HeaderName;
+use http::HeaderName;
 use minijinja::value::Serde;
 
+use super::error::FieldPath;
 use super::interpolation::Interpolation;
-use super::spec::{CallSpec, Content, HttpMethod, IntegrationSpec, Origin, QrKind, TemplateSrc};
+use super::spec::{BodyTree, Content, HttpMethod, IntegrationSpec, Origin, QrKind, TemplateSrc};
 use crate::filters;
 
 /// Settings that shape how an integration's templates run.
@@ -63,7 +64,7 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
 
 pub struct CompiledCall<'env> {
     pub name: String,
-    pub method: reqwest::Method,
+    pub method: http::Method,
     pub idempotent: bool,
     pub url: Text<'env>,
     pub query: Vec<(String, Text<'env>)>,
@@ -207,49 +208,50 @@ pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program,
     for (i, msg) in spec.messages.iter().enumerate() {
         for (field, src) in msg.content.templates() {
             if !src.is_literal() {
-                env.add_template_owned(template_name(i, &field), src.source.clone())?;
+                env.add_template_owned(message_path(i, &field).to_string(), src.source.clone())?;
             }
         }
     }
     for (name, call) in &spec.enrich.calls {
-        for (field, src) in call_templates(call) {
+        for (field, src) in call.templates() {
             if !src.is_literal() {
-                env.add_template_owned(format!("enrich.{name}.{field}"), src.source.clone())?;
+                env.add_template_owned(call_path(name, &field).to_string(), src.source.clone())?;
             }
         }
     }
     Program::try_new(env, |env| {
-        let text_of = |name: String, src: &TemplateSrc| -> Result<Text<'_>, minijinja::Error> {
+        let text_of = |path: FieldPath, src: &TemplateSrc| -> Result<Text<'_>, minijinja::Error> {
             Ok(if src.is_literal() {
                 Text::Literal(src.source.clone())
             } else {
                 Text::Template {
-                    template: env.get_template(&name)?,
+                    template: env.get_template(&path.to_string())?,
                     fast: Interpolation::parse(&src.source),
                 }
             })
         };
         let mut messages = Vec::with_capacity(spec.messages.len());
         for (i, msg) in spec.messages.iter().enumerate() {
-            let text = |field: &str, src: &TemplateSrc| text_of(template_name(i, field), src);
+            let text = |field: FieldPath, src: &TemplateSrc| text_of(message_path(i, &field), src);
+            let template = FieldPath::key(super::spec::TEMPLATE_KEY);
             let content = match &msg.content {
                 Content::Qr { kind, value } => CompiledContent::Qr {
                     kind: *kind,
-                    value: text(kind.key(), value)?,
+                    value: text(FieldPath::key(kind.key()), value)?,
                 },
                 Content::Template(t) => CompiledContent::Template {
-                    name: text("template.name", &t.name)?,
-                    language: text("template.language", &t.language)?,
+                    name: text(template.then("name"), &t.name)?,
+                    language: text(template.then("language"), &t.language)?,
                     header: t
                         .header
                         .as_ref()
-                        .map(|h| text("template.header", h))
+                        .map(|h| text(template.then("header"), h))
                         .transpose()?,
                     body: t
                         .body
                         .iter()
                         .enumerate()
-                        .map(|(j, b)| text(&format!("template.body[{j}]"), b))
+                        .map(|(j, b)| text(template.then("body").at(j), b))
                         .collect::<Result<_, _>>()?,
                     buttons: t
                         .buttons
@@ -257,7 +259,7 @@ pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program,
                         .enumerate()
                         .map(|(j, b)| {
                             b.as_ref()
-                                .map(|b| text(&format!("template.buttons[{j}]"), b))
+                                .map(|b| text(template.then("buttons").at(j), b))
                                 .transpose()
                         })
                         .collect::<Result<_, _>>()?,
@@ -285,24 +287,22 @@ pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program,
 
         let mut calls: Vec<CompiledCall<'_>> = Vec::with_capacity(spec.enrich.calls.len());
         for (name, call) in &spec.enrich.calls {
-            let text =
-                |field: &str, src: &TemplateSrc| text_of(format!("enrich.{name}.{field}"), src);
+            let text = |field: FieldPath, src: &TemplateSrc| text_of(call_path(name, &field), src);
             let level = calls
                 .iter()
                 .filter(|c| call.deps.contains(&c.name))
                 .map(|c| c.level + 1)
                 .max()
                 .unwrap_or(0);
-            let mut body_templates = call.body_templates.iter().enumerate();
             calls.push(CompiledCall {
                 name: name.clone(),
                 method: method(call.method),
                 idempotent: call.method.idempotent(),
-                url: text("url", &call.url)?,
+                url: text(FieldPath::key("url"), &call.url)?,
                 query: call
                     .query
                     .iter()
-                    .map(|(k, v)| Ok((k.clone(), text(&format!("query.{k}"), v)?)))
+                    .map(|(k, v)| Ok((k.clone(), text(FieldPath::key("query").then(k), v)?)))
                     .collect::<Result<_, minijinja::Error>>()?,
                 headers: call
                     .headers
@@ -310,20 +310,13 @@ pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program,
                     .map(|(k, v)| {
                         let header =
                             HeaderName::from_bytes(k.as_bytes()).expect("checked while parsing");
-                        Ok((header, text(&format!("headers.{k}"), v)?))
+                        Ok((header, text(FieldPath::key("headers").then(k), v)?))
                     })
                     .collect::<Result<_, minijinja::Error>>()?,
                 body: call
                     .body
                     .as_ref()
-                    .map(|b| {
-                        body_node(b, &mut || {
-                            let (j, src) = body_templates
-                                .next()
-                                .expect("one template per string, in order");
-                            text(&format!("body[{j}]"), src)
-                        })
-                    })
+                    .map(|b| body_node(b, FieldPath::key("body"), &text))
                     .transpose()?,
                 timeout: call.timeout.map_or(DEFAULT_CALL_TIMEOUT, |d| d.0),
                 retries: call.retries,
@@ -354,73 +347,53 @@ fn origin_prefix(url: &str) -> Option<String> {
     (url.as_bytes()[slash] == b'/').then(|| url[..=slash].to_owned())
 }
 
-/// Every template of a call with its field name; body strings as `body[i]`
-/// in document order.
-fn call_templates(call: &CallSpec) -> Vec<(String, &TemplateSrc)> {
-    std::iter::once(("url".to_owned(), &call.url))
-        .chain(call.query.iter().map(|(k, v)| (format!("query.{k}"), v)))
-        .chain(
-            call.headers
-                .iter()
-                .map(|(k, v)| (format!("headers.{k}"), v)),
-        )
-        .chain(
-            call.body_templates
-                .iter()
-                .enumerate()
-                .map(|(j, t)| (format!("body[{j}]"), t)),
-        )
-        .collect()
-}
-
+/// The call body's tree with each template compiled.
 fn body_node<'env>(
-    v: &serde_yaml::Value,
-    next_text: &mut dyn FnMut() -> Result<Text<'env>, minijinja::Error>,
+    tree: &BodyTree,
+    at: FieldPath,
+    text: &dyn Fn(FieldPath, &TemplateSrc) -> Result<Text<'env>, minijinja::Error>,
 ) -> Result<BodyNode<'env>, minijinja::Error> {
-    Ok(match v {
-        serde_yaml::Value::Null => BodyNode::Null,
-        serde_yaml::Value::Bool(b) => BodyNode::Bool(*b),
-        serde_yaml::Value::Number(n) => BodyNode::Number(
-            serde_json::to_value(n)
-                .ok()
-                .and_then(|v| v.as_number().cloned())
-                .unwrap_or_else(|| 0.into()),
-        ),
-        serde_yaml::Value::String(_) => BodyNode::Text(next_text()?),
-        serde_yaml::Value::Sequence(items) => BodyNode::List(
+    Ok(match tree {
+        BodyTree::Null => BodyNode::Null,
+        BodyTree::Bool(b) => BodyNode::Bool(*b),
+        BodyTree::Number(n) => BodyNode::Number(n.clone()),
+        BodyTree::Text(src) => BodyNode::Text(text(at, src)?),
+        BodyTree::List(items) => BodyNode::List(
             items
                 .iter()
-                .map(|i| body_node(i, next_text))
+                .enumerate()
+                .map(|(i, item)| body_node(item, at.at(i), text))
                 .collect::<Result<_, _>>()?,
         ),
-        serde_yaml::Value::Mapping(m) => BodyNode::Map(
-            m.iter()
-                .map(|(k, v)| {
-                    Ok((
-                        k.as_str().unwrap_or_default().to_owned(),
-                        body_node(v, next_text)?,
-                    ))
-                })
+        BodyTree::Map(entries) => BodyNode::Map(
+            entries
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), body_node(v, at.then(k), text)?)))
                 .collect::<Result<_, minijinja::Error>>()?,
         ),
-        serde_yaml::Value::Tagged(_) => BodyNode::Null,
     })
 }
 
-fn method(m: HttpMethod) -> reqwest::Method {
+fn method(m: HttpMethod) -> http::Method {
     match m {
-        HttpMethod::Get => reqwest::Method::GET,
-        HttpMethod::Post => reqwest::Method::POST,
-        HttpMethod::Put => reqwest::Method::PUT,
-        HttpMethod::Patch => reqwest::Method::PATCH,
-        HttpMethod::Delete => reqwest::Method::DELETE,
-        HttpMethod::Head => reqwest::Method::HEAD,
+        HttpMethod::Get => http::Method::GET,
+        HttpMethod::Post => http::Method::POST,
+        HttpMethod::Put => http::Method::PUT,
+        HttpMethod::Patch => http::Method::PATCH,
+        HttpMethod::Delete => http::Method::DELETE,
+        HttpMethod::Head => http::Method::HEAD,
     }
 }
 
-/// The name a template carries in minijinja's errors: where it sits in the file.
-fn template_name(index: usize, field: &str) -> String {
-    format!("messages[{index}].{field}")
+/// Where a message's template sits in the file; also the name it carries in
+/// minijinja's errors.
+pub fn message_path(index: usize, field: &FieldPath) -> FieldPath {
+    field.under(&FieldPath::key("messages").at(index))
+}
+
+/// Where a call's template sits in the file (`enrich.cliente.url`).
+pub fn call_path(call: &str, field: &FieldPath) -> FieldPath {
+    field.under(&FieldPath::key("enrich").then(call))
 }
 
 #[cfg(test)]

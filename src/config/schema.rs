@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 
 use super::spec::{
-    CallSpec, Calls, DurationSpec, ExprSrc, IntegrationSpec, MessageSpec, Origin, RawCall,
-    RawMessage, SecretSpec, TemplateSrc, TenantSpec, Timezone, TokenSpec,
+    CallSpec, Calls, DurationSpec, ExprSrc, IntegrationSpec, MessageSpec, Origin, QrKind, RawCall,
+    RawMessage, SecretSpec, TemplateSrc, TenantSpec, Timezone, TokenSpec, TEMPLATE_KEY,
 };
 
 /// The schema of `integrations/<tenant>/<integration>.yaml`.
@@ -78,8 +78,10 @@ impl JsonSchema for MessageSpec {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let mut schema = RawMessage::json_schema(generator);
         // Exactly one content key.
-        let one_of: Vec<serde_json::Value> = ["text", "file", "image", "audio", "template"]
+        let one_of: Vec<serde_json::Value> = QrKind::ALL
             .iter()
+            .map(|k| k.key())
+            .chain([TEMPLATE_KEY])
             .map(|k| serde_json::json!({ "required": [k] }))
             .collect();
         schema.insert("oneOf".into(), one_of.into());

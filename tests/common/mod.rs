@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use recado::server::{self, AppState};
+use recado::server;
+use recado::state::{AdminToken, AppState, Settings};
 use tokio::sync::oneshot;
 
 pub struct TestServer {
@@ -22,10 +23,13 @@ impl TestServer {
         Self::start_with(dir, |_| {}).await
     }
 
-    /// Like [`start`](Self::start), with the state adjusted by `configure`.
-    pub async fn start_with(dir: &Path, configure: impl FnOnce(&mut AppState)) -> TestServer {
-        let mut state = AppState::new(recado::config::load_dir(dir));
-        configure(&mut state);
+    /// Like [`start`](Self::start), with the settings adjusted by `configure`.
+    pub async fn start_with(dir: &Path, configure: impl FnOnce(&mut Settings)) -> TestServer {
+        let mut settings = Settings::default();
+        configure(&mut settings);
+        let mut state = AppState::new(settings, recado::config::load_dir(dir));
+        // The process-wide recorder, as `main` installs it.
+        state.metrics = Some(recado::telemetry::install().clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -49,7 +53,7 @@ impl TestServer {
 
     /// Also watches `dir` and reloads on changes, as `recado serve` does.
     pub async fn start_watching(dir: &Path, admin_token: &str) -> TestServer {
-        let token = recado::ops::AdminToken::new(admin_token);
+        let token = AdminToken::new(admin_token);
         let mut server = Self::start_with(dir, |s| s.admin_token = Some(token)).await;
         let reloader =
             recado::config::watch::Reloader::new(dir.to_owned(), server.state.config.clone());

@@ -1,0 +1,162 @@
+//! Templates and expressions as written in YAML: syntax-checked while read,
+//! with the variables they use, so a typo is caught at load.
+
+use std::cell::Cell;
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Deserializer};
+
+use super::values::CheckedStr;
+
+/// Names a message template may read: the request's fields, plus the globals
+/// that [`crate::config::compile`] registers. Anything else is a typo caught at load.
+pub const CONTEXT_NAMES: &[&str] = &["id", "clientId", "contact", "data", "enrich"];
+/// Names an upstream-call template may read, beyond the request's.
+pub const CALL_NAMES: &[&str] = &["enrich", "secrets"];
+
+pub const GLOBAL_NAMES: &[&str] = &[
+    "DATE_FORMAT",
+    "DATETIME_FORMAT",
+    "TIME_FORMAT",
+    "TIMEZONE",
+    "now",
+    "range",
+    "dict",
+    "namespace",
+    "cycler",
+    "joiner",
+];
+pub(super) fn check_vars(
+    field: &str,
+    vars: &[String],
+    known: &BTreeSet<&str>,
+) -> Result<(), String> {
+    match vars.iter().find(|v| !known.contains(v.as_str())) {
+        None => Ok(()),
+        Some(unknown) => Err(format!(
+            "`{field}` reads `{unknown}`, which does not exist; a template can read {}",
+            known
+                .iter()
+                .filter(|k| !GLOBAL_NAMES.contains(k))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+thread_local! {
+    /// Line and column *inside* the template string of the last syntax error
+    /// raised by [`TemplateSrc`]. serde's error type can only carry a message,
+    /// and the loader needs both numbers to point into the YAML file.
+    static TEMPLATE_ERROR_POS: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+}
+
+/// Takes the position left by the last template syntax error, if any.
+pub fn take_template_error_pos() -> Option<(usize, usize)> {
+    TEMPLATE_ERROR_POS.with(|c| c.take())
+}
+
+/// A minijinja template as written in YAML, syntax-checked on deserialization.
+#[derive(Debug, Clone)]
+pub struct TemplateSrc {
+    pub source: String,
+    /// Top-level variables the template reads.
+    vars: Vec<String>,
+    /// Dotted paths read below the top level (`enrich.customer`).
+    nested: Vec<String>,
+}
+
+impl TemplateSrc {
+    /// The calls this template reads: `enrich.<name>`.
+    pub fn enrich_reads(&self) -> impl Iterator<Item = String> + '_ {
+        self.nested
+            .iter()
+            .filter_map(|p| p.strip_prefix("enrich."))
+            .map(|rest| rest.split('.').next().unwrap_or(rest).to_owned())
+    }
+
+    /// Top-level variables the template reads.
+    pub fn vars(&self) -> &[String] {
+        &self.vars
+    }
+
+    /// Text without any `{{`, `{%` or `{#` needs no rendering at all.
+    pub fn is_literal(&self) -> bool {
+        !(self.source.contains("{{") || self.source.contains("{%") || self.source.contains("{#"))
+    }
+}
+
+impl TemplateSrc {
+    pub fn parse(source: &str) -> Result<Self, String> {
+        let env = minijinja::Environment::empty();
+        match env.template_from_str(source) {
+            Ok(t) => Ok(TemplateSrc {
+                vars: t.undeclared_variables(false).into_iter().collect(),
+                nested: t.undeclared_variables(true).into_iter().collect(),
+                source: source.to_owned(),
+            }),
+            Err(e) => Err(syntax_error(source, &e)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TemplateSrc {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(CheckedStr(
+            "a string (text or a minijinja template)",
+            TemplateSrc::parse,
+        ))
+    }
+}
+
+/// A minijinja expression (`when`, `for_each`), syntax-checked on deserialization.
+#[derive(Debug, Clone)]
+pub struct ExprSrc {
+    pub source: String,
+    vars: Vec<String>,
+}
+
+impl ExprSrc {
+    /// Top-level variables the expression reads.
+    pub fn vars(&self) -> &[String] {
+        &self.vars
+    }
+
+    pub fn parse(source: &str) -> Result<Self, String> {
+        let env = minijinja::Environment::empty();
+        match env.compile_expression(source) {
+            Ok(e) => Ok(ExprSrc {
+                vars: e.undeclared_variables(false).into_iter().collect(),
+                source: source.to_owned(),
+            }),
+            Err(e) => Err(syntax_error(source, &e)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExprSrc {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CheckedStr(
+            "an expression, e.g. `data.boletos | length > 0`",
+            ExprSrc::parse,
+        ))
+    }
+}
+
+fn syntax_error(source: &str, e: &minijinja::Error) -> String {
+    let line = e.line().unwrap_or(1);
+    let col = e
+        .range()
+        .map(|r| {
+            let start = r.start.min(source.len());
+            let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+            source[line_start..start].chars().count() + 1
+        })
+        .unwrap_or(1);
+    TEMPLATE_ERROR_POS.with(|c| c.set(Some((line, col))));
+    format!(
+        "template syntax error: {}",
+        e.detail().unwrap_or("invalid syntax")
+    )
+}

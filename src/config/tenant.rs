@@ -1,0 +1,90 @@
+//! A loaded tenant and its compiled integrations: what [`super::load`]
+//! produces and the request path reads.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::compile::{CompileOptions, Program};
+use super::spec::{self, Origin};
+
+#[derive(Debug)]
+pub struct Tenant {
+    /// The folder's name.
+    pub name: String,
+    pub client_ids: Vec<u64>,
+    /// SHA-256 of each accepted token: comparing digests keeps the comparison
+    /// constant-time whatever the tokens' lengths.
+    pub token_digests: Vec<[u8; 32]>,
+    pub integrations: BTreeMap<String, Arc<Integration>>,
+    /// Short SHA-256 of `tenant.yaml`, to skip re-reading an unchanged file.
+    pub hash: String,
+    /// When `tenant.yaml` was last modified, if the file system says.
+    pub settings_modified: Option<SystemTime>,
+    pub loaded_at: SystemTime,
+    /// `secrets:`; only upstream-call templates can read them.
+    pub secrets: Secrets,
+    /// `upstreams:`; when not empty, the only origins calls may reach.
+    pub upstreams: Vec<Origin>,
+    pub limits: Limits,
+    pub(super) opts: CompileOptions,
+}
+
+/// A tenant's limits, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub concurrency: u32,
+    pub deadline: std::time::Duration,
+    pub max_messages: usize,
+    pub max_output_bytes: usize,
+}
+
+impl Limits {
+    pub const DEFAULT: Limits = Limits {
+        max_body_bytes: 256 * 1024,
+        concurrency: 64,
+        deadline: std::time::Duration::from_secs(10),
+        max_messages: 50,
+        max_output_bytes: 64 * 1024,
+    };
+
+    pub(super) fn from_spec(spec: &spec::LimitsSpec) -> Limits {
+        let d = Limits::DEFAULT;
+        Limits {
+            max_body_bytes: spec.max_body_bytes.unwrap_or(d.max_body_bytes),
+            concurrency: spec.concurrency.unwrap_or(d.concurrency).max(1),
+            deadline: spec.deadline.map_or(d.deadline, |x| x.0),
+            max_messages: spec.max_messages.unwrap_or(d.max_messages),
+            max_output_bytes: spec.max_output_bytes.unwrap_or(d.max_output_bytes),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::DEFAULT
+    }
+}
+
+/// The tenant's secrets as a template value. `Debug` never shows them.
+#[derive(Clone)]
+pub struct Secrets(pub minijinja::Value);
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secrets(***)")
+    }
+}
+
+#[derive(Debug)]
+pub struct Integration {
+    pub name: String,
+    /// Path relative to the integrations folder, for error messages.
+    pub file: String,
+    /// Short SHA-256 of the file's bytes, to tell versions apart.
+    pub hash: String,
+    pub loaded_at: SystemTime,
+    pub program: Program,
+}

@@ -1,0 +1,218 @@
+//! YAML in, positions out: serde_yaml reads the typed spec (and stamps the
+//! position of any error raised while reading), and [`Positions`] maps a
+//! [`FieldPath`] to its line and column for checks made after reading.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use super::error::{ConfigError, FieldPath};
+use super::spec;
+
+/// Parses `bytes` as a `T`, turning serde_yaml's error into file:line:col.
+pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], rel: &str) -> Result<T, ConfigError> {
+    spec::take_template_error_pos();
+    serde_yaml::from_slice(bytes).map_err(|e| error(bytes, rel, &e))
+}
+
+/// For a template syntax error serde_yaml points at the start of the string;
+/// the template's own line and column are added so the position lands on the
+/// faulty character.
+fn error(bytes: &[u8], rel: &str, e: &serde_yaml::Error) -> ConfigError {
+    let text = e.to_string();
+    let Some(loc) = e.location() else {
+        return ConfigError::whole_file(rel, text);
+    };
+    // The position goes in front, as file:line:col; drop serde_yaml's copy.
+    let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+    let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
+    let mut at = (loc.line(), loc.column());
+    if let Some(inner) = spec::take_template_error_pos() {
+        at = inside(&String::from_utf8_lossy(bytes), at, inner);
+    }
+    ConfigError::at(rel, at, message)
+}
+
+/// The file position of `inner` (line and column inside a string's value,
+/// 1-based) for the string whose YAML scalar starts at `start`.
+pub fn inside(source: &str, start: (usize, usize), inner: (usize, usize)) -> (usize, usize) {
+    let (line, column) = start;
+    let (tl, tc) = inner;
+    let first = source
+        .lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|l| l.chars().nth(column.saturating_sub(1)));
+    match first {
+        // Block scalar (`|` or `>`): the text starts on the next line, at
+        // the block's indentation.
+        Some('|' | '>') => {
+            let line = line + tl;
+            let indent = source
+                .lines()
+                .nth(line - 1)
+                .map_or(0, |l| l.len() - l.trim_start().len());
+            (line, indent + tc)
+        }
+        // Quoted scalar: skip the opening quote on the first line.
+        Some('"' | '\'') if tl == 1 => (line, column + tc),
+        _ if tl == 1 => (line, column + tc - 1),
+        _ => (line + tl - 1, tc),
+    }
+}
+
+/// Where each value of a YAML document starts, by [`FieldPath`]. Built only
+/// when an error needs a position, so loading a good file never pays for it.
+#[derive(Debug, Default)]
+pub struct Positions {
+    values: HashMap<String, Place>,
+    source: String,
+}
+
+/// Where a value starts. A block scalar (`|`, `>`) is placed at its text's
+/// first character, on the line after the indicator.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    at: (usize, usize),
+    block: bool,
+}
+
+impl Positions {
+    pub fn of(bytes: &[u8]) -> Positions {
+        let source = String::from_utf8_lossy(bytes).into_owned();
+        let mut walker = Walker::default();
+        // A document serde_yaml accepted parses here too; if it ever did
+        // not, errors fall back to the file as a whole.
+        let _ = Parser::new_from_str(&source).load(&mut walker, false);
+        Positions {
+            values: walker.values,
+            source,
+        }
+    }
+
+    /// Line and column where the value at `path` starts.
+    pub fn get(&self, path: &FieldPath) -> Option<(usize, usize)> {
+        self.values.get(&path.to_string()).map(|p| p.at)
+    }
+
+    /// Like [`get`](Self::get), moved to `inner` (line, column inside the
+    /// value's text) when given: a block scalar's third line, say.
+    pub fn locate(
+        &self,
+        path: &FieldPath,
+        inner: Option<(usize, usize)>,
+    ) -> Option<(usize, usize)> {
+        let place = self.values.get(&path.to_string())?;
+        let (line, column) = place.at;
+        Some(match inner {
+            // Every line of a block scalar starts at the block's indentation.
+            Some((tl, tc)) if place.block => (line + tl - 1, column + tc - 1),
+            Some(inner) => inside(&self.source, place.at, inner),
+            None => place.at,
+        })
+    }
+
+    /// An error at `path`, or on the file as a whole if the path is unknown.
+    pub fn error(
+        &self,
+        file: &str,
+        path: &FieldPath,
+        inner: Option<(usize, usize)>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        match self.locate(path, inner) {
+            Some(at) => ConfigError::at(file, at, message),
+            None => ConfigError::whole_file(file, message),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Walker {
+    values: HashMap<String, Place>,
+    stack: Vec<Frame>,
+}
+
+enum Frame {
+    /// In a mapping: the path of the mapping, and the key just read (whose
+    /// value comes next) if any.
+    Map(FieldPath, Option<String>),
+    Seq(FieldPath, usize),
+}
+
+impl Walker {
+    /// The path of the node that starts now, advancing the parent's state.
+    /// `None` for a mapping key.
+    fn next_path(&mut self) -> Option<FieldPath> {
+        match self.stack.last_mut() {
+            None => Some(FieldPath::root()),
+            Some(Frame::Seq(path, n)) => {
+                let p = path.at(*n);
+                *n += 1;
+                Some(p)
+            }
+            Some(Frame::Map(path, key)) => key.take().map(|k| path.then(k)),
+        }
+    }
+}
+
+impl MarkedEventReceiver for Walker {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        // yaml-rust2's columns are 0-based.
+        let at = Place {
+            at: (mark.line(), mark.col() + 1),
+            block: false,
+        };
+        match ev {
+            Event::Scalar(value, style, ..) => match self.next_path() {
+                Some(path) => {
+                    let block = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded);
+                    self.values.insert(path.to_string(), Place { block, ..at });
+                }
+                None => {
+                    if let Some(Frame::Map(_, key)) = self.stack.last_mut() {
+                        *key = Some(value);
+                    }
+                }
+            },
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                // A complex key (a mapping as a key) is not valid in recado's
+                // files; it gets a placeholder path.
+                let path = self.next_path().unwrap_or_else(|| FieldPath::key("?"));
+                self.values.insert(path.to_string(), at);
+                self.stack.push(match ev {
+                    Event::MappingStart(..) => Frame::Map(path, None),
+                    _ => Frame::Seq(path, 0),
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            Event::Alias(_) => {
+                if let Some(path) = self.next_path() {
+                    self.values.insert(path.to_string(), at);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_values_by_path() {
+        let src = "a: 1\nmessages:\n  - text: hi\n  - text: |\n      one\n      two {{ x }}\n";
+        let p = Positions::of(src.as_bytes());
+        let m1 = FieldPath::key("messages").at(1).then("text");
+        assert_eq!(p.get(&FieldPath::key("a")), Some((1, 4)));
+        assert_eq!(
+            p.get(&FieldPath::key("messages").at(0).then("text")),
+            Some((3, 11))
+        );
+        assert_eq!(p.get(&m1), Some((5, 7)));
+        assert_eq!(p.locate(&m1, Some((2, 5))), Some((6, 11)));
+    }
+}

@@ -1,0 +1,205 @@
+//! The webhook: the request's whole path, one stage per line, each stage
+//! its own module: receive ([`crate::server`]) → validate request
+//! ([`crate::request`]) → tenant ([`crate::tenant`]) → enrich
+//! ([`crate::enrich`]) → render ([`crate::render`]) → validate output
+//! ([`crate::output`]) → respond ([`crate::error`]). Metrics and the access
+//! line are the access layer's ([`crate::telemetry::AccessLayer`]).
+
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use minijinja::context;
+
+use crate::config::{Integration, Snapshot, Tenant};
+use crate::enrich::Upstream;
+use crate::error::ApiError;
+use crate::output::Message;
+use crate::render::{render, request_context};
+use crate::request::PlatformRequest;
+use crate::state::AppState;
+use crate::telemetry::{RequestRecord, TenantMetrics};
+use crate::tenant::{authenticate, token_from};
+
+/// How long a client may take to send a request's body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `POST /hooks/{integration}`: the platform's scheduled-message webhook.
+/// Answers the messages, or the error; either way the response carries the
+/// request's [`RequestRecord`] for the access layer.
+pub async fn hook(State(app): State<AppState>, request: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let mut record = RequestRecord {
+        personal_data: app.settings.log_personal_data,
+        ..RequestRecord::default()
+    };
+    // A client that trickles its body must not hold a worker's attention
+    // forever (stalled headers are the connection watchdog's).
+    let result = match tokio::time::timeout_at(
+        (started + BODY_READ_TIMEOUT).into(),
+        axum::body::to_bytes(body, app.settings.body_limit),
+    )
+    .await
+    {
+        Err(_) => Err(ApiError::BodyTimeout(BODY_READ_TIMEOUT)),
+        Ok(body) => {
+            // One snapshot for the whole request, even if a reload lands meanwhile.
+            let snapshot = app.config.load_full();
+            pipeline(&app, &snapshot, &parts, body, &mut record).await
+        }
+    };
+    let mut resp = match result {
+        Ok(json) => {
+            let mut resp = (StatusCode::OK, json).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => {
+            record.error = Some((e.code(), e.to_string()));
+            e.into_response()
+        }
+    };
+    resp.extensions_mut().insert(record);
+    resp
+}
+
+/// `/hooks/{integration}` → the integration's name, percent-decoded. Read
+/// from the URI rather than by axum's `Path`, whose rejection is not JSON.
+fn integration_name(parts: &Parts) -> String {
+    let name = parts.uri.path().strip_prefix("/hooks/").unwrap_or("");
+    percent_encoding::percent_decode_str(name)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// receive → validate request → tenant → enrich → render (+ validate output) → respond.
+/// Fills `record` in as it goes, for the log line and the metrics.
+async fn pipeline(
+    app: &AppState,
+    snapshot: &Snapshot,
+    parts: &Parts,
+    body: Result<Bytes, axum::Error>,
+    record: &mut RequestRecord,
+) -> Result<Vec<u8>, ApiError> {
+    let limit = app.settings.body_limit;
+    check_content_type(&parts.headers)?;
+    let body = body.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::InvalidRequest(crate::request::RequestError {
+                path: String::new(),
+                message: format!("cannot read the body: {e}"),
+            })
+        }
+    })?;
+    let req = PlatformRequest::parse(&body)?;
+    record.request_id = Some(req.id.0);
+    if crate::telemetry::access_log_enabled() {
+        record.contact = Some((req.contact.key.clone(), req.contact.name.clone()));
+    }
+
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = token_from(authorization, parts.uri.query());
+    let tenant =
+        authenticate(snapshot, req.client_id.0, token.as_deref()).ok_or(ApiError::Unauthorized)?;
+    let state = app.tenants.of(&tenant);
+    record.tenant = Some(tenant.clone());
+    record.metrics = Some(state.metrics.clone());
+    let integration = integration_name(parts);
+    let found = tenant
+        .integrations
+        .get(&integration)
+        .ok_or(ApiError::UnknownIntegration(integration))?;
+    record.integration = Some(found.clone());
+
+    if body.len() > tenant.limits.max_body_bytes {
+        return Err(ApiError::PayloadTooLarge {
+            limit: tenant.limits.max_body_bytes,
+        });
+    }
+    // Each tenant has its own slots: one tenant's flood waits on its own
+    // limit and never takes the others' capacity.
+    let _slot = state.in_flight.try_acquire().map_err(|_| ApiError::Busy)?;
+    let messages = produce(&app.upstream, &tenant, &state.metrics, found, &req).await?;
+    record.messages = Some(messages.len());
+    let mut json = Vec::with_capacity(512);
+    serde_json::to_writer(&mut json, &messages).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if json.len() > tenant.limits.max_output_bytes {
+        return Err(ApiError::OutputTooLarge {
+            file: found.file.clone(),
+            size: json.len(),
+            limit: tenant.limits.max_output_bytes,
+        });
+    }
+    Ok(json)
+}
+
+/// enrich → render (+ validate output): the messages `integration` answers
+/// for an authenticated request. Also the dry run of `recado render`.
+pub async fn produce(
+    upstream: &Upstream,
+    tenant: &Tenant,
+    metrics: &TenantMetrics,
+    integration: &Integration,
+    req: &PlatformRequest,
+) -> Result<Vec<Message>, ApiError> {
+    let mut ctx = request_context(req);
+    let compiled = integration.program.borrow_dependent();
+    if !compiled.calls.is_empty() {
+        // Only upstream calls wait, so one timer bounds them by both the
+        // integration's `deadline` and the tenant's; rendering is bounded by
+        // template fuel. Boxed: the calls' future is large, and inline it
+        // would make every request's future large too, enrichment or not.
+        let (own, tenant_limit) = (compiled.deadline, tenant.limits.deadline);
+        let calls = Box::pin(upstream.run(tenant, metrics, integration, &ctx));
+        let answers = match tokio::time::timeout(own.min(tenant_limit), calls).await {
+            Ok(answers) => answers,
+            Err(_) if tenant_limit < own => return Err(ApiError::Timeout(tenant_limit)),
+            Err(_) => Err(crate::enrich::EnrichError::Deadline(own)),
+        }
+        .map_err(|source| ApiError::Upstream {
+            file: integration.file.clone(),
+            source,
+        })?;
+        ctx = context! { enrich => answers, ..ctx };
+    }
+    render(&integration.program, &ctx, tenant.limits.max_messages).map_err(|source| {
+        ApiError::Render {
+            file: integration.file.clone(),
+            source,
+        }
+    })
+}
+
+/// The platform sends `application/json`; a body declared as anything else
+/// is refused rather than guessed at. A missing header is tolerated.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or("");
+    let mime = text.split(';').next().unwrap_or("").trim();
+    let (kind, subtype) = mime.split_once('/').unwrap_or((mime, ""));
+    let json = subtype.eq_ignore_ascii_case("json")
+        || subtype.len() > 5
+            && subtype
+                .get(subtype.len() - 5..)
+                .is_some_and(|t| t.eq_ignore_ascii_case("+json"));
+    if kind.eq_ignore_ascii_case("application") && json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(text.to_owned()))
+    }
+}

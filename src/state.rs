@@ -1,0 +1,147 @@
+//! What every request handler shares: the current config, the server's
+//! settings, the upstream client, and the request-time state of each tenant
+//! (its concurrency slots and metric handles). That state lives here, keyed by
+//! tenant, so the config stays inert data that a reload can replace whole.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use crate::config::{Snapshot, Tenant};
+use crate::enrich::{Upstream, DEFAULT_CACHE_BYTES};
+use crate::telemetry::TenantMetrics;
+
+/// Largest request body accepted. The platform's requests are a few hundred
+/// bytes; the payload an operator types is small too.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+/// See [`Settings::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The server's settings: everything `recado serve` takes from its flags.
+#[derive(Clone)]
+pub struct Settings {
+    /// Largest request body, for every tenant (a tenant may set less).
+    pub body_limit: usize,
+    /// Guards `GET /admin/status`; `None` turns that endpoint off.
+    pub admin_token: Option<AdminToken>,
+    /// Log contacts' phone numbers and names in full (debugging only: they
+    /// are personal data under the LGPD). Masked otherwise.
+    pub log_personal_data: bool,
+    /// A connection with no request in flight that starts or finishes none
+    /// for this long is closed.
+    pub idle_timeout: Duration,
+    /// Upper bound of the upstream answer cache, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            body_limit: DEFAULT_BODY_LIMIT,
+            admin_token: None,
+            log_personal_data: false,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+/// The admin token, kept as a digest and compared in constant time.
+#[derive(Clone)]
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    pub fn new(token: &str) -> AdminToken {
+        AdminToken(Sha256::digest(token.as_bytes()).into())
+    }
+
+    pub fn accepts(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        digest.ct_eq(&self.0).into()
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    /// The current config. A request loads it once and keeps that snapshot to
+    /// the end, so a reload never shows it half of an edit.
+    pub config: Arc<ArcSwap<Snapshot>>,
+    pub settings: Arc<Settings>,
+    /// The HTTP client and answer cache for enrichment calls.
+    pub upstream: Arc<Upstream>,
+    pub tenants: Arc<TenantStates>,
+    /// The Prometheus recorder's handle for `GET /metrics`; `None` (no
+    /// recorder installed) turns that endpoint off.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, snapshot: Snapshot) -> AppState {
+        AppState {
+            config: Arc::new(ArcSwap::from_pointee(snapshot)),
+            upstream: Arc::new(Upstream::new(settings.cache_bytes)),
+            settings: Arc::new(settings),
+            tenants: Arc::default(),
+            metrics: None,
+        }
+    }
+}
+
+/// One tenant's request-time state. It outlives config versions: a reload
+/// that keeps the tenant's `concurrency` keeps its slots, so requests in
+/// flight keep counting.
+pub struct TenantState {
+    concurrency: u32,
+    /// Permits for this tenant's requests in flight.
+    pub in_flight: Arc<Semaphore>,
+    pub metrics: Arc<TenantMetrics>,
+}
+
+/// [`TenantState`] by tenant name.
+#[derive(Default)]
+pub struct TenantStates(RwLock<HashMap<String, Arc<TenantState>>>);
+
+impl TenantStates {
+    /// The state of `tenant`, created on its first request, and renewed when
+    /// its `concurrency` limit changed.
+    pub fn of(&self, tenant: &Tenant) -> Arc<TenantState> {
+        let limit = tenant.limits.concurrency;
+        {
+            let states = self.0.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(s) = states.get(&tenant.name).filter(|s| s.concurrency == limit) {
+                return s.clone();
+            }
+        }
+        let mut states = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let metrics = states
+            .get(&tenant.name)
+            .map(|s| s.metrics.clone())
+            .unwrap_or_else(|| Arc::new(TenantMetrics::new(&tenant.name)));
+        let state = states
+            .entry(tenant.name.clone())
+            .and_modify(|s| {
+                if s.concurrency != limit {
+                    *s = Arc::new(TenantState {
+                        concurrency: limit,
+                        in_flight: Arc::new(Semaphore::new(limit as usize)),
+                        metrics: metrics.clone(),
+                    });
+                }
+            })
+            .or_insert_with(|| {
+                Arc::new(TenantState {
+                    concurrency: limit,
+                    in_flight: Arc::new(Semaphore::new(limit as usize)),
+                    metrics,
+                })
+            });
+        state.clone()
+    }
+}
