@@ -116,8 +116,6 @@ impl<'de> Deserialize<'de> for DurationSpec {
     }
 }
 
-/// The `enrich:` mapping: named calls, ordered so that every call comes after
-
 /// Deserializes a mapping as `Raw`, then checks and converts it into `T`
 /// inside the visitor: only errors raised there carry the mapping's own
 /// position (not the enclosing list's).
