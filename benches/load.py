@@ -25,8 +25,11 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-WORKLOAD = SHARED / "workload"
+BENCHES = ROOT / "benches"
+# The reference workload (request and its expected answer) and the fixed
+# configuration that answers it: the test data, not the operator's integrations/.
+WORKLOAD = ROOT / "tests/data/workload"
+INTEGRATIONS = ROOT / "tests/data/integrations"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -34,7 +37,7 @@ def build():
     subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "recado"], cwd=ROOT, check=True)
     subprocess.run(
         ["cargo", "build", "--release", "--locked",
-         "--manifest-path", str(SHARED / "peers/baseline-hyper/Cargo.toml"),
+         "--manifest-path", str(BENCHES / "baseline-hyper/Cargo.toml"),
          "--target-dir", str(ROOT / "target/peers")],
         cwd=ROOT, check=True)
 
@@ -75,7 +78,7 @@ def wrk(url, duration, connections, body_file):
     env = dict(os.environ, BODY_FILE=str(body_file))
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-         "-s", str(WORKLOAD / "wrk-post.lua"), url],
+         "-s", str(BENCHES / "wrk-post.lua"), url],
         env=env, capture_output=True, text=True, check=True).stdout
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
@@ -86,7 +89,7 @@ ENRICH_CALL = """enrich:
     method: POST
     url: "http://127.0.0.1:{upstream}/erp/{{{{ data.pedido }}}}"
 {cache}"""
-BOLETO_MESSAGES = "messages:\n" + (ROOT / "integrations/demo/boleto.yaml").read_text().split("messages:\n", 1)[1] \
+BOLETO_MESSAGES = "messages:\n" + (INTEGRATIONS / "demo/boleto.yaml").read_text().split("messages:\n", 1)[1] \
     + "    when: enrich.erp | length > 0\n"
 
 
@@ -94,7 +97,7 @@ def enriched_dir(upstream_port):
     """The demo tenant plus the boleto workload with one upstream call, cached
     (`boleto_hit`) and not (`boleto_miss`). The answer is unchanged."""
     root = Path(tempfile.mkdtemp(prefix="recado-load-")) / "integrations"
-    shutil.copytree(ROOT / "integrations", root)
+    shutil.copytree(INTEGRATIONS, root)
     for name, cache in (("boleto_hit", "    cache: 1h\n"), ("boleto_miss", "")):
         call = ENRICH_CALL.format(upstream=upstream_port, cache=cache)
         (root / f"demo/{name}.yaml").write_text(call + BOLETO_MESSAGES)
@@ -109,7 +112,7 @@ def scenarios(port, enrich_root):
     out = [
         ("baseline-hyper", [str(ROOT / "target/peers/release/baseline-hyper"), str(port)],
          "/", request, expected),
-        ("recado", recado + [str(ROOT / "integrations")], "/hooks/boleto?token=demo-token", request, expected),
+        ("recado", recado + [str(INTEGRATIONS)], "/hooks/boleto?token=demo-token", request, expected),
     ]
     if enrich_root:
         out += [

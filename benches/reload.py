@@ -21,9 +21,9 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import ROOT, WORKLOAD, build, free_port, wait_for_port, wrk  # noqa: E402
+from load import INTEGRATIONS, ROOT, WORKLOAD, build, free_port, wait_for_port, wrk  # noqa: E402
 
-BOLETO = (ROOT / "integrations/demo/boleto.yaml").read_text()
+BOLETO = (INTEGRATIONS / "demo/boleto.yaml").read_text()
 
 
 def generate(root, tenants, per_tenant):

@@ -175,6 +175,133 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// One value of every kind of error, counting each `Render` and
+    /// `Upstream` cause apart, since they answer different statuses and
+    /// codes. The documentation's status table is checked against these
+    /// (`tests/docs.rs`); a new variant does not compile until
+    /// [`example_index`] knows it, and then fails here until it has an
+    /// example.
+    pub fn examples() -> Vec<ApiError> {
+        use std::time::Duration;
+        let file = || "demo/boleto.yaml".to_owned();
+        let call = || "erp".to_owned();
+        let render = |source| ApiError::Render {
+            file: file(),
+            source,
+        };
+        let upstream = |source| ApiError::Upstream {
+            file: file(),
+            source,
+        };
+        let out = vec![
+            ApiError::InvalidRequest(RequestError {
+                path: "contact.name".into(),
+                message: "required field is missing".into(),
+            }),
+            ApiError::UnsupportedMediaType("text/plain".into()),
+            ApiError::PayloadTooLarge { limit: 256 * 1024 },
+            ApiError::Unauthorized,
+            ApiError::UnknownIntegration("boleto".into()),
+            ApiError::NoRoute("GET /".into()),
+            ApiError::MethodNotAllowed,
+            render(RenderError::Template {
+                path: "messages[0].text".into(),
+                detail: "undefined value".into(),
+            }),
+            render(RenderError::TooManyMessages { limit: 10 }),
+            render(RenderError::Output {
+                path: "messages[0]".into(),
+                violation: crate::output::Violation {
+                    field: "value".into(),
+                    reason: "is empty".into(),
+                },
+            }),
+            upstream(EnrichError::Unreachable {
+                call: call(),
+                detail: "connection refused".into(),
+            }),
+            upstream(EnrichError::Timeout {
+                call: call(),
+                timeout: Duration::from_secs(2),
+            }),
+            upstream(EnrichError::Status {
+                call: call(),
+                status: 503,
+            }),
+            upstream(EnrichError::NotJson { call: call() }),
+            upstream(EnrichError::TooLarge {
+                call: call(),
+                limit: 1024,
+            }),
+            upstream(EnrichError::Refused {
+                call: call(),
+                origin: "http://169.254.169.254".into(),
+            }),
+            upstream(EnrichError::Template {
+                call: call(),
+                detail: "undefined value".into(),
+            }),
+            upstream(EnrichError::Deadline(Duration::from_secs(5))),
+            ApiError::OutputTooLarge {
+                file: file(),
+                size: 70_000,
+                limit: 65_536,
+            },
+            ApiError::BodyTimeout(Duration::from_secs(10)),
+            ApiError::Busy,
+            ApiError::Timeout(Duration::from_secs(10)),
+            ApiError::Internal("a bug".into()),
+        ];
+        let mut seen: Vec<usize> = out.iter().map(example_index).collect();
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            (0..EXAMPLE_KINDS).collect::<Vec<_>>(),
+            "ApiError::examples() must hold exactly one value of every kind"
+        );
+        out
+    }
+}
+
+/// How many kinds [`example_index`] tells apart.
+const EXAMPLE_KINDS: usize = 23;
+
+/// Numbers every kind of error, with no wildcard: a new variant of
+/// `ApiError`, `RenderError` or `EnrichError` stops this compiling until it
+/// gets a number (and [`ApiError::examples`] a value of it).
+fn example_index(e: &ApiError) -> usize {
+    match e {
+        ApiError::InvalidRequest(_) => 0,
+        ApiError::UnsupportedMediaType(_) => 1,
+        ApiError::PayloadTooLarge { .. } => 2,
+        ApiError::Unauthorized => 3,
+        ApiError::UnknownIntegration(_) => 4,
+        ApiError::NoRoute(_) => 5,
+        ApiError::MethodNotAllowed => 6,
+        ApiError::Render { source, .. } => match source {
+            RenderError::Template { .. } => 7,
+            RenderError::TooManyMessages { .. } => 8,
+            RenderError::Output { .. } => 9,
+        },
+        ApiError::Upstream { source, .. } => match source {
+            EnrichError::Unreachable { .. } => 10,
+            EnrichError::Timeout { .. } => 11,
+            EnrichError::Status { .. } => 12,
+            EnrichError::NotJson { .. } => 13,
+            EnrichError::TooLarge { .. } => 14,
+            EnrichError::Refused { .. } => 15,
+            EnrichError::Template { .. } => 16,
+            EnrichError::Deadline(_) => 17,
+        },
+        ApiError::OutputTooLarge { .. } => 18,
+        ApiError::BodyTimeout(_) => 19,
+        ApiError::Busy => 20,
+        ApiError::Timeout(_) => 21,
+        ApiError::Internal(_) => 22,
+    }
+}
+
 fn render_message(e: &RenderError) -> String {
     match e {
         RenderError::Template { detail, .. } => detail.clone(),

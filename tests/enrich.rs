@@ -448,7 +448,7 @@ async fn the_shipped_plano_example_answers_its_expected_array() {
         .read_line(&mut line)
         .unwrap();
     let port = line.trim().rsplit(':').next().unwrap().to_owned();
-    let dir = common::integrations_with(&[]);
+    let dir = common::shipped_demo();
     let plano = dir.path().join("demo/plano.yaml");
     let text = std::fs::read_to_string(&plano)
         .unwrap()

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{integrations_with, json, read, shared, TestServer};
+use common::{integrations_with, json, read, workload, TestServer};
 use serde_json::{json, Value};
 
 const EXTRA: &[(&str, &str)] = &[
@@ -26,7 +26,7 @@ const EXTRA: &[(&str, &str)] = &[
 ];
 
 fn good() -> Value {
-    serde_json::from_slice(&read(shared().join("workload/request.json"))).unwrap()
+    serde_json::from_slice(&read(workload("request.json"))).unwrap()
 }
 
 fn with(f: impl FnOnce(&mut Value)) -> Vec<u8> {
@@ -81,7 +81,7 @@ fn cases() -> Vec<Case> {
         bad("string", b"\"hello\"".to_vec()),
         bad("number", b"123".to_vec()),
         bad("empty object", b"{}".to_vec()),
-        bad("truncated", read(shared().join("workload/bad-request-malformed.json"))),
+        bad("truncated", read(workload("bad-request-malformed.json"))),
         bad("trailing garbage", [with(|_| {}), b" x".to_vec()].concat()),
         bad("invalid UTF-8 in a string", with(|_| {}).iter().map(|b| if *b == b'J' { 0xff } else { *b }).collect()),
         bad("raw invalid UTF-8", vec![0xc3, 0x28, 0xa0, 0xa1]),
@@ -102,7 +102,7 @@ fn cases() -> Vec<Case> {
         bad("origin missing", with(|r| { r.as_object_mut().unwrap().remove("origin"); })),
         bad("origin lowercase", with(|r| r["origin"] = json!("scheduled_message"))),
         bad("origin number", with(|r| r["origin"] = json!(5))),
-        bad("origin manual", read(shared().join("workload/bad-request.json"))),
+        bad("origin manual", read(workload("bad-request.json"))),
         bad("contact missing", with(|r| { r.as_object_mut().unwrap().remove("contact"); })),
         bad("contact string", with(|r| r["contact"] = json!("x"))),
         bad("contact array", with(|r| r["contact"] = json!([]))),
@@ -115,7 +115,7 @@ fn cases() -> Vec<Case> {
         bad("name null", with(|r| r["contact"]["name"] = json!(null))),
         bad("name empty", with(|r| r["contact"]["name"] = json!(""))),
         bad("name blank", with(|r| r["contact"]["name"] = json!("   "))),
-        bad("name missing", read(shared().join("workload/bad-request-noname.json"))),
+        bad("name missing", read(workload("bad-request-noname.json"))),
         // Nesting.
         bad("deep nesting (10,000)", deep(10_000)),
         bad("deep data (200)", {
@@ -238,7 +238,7 @@ async fn hostile_requests_get_their_documented_errors_while_good_ones_succeed() 
     let snapshot = recado::config::load_dir(dir.path());
     assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
     let server = Arc::new(TestServer::start(dir.path()).await);
-    let expected = json(shared().join("workload/expected.json"));
+    let expected = json(workload("expected.json"));
 
     let stop = Arc::new(AtomicBool::new(false));
     let good_count = Arc::new(AtomicU64::new(0));
@@ -254,7 +254,7 @@ async fn hostile_requests_get_their_documented_errors_while_good_ones_succeed() 
                 let (status, body) = server
                     .post(
                         "/hooks/boleto?token=demo-token",
-                        read(shared().join("workload/request.json")),
+                        read(workload("request.json")),
                     )
                     .await;
                 assert_eq!(
@@ -320,7 +320,7 @@ async fn hostile_requests_get_their_documented_errors_while_good_ones_succeed() 
 async fn tenants_with_the_same_integration_names_never_see_each_other() {
     let dir = integrations_with(EXTRA);
     let server = TestServer::start(dir.path()).await;
-    let demo = json(shared().join("workload/expected.json"));
+    let demo = json(workload("expected.json"));
     for _ in 0..20 {
         let (status, body) = server
             .post("/hooks/boleto?token=demo-token", with(|_| {}))
@@ -408,7 +408,7 @@ async fn one_tenants_flood_does_not_starve_another() {
         })
         .collect();
 
-    let expected = json(shared().join("workload/expected.json"));
+    let expected = json(workload("expected.json"));
     let mut latencies = Vec::new();
     for _ in 0..50 {
         let started = Instant::now();

@@ -117,8 +117,32 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn shared() -> PathBuf {
-    repo().join("../shared")
+/// The tests' own data, `tests/data/`: fixed, whatever an operator does to
+/// `integrations/`.
+pub fn data() -> PathBuf {
+    repo().join("tests/data")
+}
+
+/// A file of the platform's reference workload (`tests/data/workload/`):
+/// `request.json`, `expected.json` (recado's answer to it with the demo
+/// tenant), and the `bad-request*.json` files.
+pub fn workload(file: &str) -> PathBuf {
+    data().join("workload").join(file)
+}
+
+/// The tests' fixed configuration: a copy of the demo tenant as shipped,
+/// `tests/data/integrations/demo`. Tests load this, never `integrations/`.
+pub fn fixtures() -> PathBuf {
+    data().join("integrations")
+}
+
+/// Only the shipped `integrations/demo` tenant, copied alone into a temp
+/// folder: for the tests that check the shipped examples (`examples/`)
+/// against it, unaffected by other tenants an operator adds.
+pub fn shipped_demo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("integrations/demo"), &dir.path().join("demo"));
+    dir
 }
 
 pub fn read(path: impl AsRef<Path>) -> Vec<u8> {
@@ -129,10 +153,11 @@ pub fn json(path: impl AsRef<Path>) -> serde_json::Value {
     serde_json::from_slice(&read(path)).unwrap()
 }
 
-/// A copy of the shipped `integrations/` plus extra files, in a temp folder.
+/// A copy of the tests' fixed configuration ([`fixtures`]: the demo tenant)
+/// plus extra files, in a temp folder.
 pub fn integrations_with(extra: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("integrations"), dir.path());
+    copy_dir(&fixtures(), dir.path());
     write_files(dir.path(), extra);
     dir
 }
