@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// The platform's request, as its contract defines it (`../shared/spec/`).
+/// The platform's request, as its contract defines it (`docs/platform-contract.md`).
 /// Unknown extra fields are ignored: the platform may add some later, and
 /// rejecting them would make every contact of every tenant miss a message.
 #[derive(Debug, Deserialize)]
