@@ -1,10 +1,12 @@
 //! recado answers a chat platform's scheduled-message webhooks from YAML.
 //!
 //! The request's path, one module per stage, data flowing one way:
-//! [`server`] (receive) → [`request`] (validate) → [`tenant`] (find and
-//! authenticate) → [`render`] (templates) → [`output`] (contract check) →
-//! [`server`]/[`error`] (respond). [`config`] loads and compiles the YAML
-//! beside that path; the path only reads its snapshots.
+//! [`server`] (receive) → [`hook`] (the webhook: [`request`] validate →
+//! [`tenant`] find and authenticate → [`enrich`] upstream calls → [`render`]
+//! templates → [`output`] contract check) → [`error`] (respond).
+//! [`config`] loads and compiles the YAML beside that path as inert data; the
+//! path only reads its snapshots. [`state`] holds what handlers share and the
+//! request-time state of each tenant; [`telemetry`] records every answer.
 
 pub mod config;
 pub mod enrich;

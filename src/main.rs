@@ -167,11 +167,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         dir = %dir.display(),
         "config loaded"
     );
-    recado::telemetry::reloaded(
-        snapshot.tenants.len(),
-        snapshot.integration_count(),
-        snapshot.all_errors().count(),
-    );
+    recado::telemetry::reloaded(&snapshot);
     if let Some(token) = &args.admin_token {
         // An empty token would let a request without any header in.
         anyhow::ensure!(
@@ -188,7 +184,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let mut state = AppState::new(settings, snapshot);
     state.metrics = Some(metrics.clone());
-    let reloader = config::watch::Reloader::new(dir.clone(), state.config.clone());
+    let reloader = config::watch::Reloader::new(dir.clone(), state.config.clone())
+        .observed_by(recado::telemetry::reloaded);
     let watcher = config::watch::watch(reloader)
         .with_context(|| format!("cannot watch {}", dir.display()))?;
 

@@ -328,11 +328,12 @@ pub fn cache_size(entries: u64, bytes: u64) {
     gauge!("recado_cache_bytes").set(bytes as f64);
 }
 
-pub fn reloaded(tenants: usize, integrations: usize, errors: usize) {
+/// A config (re)load: how many tenants, integrations and errors it left.
+pub fn reloaded(snapshot: &crate::config::Snapshot) {
     counter!("recado_reloads_total").increment(1);
-    gauge!("recado_tenants_loaded").set(tenants as f64);
-    gauge!("recado_integrations_loaded").set(integrations as f64);
-    gauge!("recado_config_errors").set(errors as f64);
+    gauge!("recado_tenants_loaded").set(snapshot.tenants.len() as f64);
+    gauge!("recado_integrations_loaded").set(snapshot.integration_count() as f64);
+    gauge!("recado_config_errors").set(snapshot.all_errors().count() as f64);
 }
 
 #[cfg(test)]

@@ -91,8 +91,10 @@ async fn metrics_count_known_traffic() {
             200
         );
     }
+    // As `main` wires it.
     let reloader =
-        recado::config::watch::Reloader::new(dir.path().to_owned(), server.state.config.clone());
+        recado::config::watch::Reloader::new(dir.path().to_owned(), server.state.config.clone())
+            .observed_by(recado::telemetry::reloaded);
     reloader.reload(&recado::config::Scope::All);
 
     let text = server

@@ -21,15 +21,30 @@ pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Rebuilds and swaps the snapshot. Only one thread calls [`Reloader::reload`]
 /// (the watcher's), so a load-then-store cannot lose another reload.
+/// Called with every snapshot swapped in.
+pub type Observer = Arc<dyn Fn(&Snapshot) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Reloader {
     root: PathBuf,
     config: Arc<ArcSwap<Snapshot>>,
+    observer: Option<Observer>,
 }
 
 impl Reloader {
     pub fn new(root: PathBuf, config: Arc<ArcSwap<Snapshot>>) -> Reloader {
-        Reloader { root, config }
+        Reloader {
+            root,
+            config,
+            observer: None,
+        }
+    }
+
+    /// Calls `observer` with every snapshot swapped in: how the process
+    /// records reloads in its metrics without config knowing of metrics.
+    pub fn observed_by(mut self, observer: impl Fn(&Snapshot) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
     }
 
     /// Re-reads `scope`, swaps the result in and logs what changed.
@@ -39,6 +54,9 @@ impl Reloader {
         let next = Arc::new(reload(&self.root, &prev, scope));
         self.config.store(next.clone());
         log_changes(&prev, &next, started.elapsed());
+        if let Some(observe) = &self.observer {
+            observe(&next);
+        }
         next
     }
 }
@@ -170,7 +188,6 @@ fn log_changes(prev: &Snapshot, next: &Snapshot, took: Duration) {
             })
             .count();
     }
-    crate::telemetry::reloaded(next.tenants.len(), next.integration_count(), now.len());
     tracing::info!(
         generation = next.generation,
         tenants = next.tenants.len(),

@@ -90,7 +90,8 @@ pub struct CallSpec {
     pub retries: u32,
     pub cache: Option<DurationSpec>,
     pub max_bytes: Option<usize>,
-    pub on_error: OnError,
+    /// Set exactly when the YAML says `on_error: fallback` (checked while
+    /// reading), so it alone decides what a failure means.
     pub fallback: Option<serde_yaml::Value>,
     /// The literal `scheme://host[:port]` the URL template starts with, if any.
     pub origin: Option<Origin>,
@@ -217,7 +218,6 @@ impl TryFrom<RawCall> for CallSpec {
             retries: raw.retries.unwrap_or(0),
             cache: raw.cache,
             max_bytes: raw.max_bytes,
-            on_error: raw.on_error.unwrap_or_default(),
             fallback: raw.fallback,
             origin,
             deps: BTreeSet::new(),

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""A/B load test: recado at another revision against this working tree, in the
+same run, with the baseline peer measured alongside.
+
+Builds `--base REV` in a git worktree under target/ab/ (release), builds this
+tree, then for each round runs baseline-hyper, recado@REV and recado@HEAD in
+turn (the order rotates every round, so drift in the machine's load spreads
+over all three), each pinned to CPU 0 with wrk on CPU 1, as in load.py.
+Reports medians and the CPU-per-request ratio B/A.
+
+    python3 benches/ab.py --base bbcd418 [--rounds 5] [--duration 10]
+        [--base-bin PATH]   # use an already built binary for the base
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import load  # noqa: E402
+
+ROOT = load.ROOT
+
+
+def build_base(rev):
+    wt = ROOT / "target/ab" / rev
+    if not wt.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(wt), rev], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "recado"], cwd=wt, check=True)
+    return wt / "target/release/recado"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", required=True, help="git revision to compare against")
+    ap.add_argument("--base-bin", help="a release binary of the base revision, already built")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+    if not args.no_build:
+        load.build()
+    base_bin = Path(args.base_bin) if args.base_bin else build_base(args.base)
+    head_bin = ROOT / "target/release/recado"
+    request = load.WORKLOAD / "request.json"
+    expected = json.loads((load.WORKLOAD / "expected.json").read_text())
+
+    def scenarios(port):
+        serve = ["serve", "--listen", f"127.0.0.1:{port}", "--dir", str(load.INTEGRATIONS)]
+        return [
+            ("baseline-hyper", [str(ROOT / "target/peers/release/baseline-hyper"), str(port)], "/"),
+            (f"recado@{args.base}", [str(base_bin), *serve], "/hooks/boleto?token=demo-token"),
+            ("recado@HEAD", [str(head_bin), *serve], "/hooks/boleto?token=demo-token"),
+        ]
+
+    results = {}
+    for rnd in range(args.rounds):
+        port = load.free_port()
+        runs = scenarios(port)
+        runs = runs[rnd % 3:] + runs[:rnd % 3]
+        for name, cmd, path in runs:
+            r = load.run_one(name, cmd, path, request, expected, port, args)
+            results.setdefault(name, []).append(r)
+            print(f"round {rnd + 1} {name:20s} {r['rps']:10.0f} req/s  p99 {r['p99_us']:6d} us  "
+                  f"cpu {r['cpu_us_per_req']:6.2f} us/req  errors {r['errors']}", flush=True)
+
+    def med(name, key):
+        return statistics.median(r[key] for r in results[name])
+
+    base_cpu = med("baseline-hyper", "cpu_us_per_req")
+    a, b = f"recado@{args.base}", "recado@HEAD"
+    summary = {}
+    print(f"\nmedians of {args.rounds} rounds, {args.duration}s each, {args.connections} connections")
+    for name in results:
+        row = {k: med(name, k) for k in ("rps", "p50_us", "p99_us", "cpu_us_per_req", "errors")}
+        row["cpu_ratio_to_baseline"] = row["cpu_us_per_req"] / base_cpu
+        summary[name] = row
+        print(f"{name:20s} {row['rps']:10.0f} req/s  p99 {row['p99_us']:7.0f} us  "
+              f"cpu {row['cpu_us_per_req']:6.2f} us/req  {row['cpu_ratio_to_baseline']:.2f}x baseline")
+    change = summary[b]["cpu_us_per_req"] / summary[a]["cpu_us_per_req"] - 1
+    print(f"HEAD vs {args.base}: server CPU per request {change * 100:+.1f}%")
+    summary["cpu_change"] = change
+    print("RESULT " + json.dumps(summary))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
