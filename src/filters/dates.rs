@@ -352,8 +352,8 @@ pub fn iso_date_in_default_format(iso: &str) -> Option<String> {
 
 // What follows reads a value as minijinja-contrib 3.1's `value_to_datetime`
 // does (same inputs, same errors), except that NaN and infinite timestamps
-// are refused instead of read as 1970, and that `tz` is accepted (and has
-// no effect) on a date without a time, which has no time zone.
+// are refused instead of read as 1970, and that `tz` is accepted (checked,
+// with no effect) on a date without a time, which has no time zone.
 
 fn invalid_datetime(err: jiff::Error) -> Error {
     Error::new(ErrorKind::InvalidOperation, "not a valid date or timestamp").with_source(err)
@@ -423,6 +423,10 @@ fn to_zoned(
                     ErrorKind::InvalidOperation,
                     "filter requires time, but only received a date",
                 ));
+            }
+            if tz.is_some() {
+                // No effect on a date, but a misspelt zone is still an error.
+                timezone(state, tz)?;
             }
             date.to_datetime(Time::midnight())
                 .to_zoned(TimeZone::UTC)
@@ -742,6 +746,12 @@ mod tests {
                 // time zones: a date has none; a date-time moves to the tenant's
                 (D, f("%A"), f("Asia/Tokyo"), Ok("quinta-feira")),
                 (D, None, f("UTC"), Ok("10/12/2026")),
+                (
+                    D,
+                    None,
+                    f("Mars/Olympus"),
+                    Err("unknown timezone 'Mars/Olympus'"),
+                ),
                 (
                     "2026-03-01T02:30:00Z",
                     f("%d/%m %A"),
