@@ -1,0 +1,425 @@
+//! `brl` and `number_br`: amounts printed the Brazilian way, exactly.
+//!
+//! Every input (integer, float or decimal string) becomes a
+//! [`rust_decimal::Decimal`] without going through `f64` arithmetic, is
+//! rounded half away from zero (what Brazilian banks print: `0,005` →
+//! `0,01`, `-1,005` → `-1,01`), and only then gets its sign: an amount that
+//! rounds to zero never prints as `-R$ 0,00`.
+//!
+//! Amounts of 10^13 (R$ 10 trilhões) or more, in absolute value, are
+//! refused with a filter error whatever their type, and so are NaN and
+//! infinities: beyond that a JSON number (an `f64`) no longer carries every
+//! cent of the amount its sender wrote, and no real message needs more.
+
+use std::fmt::Write as _;
+
+use minijinja::{Error, ErrorKind, Value};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// Amounts must be below this in absolute value (10^13).
+const LIMIT: f64 = 1e13;
+/// Digits before the point of the largest accepted amount.
+const LIMIT_DIGITS: i64 = 13;
+/// The most decimals `number_br` prints.
+const MAX_DECIMALS: u8 = 10;
+/// Fractional digits kept from an input. Rounding half away from zero to
+/// `d` decimals depends only on the digit `d + 1` (≥ 5 rounds up), so
+/// cutting the rest off is exact for every `d` up to [`MAX_DECIMALS`].
+const KEPT_FRACTION: usize = MAX_DECIMALS as usize + 1;
+
+/// `1234.5 | brl` → `R$ 1.234,50`. Accepts integers, floats and decimal
+/// strings (`"1234.50"`, as many systems send money).
+pub fn brl(value: Value) -> Result<String, Error> {
+    let (negative, digits) = rounded(&value, "brl", 2)?;
+    let sign = if negative { "-" } else { "" };
+    Ok(format!("{sign}R$ {digits}"))
+}
+
+/// `1234.5 | number_br` → `1.234,50`; `number_br(0)` → `1.235`. At most 10
+/// decimals.
+pub fn number_br(value: Value, decimals: Option<u8>) -> Result<String, Error> {
+    let decimals = decimals.unwrap_or(2).min(MAX_DECIMALS);
+    let (negative, digits) = rounded(&value, "number_br", decimals)?;
+    Ok(if negative {
+        format!("-{digits}")
+    } else {
+        digits
+    })
+}
+
+fn error(filter: &str, message: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::InvalidOperation, format!("{filter}: {message}"))
+}
+
+fn too_large(filter: &str, shown: impl std::fmt::Display) -> Error {
+    error(
+        filter,
+        format_args!(
+            "{shown} is too large to print as an amount: amounts must be below 10^13 \
+             (R$ 10 trilhões) in absolute value"
+        ),
+    )
+}
+
+/// Whether the rounded amount is negative (never for zero), and its
+/// absolute value with `.` between thousands and `,` before `decimals`
+/// decimals.
+fn rounded(value: &Value, filter: &str, decimals: u8) -> Result<(bool, String), Error> {
+    let amount = to_decimal(value, filter)?
+        .round_dp_with_strategy(u32::from(decimals), RoundingStrategy::MidpointAwayFromZero);
+    let mantissa = amount.mantissa();
+    Ok((
+        mantissa < 0,
+        group_br(mantissa.unsigned_abs(), amount.scale(), decimals),
+    ))
+}
+
+/// The exact amount `value` stands for (see the module's documentation).
+fn to_decimal(value: &Value, filter: &str) -> Result<Decimal, Error> {
+    if let Some(s) = value.as_str() {
+        return parse(s.trim()).map_err(|why| match why {
+            Unparsed::TooLarge => too_large(filter, format_args!("`{s}`")),
+            Unparsed::NotANumber if s.contains(',') => error(
+                filter,
+                format_args!(
+                    "`{s}` is not a number: write decimals after a dot and no thousands \
+                     separator (`1234.56`)"
+                ),
+            ),
+            Unparsed::NotANumber => error(filter, format_args!("`{s}` is not a number")),
+        });
+    }
+    if value.is_integer() {
+        return i128::try_from(value.clone())
+            .ok()
+            .filter(|n| n.unsigned_abs() < 10u128.pow(LIMIT_DIGITS as u32))
+            .map(Decimal::from)
+            .ok_or_else(|| too_large(filter, value));
+    }
+    if value.is_number() {
+        let n = f64::try_from(value.clone())?;
+        if !n.is_finite() {
+            return Err(error(filter, format_args!("{n} is not a finite number")));
+        }
+        if n.abs() >= LIMIT {
+            return Err(too_large(filter, n));
+        }
+        // The shortest decimal that is this float, as `1.2345e3`: the
+        // amount its sender wrote (`2.675`, not 2.67499999999999982236…).
+        let mut shortest = String::with_capacity(24);
+        write!(shortest, "{n:e}").expect("writing to a String cannot fail");
+        return parse(&shortest).map_err(|_| error(filter, format_args!("{n} is not a number")));
+    }
+    Err(error(
+        filter,
+        format_args!("expected a number, got {}", value.kind()),
+    ))
+}
+
+#[derive(Debug, PartialEq)]
+enum Unparsed {
+    NotANumber,
+    TooLarge,
+}
+
+/// Parses `[+-]digits[.digits][(e|E)[+-]digits]` (at least one digit
+/// before the exponent; no thousands separators, no `_`, no `inf`/`nan`)
+/// exactly, keeping [`KEPT_FRACTION`] fractional digits.
+fn parse(s: &str) -> Result<Decimal, Unparsed> {
+    let (negative, s) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(at) => (&s[..at], Some(&s[at + 1..])),
+        None => (s, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if int.len() + frac.len() == 0 || !all_digits(int) || !all_digits(frac) {
+        return Err(Unparsed::NotANumber);
+    }
+    let exponent: i64 = match exponent {
+        None => 0,
+        Some(e) => {
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if digits.is_empty() || !all_digits(digits) {
+                return Err(Unparsed::NotANumber);
+            }
+            // Past a million the amount is out of range or rounds to zero
+            // either way; this keeps the arithmetic below from overflowing.
+            let size = digits.parse::<i64>().unwrap_or(i64::MAX).min(1_000_000);
+            if e.starts_with('-') {
+                -size
+            } else {
+                size
+            }
+        }
+    };
+    // The amount is 0.DIGITS × 10^point, DIGITS starting with a non-zero digit.
+    let digits = format!("{int}{frac}");
+    let significant = digits.trim_start_matches('0');
+    let point = int.len() as i64 + exponent - (digits.len() - significant.len()) as i64;
+    if significant.is_empty() || point < -(KEPT_FRACTION as i64) {
+        return Ok(Decimal::ZERO);
+    }
+    if point > LIMIT_DIGITS {
+        return Err(Unparsed::TooLarge);
+    }
+    let mut normal = String::with_capacity(LIMIT_DIGITS as usize + KEPT_FRACTION + 3);
+    if negative {
+        normal.push('-');
+    }
+    if point <= 0 {
+        normal.push_str("0.");
+        normal.extend(std::iter::repeat_n('0', point.unsigned_abs() as usize));
+        normal.push_str(significant);
+    } else {
+        let point = point as usize;
+        let (whole, fraction) = significant.split_at(point.min(significant.len()));
+        normal.push_str(whole);
+        normal.extend(std::iter::repeat_n('0', point - whole.len()));
+        normal.push('.');
+        normal.push_str(fraction);
+    }
+    let dot = normal.find('.').unwrap_or(normal.len());
+    normal.truncate(dot + 1 + KEPT_FRACTION);
+    let normal = normal.trim_end_matches('.');
+    // At most 13 + 11 digits: well within what a Decimal holds exactly.
+    Decimal::from_str_exact(normal).map_err(|_| Unparsed::NotANumber)
+}
+
+/// `mantissa × 10^-scale` with `.` between thousands and `,` before exactly
+/// `decimals` decimals (`scale` is at most `decimals` after rounding).
+fn group_br(mantissa: u128, scale: u32, decimals: u8) -> String {
+    let unit = 10u128.pow(scale);
+    let (int_part, frac) = (mantissa / unit, mantissa % unit);
+    let mut buffer = itoa::Buffer::new();
+    let int_digits = buffer.format(int_part);
+    let decimals = usize::from(decimals);
+    let mut out = String::with_capacity(int_digits.len() + int_digits.len() / 3 + decimals + 1);
+    for (i, c) in int_digits.chars().enumerate() {
+        if i > 0 && (int_digits.len() - i) % 3 == 0 {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    if decimals > 0 {
+        out.push(',');
+        let mut buffer = itoa::Buffer::new();
+        let frac_digits = if scale == 0 { "" } else { buffer.format(frac) };
+        let scale = scale as usize;
+        out.extend(std::iter::repeat_n('0', scale - frac_digits.len()));
+        out.push_str(frac_digits);
+        out.extend(std::iter::repeat_n('0', decimals - scale));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    type Case = (Value, Option<u8>, Result<&'static str, &'static str>);
+
+    fn check(filter: &str, cases: Vec<Case>) {
+        for (input, decimals, expected) in cases {
+            let got = match filter {
+                "brl" => {
+                    assert!(decimals.is_none());
+                    brl(input.clone())
+                }
+                _ => number_br(input.clone(), decimals),
+            };
+            match (expected, got) {
+                (Ok(want), Ok(got)) => assert_eq!(got, want, "{filter}({input:?}, {decimals:?})"),
+                (Err(want), Err(e)) => {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains(want),
+                        "{filter}({input:?}): {e:?} lacks {want:?}"
+                    );
+                    assert!(e.contains(filter), "{e:?} names no filter");
+                }
+                (want, got) => panic!("{filter}({input:?}, {decimals:?}): {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    fn v(x: impl Into<Value>) -> Value {
+        x.into()
+    }
+
+    #[test]
+    fn brl_table() {
+        check(
+            "brl",
+            vec![
+                // integers, floats, strings
+                (v(0), None, Ok("R$ 0,00")),
+                (v(1234.5), None, Ok("R$ 1.234,50")),
+                (v(1_000_000), None, Ok("R$ 1.000.000,00")),
+                (v(-12.3), None, Ok("-R$ 12,30")),
+                (v(-7), None, Ok("-R$ 7,00")),
+                (v("1234.50"), None, Ok("R$ 1.234,50")),
+                (v("  6.25 "), None, Ok("R$ 6,25")),
+                (v("+6.25"), None, Ok("R$ 6,25")),
+                (v(".5"), None, Ok("R$ 0,50")),
+                (v("5."), None, Ok("R$ 5,00")),
+                (v("1e3"), None, Ok("R$ 1.000,00")),
+                (v("1.5E-2"), None, Ok("R$ 0,02")),
+                (v("0012"), None, Ok("R$ 12,00")),
+                (v("99.999"), None, Ok("R$ 100,00")),
+                // negative zero: the sign is decided after rounding
+                (v(-0.0), None, Ok("R$ 0,00")),
+                (v(-0.001), None, Ok("R$ 0,00")),
+                (v(-0.004999), None, Ok("R$ 0,00")),
+                (v("-0.001"), None, Ok("R$ 0,00")),
+                (v("-0"), None, Ok("R$ 0,00")),
+                (v("-0e5"), None, Ok("R$ 0,00")),
+                (v(-0.005), None, Ok("-R$ 0,01")),
+                // half away from zero, on the decimal that was written
+                (v(0.005), None, Ok("R$ 0,01")),
+                (v(0.125), None, Ok("R$ 0,13")),
+                (v(2.675), None, Ok("R$ 2,68")),
+                (v(-1.005), None, Ok("-R$ 1,01")),
+                (v(1.004999), None, Ok("R$ 1,00")),
+                (v("1234.505"), None, Ok("R$ 1.234,51")),
+                (v(1234.505), None, Ok("R$ 1.234,51")),
+                (v("2.675"), None, Ok("R$ 2,68")),
+                (v("-1.005"), None, Ok("-R$ 1,01")),
+                (
+                    v("0.00499999999999999999999999999999999"),
+                    None,
+                    Ok("R$ 0,00"),
+                ),
+                (
+                    v("0.0050000000000000000000000000000001"),
+                    None,
+                    Ok("R$ 0,01"),
+                ),
+                (v("1e-400"), None, Ok("R$ 0,00")),
+                (v(1e-300), None, Ok("R$ 0,00")),
+                // big values: exact below 10^13, refused from there
+                (v(9_999_999_999_999i64), None, Ok("R$ 9.999.999.999.999,00")),
+                (v("9999999999999.994"), None, Ok("R$ 9.999.999.999.999,99")),
+                (v(9_999_999_999_999.99), None, Ok("R$ 9.999.999.999.999,99")),
+                (
+                    v(-9_999_999_999_999.99),
+                    None,
+                    Ok("-R$ 9.999.999.999.999,99"),
+                ),
+                (v("9999999999999.995"), None, Ok("R$ 10.000.000.000.000,00")),
+                (v(10_000_000_000_000i64), None, Err("too large")),
+                (v(1e13), None, Err("too large")),
+                (v("10000000000000"), None, Err("too large")),
+                (v(1e37), None, Err("too large")),
+                (v(-1e37), None, Err("too large")),
+                (v(1e300), None, Err("too large")),
+                (v("1e37"), None, Err("too large")),
+                (v("1e999999999999999999999"), None, Err("too large")),
+                (v(i128::MAX), None, Err("too large")),
+                (v(u128::MAX), None, Err("too large")),
+                (v(u64::MAX), None, Err("too large")),
+                (v(f64::INFINITY), None, Err("not a finite number")),
+                (v(f64::NEG_INFINITY), None, Err("not a finite number")),
+                (v(f64::NAN), None, Err("not a finite number")),
+                // invalid strings and types
+                (v("12,50"), None, Err("write decimals after a dot")),
+                (v("1.234,50"), None, Err("write decimals after a dot")),
+                (v("abc"), None, Err("`abc` is not a number")),
+                (v(""), None, Err("is not a number")),
+                (v("-"), None, Err("is not a number")),
+                (v("."), None, Err("is not a number")),
+                (v("1e"), None, Err("is not a number")),
+                (v("1_000"), None, Err("is not a number")),
+                (v("R$ 5"), None, Err("is not a number")),
+                (v("inf"), None, Err("is not a number")),
+                (v("NaN"), None, Err("is not a number")),
+                (v("1.2.3"), None, Err("is not a number")),
+                (v("--1"), None, Err("is not a number")),
+                (v("١٢"), None, Err("is not a number")),
+                (v(true), None, Err("expected a number, got bool")),
+                (Value::from(()), None, Err("expected a number, got none")),
+                (Value::UNDEFINED, None, Err("expected a number")),
+                (v(vec![1]), None, Err("expected a number, got sequence")),
+            ],
+        );
+    }
+
+    #[test]
+    fn number_br_table() {
+        check(
+            "number_br",
+            vec![
+                (v(1234.5), None, Ok("1.234,50")),
+                (v(1234.5), Some(0), Ok("1.235")),
+                (v(-0.4), Some(0), Ok("0")),
+                (v(-0.5), Some(0), Ok("-1")),
+                (v(0.5), Some(0), Ok("1")),
+                (v(2.5), Some(0), Ok("3")),
+                (v(7), Some(3), Ok("7,000")),
+                (v("1.23456789012"), Some(10), Ok("1,2345678901")),
+                (v("1.23456789015"), Some(10), Ok("1,2345678902")),
+                (v(0.1), Some(200), Ok("0,1000000000")),
+                (v(1e-11), Some(10), Ok("0,0000000000")),
+                (v(-5e-11), Some(10), Ok("-0,0000000001")),
+                (v(123_456_789), Some(0), Ok("123.456.789")),
+                (v(-1.005), None, Ok("-1,01")),
+                (v(-0.001), None, Ok("0,00")),
+                (v(1e13), Some(0), Err("too large")),
+                (v(f64::NAN), None, Err("not a finite number")),
+                (v("12,5"), None, Err("write decimals after a dot")),
+                (v("x"), None, Err("is not a number")),
+            ],
+        );
+    }
+
+    /// The parser against rust_decimal's own: the same value wherever both
+    /// accept the input (rust_decimal also takes `_`, which recado refuses).
+    #[test]
+    fn parse_agrees_with_rust_decimal() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let int_len = (next() % 14) as usize;
+            let frac_len = (next() % 12) as usize;
+            let digit = |r: u64| char::from(b'0' + (r % 10) as u8);
+            let int: String = (0..int_len).map(|_| digit(next())).collect();
+            let frac: String = (0..frac_len).map(|_| digit(next())).collect();
+            let sign = ["", "-", "+"][(next() % 3) as usize];
+            let s = if frac.is_empty() {
+                format!("{sign}{int}")
+            } else {
+                format!("{sign}{int}.{frac}")
+            };
+            let ours = parse(&s);
+            match Decimal::from_str(&s) {
+                Ok(theirs) if theirs.abs() < Decimal::from(10_000_000_000_000i64) => {
+                    assert_eq!(ours, Ok(theirs), "{s}")
+                }
+                Ok(_) => assert_eq!(ours, Err(Unparsed::TooLarge), "{s}"),
+                Err(_) => assert_eq!(ours, Err(Unparsed::NotANumber), "{s}"),
+            }
+            // And the float path: the shortest decimal of the float.
+            if let Ok(f) = s.parse::<f64>() {
+                if f.abs() < LIMIT && int_len + frac_len <= 15 {
+                    let expected = Decimal::from_str(&s)
+                        .unwrap()
+                        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+                    let got = to_decimal(&Value::from(f), "brl")
+                        .unwrap()
+                        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+                    assert_eq!(got, expected, "{s} as a float");
+                }
+            }
+        }
+    }
+}
