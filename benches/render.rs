@@ -9,7 +9,7 @@ use recado::request::PlatformRequest;
 
 fn boleto(c: &mut Criterion) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let snapshot = recado::config::load_dir(&root.join("integrations"));
+    let snapshot = recado::config::load_dir(&root.join("tests/data/integrations"));
     assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
     let program = &snapshot.tenants["demo"].integrations["boleto"].program;
     let body = std::fs::read(root.join("examples/boleto.json")).unwrap();

@@ -11,7 +11,7 @@ use recado::render::{render, request_context};
 use recado::request::PlatformRequest;
 
 static SHIPPED: LazyLock<Snapshot> =
-    LazyLock::new(|| load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../integrations").as_ref()));
+    LazyLock::new(|| load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/integrations").as_ref()));
 
 fuzz_target!(|body: &[u8]| {
     let Ok(req) = PlatformRequest::parse(body) else { return };
