@@ -316,8 +316,8 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// WhatsApp refuses a template parameter that is empty, holds a new line or
-/// a tab, or more than four spaces in a row (error #132000/#100 "invalid
-/// parameter"). Read broadly: every line and paragraph separator and control
+/// a tab, or more than four spaces in a row (Meta's error #100 "invalid
+/// parameter", or #131009 "parameter value is not valid"). Read broadly: every line and paragraph separator and control
 /// character counts as a new line, every kind of space (non-breaking too)
 /// as a space, and text of only invisible characters as empty. Messages
 /// never quote the value: it is the contact's data.

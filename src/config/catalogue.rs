@@ -341,7 +341,7 @@ impl Template {
         };
         match (wants, &content.header) {
             (Some(wants), None) => Err((
-                FieldPath::key("template"),
+                here("name"),
                 format!("{what} has {wants}: add `header:` with its value"),
             )),
             (None, Some(_)) => {
@@ -368,10 +368,12 @@ impl Template {
     ) -> Result<(), (FieldPath, String)> {
         let vars: &[String] = self.body.as_ref().map_or(&[], |b| &b.vars);
         let text = self.body.as_ref().map_or("", |b| b.text.as_str());
-        let at = if content.body.is_empty() {
-            FieldPath::key("template")
-        } else {
-            here("body")
+        // A block mapping's own position is its first key's colon: point at
+        // the first value instead.
+        let at = match &content.body {
+            BodyValues::List(v) if v.is_empty() => here("name"),
+            BodyValues::Named(v) if !v.is_empty() => here("body").then(&v[0].0),
+            _ => here("body"),
         };
         match &content.body {
             BodyValues::List(values) if values.len() != vars.len() => {
@@ -431,7 +433,7 @@ impl Template {
     ) -> Result<(), (FieldPath, String)> {
         if content.buttons.len() != self.buttons.len() {
             let at = if content.buttons.is_empty() {
-                FieldPath::key("template")
+                here("name")
             } else {
                 here("buttons")
             };
@@ -493,11 +495,11 @@ impl Template {
             .map(|(i, b)| {
                 let value = params.buttons.get(i).copied().flatten();
                 match (&b.url, b.kind.as_str()) {
-                    (Some(url), _) => format!("[{}] → {}", b.text, fill_url(url, value)),
+                    (Some(url), _) => format!("[{}] → {}", b.label(), fill_url(url, value)),
                     (None, "COPY_CODE" | "OTP") => {
-                        format!("[{}] {}", b.text, value.unwrap_or("{{1}}"))
+                        format!("[{}] {}", b.label(), value.unwrap_or("{{1}}"))
                     }
-                    _ => format!("[{}]", b.text),
+                    _ => format!("[{}]", b.label()),
                 }
             })
             .collect();
@@ -599,9 +601,23 @@ impl TemplateButton {
 
     /// `URL "Ver chamado" (https://x.com/{{1}})`, for error messages.
     pub fn describe(&self) -> String {
-        match &self.url {
-            Some(url) => format!("a {} button {:?} ({url})", self.kind, self.text),
-            None => format!("a {} button {:?}", self.kind, self.text),
+        let mut out = format!("a {} button", self.kind);
+        if !self.text.is_empty() {
+            out.push_str(&format!(" {:?}", self.text));
+        }
+        if let Some(url) = &self.url {
+            out.push_str(&format!(" ({url})"));
+        }
+        out
+    }
+
+    /// The button's label, or its kind when the template gives none
+    /// (a COPY_CODE button's label is WhatsApp's own).
+    fn label(&self) -> &str {
+        if self.text.is_empty() {
+            &self.kind
+        } else {
+            &self.text
         }
     }
 

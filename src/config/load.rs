@@ -318,10 +318,17 @@ fn check_templates(
             Positions::of(bytes).error(rel, &path.under(&at), None, msg)
         };
         let named = matches!(t.body, BodyValues::Named(_));
+        // A mapping's first value: the mapping's own position is a colon.
+        let body_at = || {
+            t.body.entries().first().map_or_else(
+                || FieldPath::key(TEMPLATE_KEY).then("body"),
+                |(p, _)| p.clone(),
+            )
+        };
         let Some(catalogue) = catalogue else {
             if named {
                 return Err(fail(
-                    FieldPath::key(TEMPLATE_KEY).then("body"),
+                    body_at(),
                     format!("body values by name need the tenant's template catalogue ({}) to know their order; add the catalogue (see docs/templates.md) or list the values in order", catalogue::FILE),
                 ));
             }
@@ -331,7 +338,7 @@ fn check_templates(
         let found = catalogue.check(t).map_err(|(path, msg)| fail(path, msg))?;
         if named && found.is_none() {
             return Err(fail(
-                FieldPath::key(TEMPLATE_KEY).then("body"),
+                body_at(),
                 "body values by name need a fixed `name` and `language` (no `{{ }}`), so the catalogue can order them; list the values in order".to_owned(),
             ));
         }
