@@ -505,3 +505,49 @@ async fn a_broken_catalogue_keeps_the_last_good_one() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     server.stop().await;
 }
+
+#[test]
+fn render_show_text_prints_what_the_contact_reads() {
+    let demo = common::shipped_demo();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recado"))
+        .arg("render")
+        .arg("--dir")
+        .arg(demo.path())
+        .arg("demo/chamado")
+        .arg(common::repo().join("examples/chamado.json"))
+        .arg("--show-text")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let (answer, text) = stdout.split_once("\n\n").unwrap();
+    // The JSON is the example's expected answer, unchanged.
+    assert_eq!(
+        serde_json::from_str::<Value>(answer).unwrap(),
+        common::json(common::repo().join("examples/chamado.expected.json"))
+    );
+    assert_eq!(
+        text,
+        "── message 1 ──\ntemplate ticket_activated (pt_BR)\n*Suporte: Chamado 2026-0042*\nOlá João, recebemos seu chamado sobre *Troca de equipamento* e ele já está com nossa equipe. Você pode acompanhar o andamento pelo link abaixo.\n_Responda SAIR para não receber avisos_\n[Ver chamado] → https://suporte.example.com/chamados/T-42\n[Falar com atendente]\n"
+    );
+}
+
+#[test]
+fn the_shipped_demo_and_its_test_copy_load_with_their_catalogue() {
+    for dir in [common::repo().join("integrations"), common::fixtures()] {
+        let snapshot = recado::config::load_dir(&dir);
+        let demo = &snapshot.tenants["demo"];
+        assert!(demo.catalogue.is_some(), "{}", dir.display());
+        assert_eq!(
+            snapshot
+                .errors
+                .get("demo")
+                .map(|e| e.iter().map(|e| e.to_string()).collect::<Vec<_>>()),
+            None
+        );
+    }
+}
