@@ -9,10 +9,10 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::{ConfigError, Snapshot};
 use crate::error::ApiError;
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::body::Bytes;
 use axum::Json;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
@@ -46,7 +46,11 @@ pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Respons
         .into_response();
     }
     let presented = bearer(&headers);
-    if !tokens.iter().flat_map(|t| t.iter()).any(|t| t.accepts(presented)) {
+    if !tokens
+        .iter()
+        .flat_map(|t| t.iter())
+        .any(|t| t.accepts(presented))
+    {
         return ApiError::Unauthorized.into_response();
     }
     metrics_unguarded(State(app)).await
@@ -59,11 +63,7 @@ pub async fn metrics_unguarded(State(app): State<AppState>) -> Response {
             .into_response();
     };
     let text = app.scrapes.render(&app, handle).await;
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// How long a rendered `/metrics` page is served again: with thousands of

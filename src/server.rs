@@ -13,11 +13,11 @@ use axum::http::{header, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use futures_util::future::Either;
+use http_body_util::{BodyExt, Limited};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use futures_util::future::Either;
-use http_body_util::{BodyExt, Limited};
 use metrics::{counter, gauge, Gauge};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -94,7 +94,8 @@ impl Activity {
 
     fn read(&self) {
         // One writer: a plain store, no locked instruction.
-        self.reads.store(self.reads.load(Relaxed).wrapping_add(1), Relaxed);
+        self.reads
+            .store(self.reads.load(Relaxed).wrapping_add(1), Relaxed);
     }
 
     /// Marks a request in flight until the guard is dropped.
@@ -130,7 +131,11 @@ struct Socket {
 
 impl Socket {
     fn stream(&mut self) -> Pin<&mut TcpStream> {
-        Pin::new(self.stream.as_mut().expect("the stream is only taken on drop"))
+        Pin::new(
+            self.stream
+                .as_mut()
+                .expect("the stream is only taken on drop"),
+        )
     }
 }
 
@@ -238,7 +243,8 @@ async fn watchdog(
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
-    let tick = limits.idle.min(limits.header);
+    // A zero timeout would spin; a millisecond is as good as zero here.
+    let tick = limits.idle.min(limits.header).max(Duration::from_millis(1));
     let mut seen = activity.requests();
     let mut quiet = Duration::ZERO;
     let mut header: Option<Duration> = None;
@@ -340,7 +346,9 @@ async fn serve_router(
         // The read buffer is what a stalled header block holds; hyper's
         // default is ~400 KiB per connection.
         .max_buf_size(settings.max_header_bytes.max(16 * 1024));
-    let slots = Arc::new(Semaphore::new(settings.max_connections.min(Semaphore::MAX_PERMITS)));
+    let slots = Arc::new(Semaphore::new(
+        settings.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let open = gauge!("recado_connections");
     let refused = counter!("recado_connections_refused_total");
     let (stop, stopping) = watch::channel(false);
@@ -439,7 +447,12 @@ fn service(
                 response.await
             })
         } else {
-            Either::Right(Box::pin(drained(app.clone(), req, body_limit.min(DRAIN_BYTES), busy)))
+            Either::Right(Box::pin(drained(
+                app.clone(),
+                req,
+                body_limit.min(DRAIN_BYTES),
+                busy,
+            )))
         }
     })
 }

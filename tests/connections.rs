@@ -134,7 +134,10 @@ async fn half_closed_clients_get_their_answer() {
     for round in 0..20 {
         for (what, req) in [
             ("webhook", hook_request("")),
-            ("healthz", b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n".to_vec()),
+            (
+                "healthz",
+                b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(),
+            ),
         ] {
             let mut s = TcpStream::connect(server.addr).await.unwrap();
             s.write_all(&req).await.unwrap();
@@ -142,8 +145,9 @@ async fn half_closed_clients_get_their_answer() {
             let got = tokio::time::timeout(GUARD, read_response(&mut s))
                 .await
                 .unwrap();
-            let (status, _, _) =
-                got.unwrap_or_else(|| panic!("{what}, round {round}: no answer after shutdown(Write)"));
+            let (status, _, _) = got.unwrap_or_else(|| {
+                panic!("{what}, round {round}: no answer after shutdown(Write)")
+            });
             assert_eq!(status, 200, "{what}");
         }
     }
@@ -173,7 +177,11 @@ async fn idle_and_half_sent_connections_do_not_delay_shutdown() {
 #[tokio::test]
 async fn a_body_on_another_route_keeps_the_connection_usable() {
     let server = TestServer::start(&common::fixtures()).await;
-    for (method, path) in [("POST", "/healthz"), ("GET", "/healthz"), ("POST", "/nowhere")] {
+    for (method, path) in [
+        ("POST", "/healthz"),
+        ("GET", "/healthz"),
+        ("POST", "/nowhere"),
+    ] {
         let mut s = TcpStream::connect(server.addr).await.unwrap();
         let body = "x".repeat(20_000);
         let head = format!(
@@ -273,9 +281,11 @@ async fn a_symlinked_tree_in_a_tenant_folder_adds_no_watches() {
 
     // Edits to the tenant's own files still reload.
     let boleto = root.path().join("demo/boleto.yaml");
-    let text = std::fs::read_to_string(&boleto)
-        .unwrap()
-        .replacen("messages:", "messages:\n  - text: recarregado", 1);
+    let text = std::fs::read_to_string(&boleto).unwrap().replacen(
+        "messages:",
+        "messages:\n  - text: recarregado",
+        1,
+    );
     let generation = server.state.config.load().generation;
     std::fs::write(&boleto, text).unwrap();
     tokio::time::timeout(GUARD, async {
@@ -377,7 +387,10 @@ async fn a_trickled_header_block_is_closed_after_the_header_timeout() {
     .await;
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     let trickle = async {
-        for b in b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ".iter().chain(&[b'a'; 1000]) {
+        for b in b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: "
+            .iter()
+            .chain(&[b'a'; 1000])
+        {
             if s.write_all(&[*b]).await.is_err() {
                 return;
             }
@@ -422,7 +435,9 @@ async fn connections_over_the_cap_are_refused_and_the_slot_comes_back() {
     tokio::time::timeout(GUARD, async {
         loop {
             let mut d = TcpStream::connect(server.addr).await.unwrap();
-            let _ = d.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await;
+            let _ = d
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                .await;
             if read_response(&mut d).await.is_some() {
                 break;
             }
@@ -432,4 +447,38 @@ async fn connections_over_the_cap_are_refused_and_the_slot_comes_back() {
     .await
     .expect("the freed slot serves a new connection");
     server.stop().await;
+}
+
+/// The figures of issue #13, by hand (not a pass/fail test: speed belongs
+/// in benches): `ulimit -n 8192; cargo test --release --test connections
+/// -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_1500_stalled_header_blocks() {
+    // Over the header cap (answered 431), and just under it (held until
+    // the header timeout).
+    for pad in [400 * 1024, 7 * 1024] {
+        let server = TestServer::start(&common::fixtures()).await;
+        let before = rss_kib();
+        let streams = stalled_header_blocks(&server, 1500, pad).await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let after = rss_kib();
+        let started = std::time::Instant::now();
+        let resp = server
+            .client
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        let took = started.elapsed();
+        eprintln!(
+            "1500 stalled header blocks of {} KiB: RSS {} MiB -> {} MiB; a good request meanwhile: {} in {took:?}",
+            pad / 1024,
+            before / 1024,
+            after / 1024,
+            resp.status()
+        );
+        drop(streams);
+        server.stop().await;
+    }
 }
