@@ -12,6 +12,7 @@
 //! → [`yaml`] (positions) → [`compile`] (templates) → [`load`] (one tenant
 //! folder into a [`tenant::Tenant`]) → [`snapshot`] (all tenants, reload) → [`watch`] (when to reload).
 
+pub mod check;
 pub mod compile;
 pub mod error;
 pub mod interpolation;

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::check::TenantFacts;
 use super::compile::{CompileOptions, Program};
 use super::spec::{self, Origin};
 
@@ -29,6 +30,9 @@ pub struct Tenant {
     pub upstreams: Vec<Origin>,
     pub limits: Limits,
     pub(super) opts: CompileOptions,
+    /// What the load-time checks knew of this tenant; its integrations are
+    /// checked again when it changes.
+    pub(super) facts: TenantFacts,
 }
 
 /// A tenant's limits, defaults filled in.

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Deserializer};
 
 use super::values::CheckedStr;
+use crate::config::check::{self, Scan};
 
 /// Names a message template may read: the request's fields, plus the globals
 /// that [`crate::config::compile`] registers. Anything else is a typo caught at load.
@@ -65,6 +66,9 @@ pub struct TemplateSrc {
     vars: Vec<String>,
     /// Dotted paths read below the top level (`enrich.customer`).
     nested: Vec<String>,
+    /// Filters, tests, functions and `secrets`/`enrich` reads, with their
+    /// positions, for [`crate::config::check`].
+    pub scan: Scan,
 }
 
 impl TemplateSrc {
@@ -94,6 +98,7 @@ impl TemplateSrc {
             Ok(t) => Ok(TemplateSrc {
                 vars: t.undeclared_variables(false).into_iter().collect(),
                 nested: t.undeclared_variables(true).into_iter().collect(),
+                scan: check::scan_template(source),
                 source: source.to_owned(),
             }),
             Err(e) => Err(syntax_error(source, &e)),
@@ -115,6 +120,7 @@ impl<'de> Deserialize<'de> for TemplateSrc {
 pub struct ExprSrc {
     pub source: String,
     vars: Vec<String>,
+    pub scan: Scan,
 }
 
 impl ExprSrc {
@@ -128,6 +134,7 @@ impl ExprSrc {
         match env.compile_expression(source) {
             Ok(e) => Ok(ExprSrc {
                 vars: e.undeclared_variables(false).into_iter().collect(),
+                scan: check::scan_expr(source),
                 source: source.to_owned(),
             }),
             Err(e) => Err(syntax_error(source, &e)),
