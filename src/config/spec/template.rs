@@ -152,6 +152,18 @@ impl<'de> Deserialize<'de> for ExprSrc {
 }
 
 fn syntax_error(source: &str, e: &minijinja::Error) -> String {
+    let detail = e.detail().unwrap_or("invalid syntax");
+    // `Pedido {#123}`: minijinja reports the end of the text; the mistake
+    // is the `{#` that started the comment.
+    if detail.contains("end of comment") {
+        if let Some(start) = source.rfind("{#") {
+            let before = &source[..start];
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            TEMPLATE_ERROR_POS.with(|c| c.set(Some((line, col))));
+            return "`{#` starts a comment that never ends (`#}`), so everything after it is hidden; to print `{#`, write `{{ \"{#\" }}` or put the text inside `{% raw %}…{% endraw %}`".into();
+        }
+    }
     let line = e.line().unwrap_or(1);
     let col = e
         .range()
@@ -162,8 +174,5 @@ fn syntax_error(source: &str, e: &minijinja::Error) -> String {
         })
         .unwrap_or(1);
     TEMPLATE_ERROR_POS.with(|c| c.set(Some((line, col))));
-    format!(
-        "template syntax error: {}",
-        e.detail().unwrap_or("invalid syntax")
-    )
+    format!("template syntax error: {detail}")
 }
