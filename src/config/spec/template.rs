@@ -165,8 +165,17 @@ fn syntax_error(source: &str, e: &minijinja::Error) -> String {
         }
     }
     let line = e.line().unwrap_or(1);
-    let col = e
-        .range()
+    // Something is missing at the end (`{{ x`): minijinja points at the last
+    // token; the fault is where the text stops.
+    let end_of_input = detail.starts_with("unexpected end of input");
+    let (line, range) = match e.range() {
+        _ if end_of_input => {
+            let end = source.trim_end().len();
+            (source[..end].matches('\n').count() + 1, Some(end..end))
+        }
+        r => (line, r),
+    };
+    let col = range
         .map(|r| {
             let start = r.start.min(source.len());
             let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
@@ -174,5 +183,14 @@ fn syntax_error(source: &str, e: &minijinja::Error) -> String {
         })
         .unwrap_or(1);
     TEMPLATE_ERROR_POS.with(|c| c.set(Some((line, col))));
-    format!("template syntax error: {detail}")
+    let hint = match detail {
+        d if end_of_input && d.ends_with("expected end of variable block") => {
+            "; a `{{` needs its closing `}}`"
+        }
+        d if end_of_input && d.ends_with("expected end of block") => {
+            "; a `{% if %}` needs its `{% endif %}`, a `{% for %}` its `{% endfor %}`"
+        }
+        _ => "",
+    };
+    format!("template syntax error: {detail}{hint}")
 }
