@@ -77,9 +77,7 @@ fn broken_configs_report_exactly_their_errors() {
         let path = fixtures().join(format!("{case}.expected"));
         match std::fs::read_to_string(&path) {
             Ok(want) if want == got => {}
-            Ok(want) => failures.push(format!(
-                "{case}:\n--- expected\n{want}--- got\n{got}"
-            )),
+            Ok(want) => failures.push(format!("{case}:\n--- expected\n{want}--- got\n{got}")),
             Err(_) => {
                 std::fs::write(&path, &got).unwrap();
                 failures.push(format!(

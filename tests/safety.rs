@@ -16,7 +16,8 @@ use common::{request, TestServer};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "admin-token-1";
-const TENANT: &str = "client_ids: [70]\ntokens:\n  - loja-token-2026\nsecrets:\n  erp_token: s3cr3t-erp\n";
+const TENANT: &str =
+    "client_ids: [70]\ntokens:\n  - loja-token-2026\nsecrets:\n  erp_token: s3cr3t-erp\n";
 const MERGED_TOKEN: &str =
     "client_ids: [70]\ntokens:\n  - loja-token-2026 - nova-token-2027\nsecrets:\n  erp_token: s3cr3t-erp\n";
 const HOOK: &str = "/hooks/pedido?token=loja-token-2026";
@@ -32,7 +33,10 @@ async fn upstream() -> SocketAddr {
                 .get("authorization")
                 .is_some_and(|v| v == "Bearer s3cr3t-erp");
             if ok {
-                (axum::http::StatusCode::OK, axum::Json(json!({"nivel": "ouro"})))
+                (
+                    axum::http::StatusCode::OK,
+                    axum::Json(json!({"nivel": "ouro"})),
+                )
             } else {
                 (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({})))
             }
@@ -143,14 +147,29 @@ async fn refused_edits_never_fail_good_requests() {
 
     let pedido = "loja/pedido.yaml";
     // An unknown filter: refused at load, pointed at.
-    write(root.path(), pedido, &integration(addr, "first_nme", "erp_token"));
-    let errors = status_shows(&server, "unknown filter `first_nme`; did you mean `first_name`?").await;
-    assert!(errors.iter().any(|e| e.starts_with("loja/pedido.yaml:8:")), "{errors:?}");
+    write(
+        root.path(),
+        pedido,
+        &integration(addr, "first_nme", "erp_token"),
+    );
+    let errors = status_shows(
+        &server,
+        "unknown filter `first_nme`; did you mean `first_name`?",
+    )
+    .await;
+    assert!(
+        errors.iter().any(|e| e.starts_with("loja/pedido.yaml:8:")),
+        "{errors:?}"
+    );
     write(root.path(), pedido, &good);
     status_shows(&server, "").await;
 
     // A misspelt secret.
-    write(root.path(), pedido, &integration(addr, "first_name", "erp_tokn"));
+    write(
+        root.path(),
+        pedido,
+        &integration(addr, "first_name", "erp_tokn"),
+    );
     status_shows(&server, "unknown secret `erp_tokn`").await;
     write(root.path(), pedido, &good);
     status_shows(&server, "").await;
@@ -159,7 +178,10 @@ async fn refused_edits_never_fail_good_requests() {
     write(root.path(), "loja/tenant.yaml", MERGED_TOKEN);
     let errors = status_shows(&server, "a token cannot contain spaces").await;
     // The token itself is never echoed.
-    assert!(errors.iter().all(|e| !e.contains("nova-token")), "{errors:?}");
+    assert!(
+        errors.iter().all(|e| !e.contains("nova-token")),
+        "{errors:?}"
+    );
     write(root.path(), "loja/tenant.yaml", TENANT);
     status_shows(&server, "").await;
 

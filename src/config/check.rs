@@ -101,7 +101,10 @@ fn long_comments(source: &str) -> Vec<(usize, usize)> {
     let mut covered: Vec<(usize, usize)> = Vec::new();
     for tok in machinery::tokenize(source, false, Default::default()) {
         let Ok((tok, span)) = tok else { break };
-        if matches!(tok, Token::TemplateData(_) | Token::Str(_) | Token::String(_)) {
+        if matches!(
+            tok,
+            Token::TemplateData(_) | Token::Str(_) | Token::String(_)
+        ) {
             covered.push((span.start_offset as usize, span.end_offset as usize));
         }
     }
@@ -438,7 +441,10 @@ const FILTERS: &[(&str, Signature)] = &[
     ("unique", sig(0, 0, &["attribute", "case_sensitive"])),
     ("min", sig(0, 0, &["attribute", "case_sensitive"])),
     ("max", sig(0, 0, &["attribute", "case_sensitive"])),
-    ("sort", sig(0, 0, &["reverse", "attribute", "case_sensitive"])),
+    (
+        "sort",
+        sig(0, 0, &["reverse", "attribute", "case_sensitive"]),
+    ),
     ("sum", sig(0, 2, &["attribute", "start"])),
     ("attr", sig(1, 1, &[])),
     ("batch", sig(1, 2, &[])),
@@ -447,20 +453,8 @@ const FILTERS: &[(&str, Signature)] = &[
     ("escape", sig(0, 0, &[])),
     ("e", sig(0, 0, &[])),
     ("pprint", sig(0, 0, &[])),
-    (
-        "selectattr",
-        Signature {
-            min: 1,
-            ..ANY
-        },
-    ),
-    (
-        "rejectattr",
-        Signature {
-            min: 1,
-            ..ANY
-        },
-    ),
+    ("selectattr", Signature { min: 1, ..ANY }),
+    ("rejectattr", Signature { min: 1, ..ANY }),
     ("select", ANY),
     ("reject", ANY),
     ("map", ANY),
@@ -612,11 +606,7 @@ fn check_use(u: &Use) -> Vec<String> {
             }
         );
         if let Some(kw) = sig.keywords.filter(|k| !k.is_empty() && too_many) {
-            msg += &format!(
-                "; name them instead, e.g. `{}({}=…)`",
-                u.name,
-                kw[0]
-            );
+            msg += &format!("; name them instead, e.g. `{}({}=…)`", u.name, kw[0]);
         }
         out.push(msg);
     }
@@ -776,7 +766,10 @@ mod tests {
                     u.name,
                     u.positional,
                     if u.splat { "*" } else { "" },
-                    u.keywords.iter().map(|k| format!(",{k}=")).collect::<String>(),
+                    u.keywords
+                        .iter()
+                        .map(|k| format!(",{k}="))
+                        .collect::<String>(),
                     u.at.0,
                     u.at.1
                 )
@@ -814,14 +807,21 @@ mod tests {
             .map(|r| format!("{}.{}@{}:{}", r.root, r.name, r.at.0, r.at.1))
             .collect();
         assert_eq!(reads, ["secrets.tok@3:36", "enrich.c@3:53"]);
-        assert_eq!(names(&scan_expr("x | lenght > 0")), ["filter:lenght(0)@1:5"]);
+        assert_eq!(
+            names(&scan_expr("x | lenght > 0")),
+            ["filter:lenght(0)@1:5"]
+        );
     }
 
     #[test]
     fn every_listed_name_exists() {
         for kind in [Kind::Filter, Kind::Test, Kind::Function] {
             for (name, _) in table(kind) {
-                assert!(exists(kind, name), "{} `{name}` is listed but not registered", kind.word());
+                assert!(
+                    exists(kind, name),
+                    "{} `{name}` is listed but not registered",
+                    kind.word()
+                );
             }
             assert!(!exists(kind, "no_such_thing"));
         }
@@ -852,8 +852,14 @@ mod tests {
             problems("{{ a | truncate(20) }}"),
             ["filter `truncate` takes no arguments in parentheses, got 1; name them instead, e.g. `truncate(length=…)`"]
         );
-        assert_eq!(problems("{{ a | replace('x') }}"), ["filter `replace` takes 2 to 3 arguments, got 1"]);
-        assert!(problems("{{ a | replace('x', 'y') | default('-', true) | map(attribute='n') | join(', ') }}").is_empty());
+        assert_eq!(
+            problems("{{ a | replace('x') }}"),
+            ["filter `replace` takes 2 to 3 arguments, got 1"]
+        );
+        assert!(problems(
+            "{{ a | replace('x', 'y') | default('-', true) | map(attribute='n') | join(', ') }}"
+        )
+        .is_empty());
         assert_eq!(long_comments("Pedido {#123}\nValor"), [(1, 8)]);
         assert!(long_comments("{# ok #}\n{{ '{#' }}\n{% raw %}{#\n{% endraw %}").is_empty());
     }

@@ -74,8 +74,12 @@ pub fn load_tenant_from(
                 };
                 for (stem, rel, path) in integration_files(name, &files, &mut errors) {
                     let loaded = std::fs::read(&path)
-                        .map_err(|e| vec![ConfigError::whole_file(&rel, format!("cannot read: {e}"))])
-                        .and_then(|b| load_integration(&b, &rel, &stem, &opts, &TenantFacts::default()));
+                        .map_err(|e| {
+                            vec![ConfigError::whole_file(&rel, format!("cannot read: {e}"))]
+                        })
+                        .and_then(|b| {
+                            load_integration(&b, &rel, &stem, &opts, &TenantFacts::default())
+                        });
                     if let Err(e) = loaded {
                         errors.extend(e);
                     }

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::error::{ConfigError, FieldPath};
-use super::yaml::Positions;
 use super::load::{file_name, list_dir, load_tenant_from};
 use super::tenant::Tenant;
+use super::yaml::Positions;
 use super::TENANT_FILE;
 
 /// Everything the request path needs, built once per (re)load and never

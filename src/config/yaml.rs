@@ -75,14 +75,22 @@ fn plain_words_at(
                 let c: String = rest.chars().take_while(char::is_ascii_digit).collect();
                 Some((l.parse().ok()?, c.parse().ok()?))
             });
-        return Some(("a quoted text is never closed: this opening `\"` or `'` has no closing quote", opening));
+        return Some((
+            "a quoted text is never closed: this opening `\"` or `'` has no closing quote",
+            opening,
+        ));
     }
-    if message.starts_with("did not find expected key") || message.starts_with("did not find expected '-' indicator") || message.starts_with("expected <block end>") {
+    if message.starts_with("did not find expected key")
+        || message.starts_with("did not find expected '-' indicator")
+        || message.starts_with("expected <block end>")
+    {
         // `text: "Olá "fulano""`: the second `"` closed the text.
         let value = before.split_once(": ").map_or("", |(_, v)| v).trim_start();
         if value.starts_with('"') && value.matches('"').count() >= 2 {
             // Point at the quote that ended the text.
-            let quote = before.rfind('"').map(|i| (line, before[..i].chars().count() + 1));
+            let quote = before
+                .rfind('"')
+                .map(|i| (line, before[..i].chars().count() + 1));
             return Some(("a `\"` inside a text that starts with `\"` ends the text early; write the text between single quotes ('…'), or write each inner quote as `\\\"`, or put the text in a block (`|` or `>-`) on the lines below", quote));
         }
         if value.starts_with('\'') && value.matches('\'').count() >= 2 {
@@ -97,7 +105,10 @@ fn plain_words_at(
         return Some(("`: ` inside a plain text starts a key; put the whole text in quotes ('…') or in a block (`|`)", None));
     }
     if message.starts_with("block sequence entries are not allowed in this context") {
-        return Some(("a list item (`- `) cannot start here: put it on its own line, indented under its key", None));
+        return Some((
+            "a list item (`- `) cannot start here: put it on its own line, indented under its key",
+            None,
+        ));
     }
     if message.contains("invalid type: map") && here == Some('{') {
         return Some(("a value that starts with `{` is read by YAML as a mapping; put the template in quotes (\"{{ … }}\") or in a block (`|`)", None));

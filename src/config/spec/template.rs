@@ -68,7 +68,7 @@ pub struct TemplateSrc {
     nested: Vec<String>,
     /// Filters, tests, functions and `secrets`/`enrich` reads, with their
     /// positions, for [`crate::config::check`].
-    pub scan: Scan,
+    pub scan: Box<Scan>,
 }
 
 impl TemplateSrc {
@@ -98,7 +98,7 @@ impl TemplateSrc {
             Ok(t) => Ok(TemplateSrc {
                 vars: t.undeclared_variables(false).into_iter().collect(),
                 nested: t.undeclared_variables(true).into_iter().collect(),
-                scan: check::scan_template(source),
+                scan: Box::new(check::scan_template(source)),
                 source: source.to_owned(),
             }),
             Err(e) => Err(syntax_error(source, &e)),
@@ -120,7 +120,7 @@ impl<'de> Deserialize<'de> for TemplateSrc {
 pub struct ExprSrc {
     pub source: String,
     vars: Vec<String>,
-    pub scan: Scan,
+    pub scan: Box<Scan>,
 }
 
 impl ExprSrc {
@@ -134,7 +134,7 @@ impl ExprSrc {
         match env.compile_expression(source) {
             Ok(e) => Ok(ExprSrc {
                 vars: e.undeclared_variables(false).into_iter().collect(),
-                scan: check::scan_expr(source),
+                scan: Box::new(check::scan_expr(source)),
                 source: source.to_owned(),
             }),
             Err(e) => Err(syntax_error(source, &e)),
