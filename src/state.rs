@@ -105,7 +105,7 @@ pub struct AppState {
     /// recorder installed) turns that endpoint off.
     pub metrics: Option<PrometheusHandle>,
     /// The last rendered `/metrics` page, served again for a second.
-    pub scrapes: Arc<crate::ops::MetricsCache>,
+    pub scrapes: Arc<crate::telemetry::MetricsCache>,
 }
 
 impl AppState {

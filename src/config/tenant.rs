@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::catalogue::Catalogue;
+use super::check::TenantFacts;
 use super::compile::{CompileOptions, Program};
 use super::spec::{self, Origin};
 
@@ -36,6 +37,9 @@ pub struct Tenant {
     /// against it, so they are reused only while it stays the same.
     pub catalogue_hash: Option<String>,
     pub(super) opts: CompileOptions,
+    /// What the load-time checks knew of this tenant; its integrations are
+    /// checked again when it changes.
+    pub(super) facts: TenantFacts,
 }
 
 /// A tenant's limits, defaults filled in.
