@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::compile::{self, CompileOptions};
 use super::error::{ConfigError, FieldPath};
 use super::spec::{IntegrationSpec, Origin, TenantSpec, TokenSpec};
-use super::tenant::{Integration, Limits, Secrets, Tenant};
+use super::tenant::{Integration, IntegrationTest, Limits, Secrets, Tenant};
 use super::yaml::{self, Positions};
 use super::TENANT_FILE;
 
@@ -109,7 +109,9 @@ pub fn load_tenant_from(
             .map_err(|e| ConfigError::whole_file(&rel, format!("cannot read: {e}")))
             .and_then(|bytes| match old {
                 Some(old) if old.hash == short_hash(&bytes) => Ok(old.clone()),
-                _ => load_integration(&bytes, &rel, stem, &settings.opts).map(Arc::new),
+                _ => load_integration(&bytes, &rel, stem, &settings.opts)
+                    .and_then(|i| run_tests(i, &settings))
+                    .map(Arc::new),
             });
         match loaded {
             Ok(i) => {
@@ -227,13 +229,104 @@ pub fn load_integration(
     }
     let program = compile::compile(&spec, opts)
         .map_err(|e| ConfigError::whole_file(rel, format!("template error: {e}")))?;
+    let tests = check_tests(spec.tests, &calls, bytes, rel)?;
     Ok(Integration {
         name: name.to_owned(),
         file: rel.to_owned(),
         hash: short_hash(bytes),
         loaded_at: SystemTime::now(),
         program,
+        tests,
     })
+}
+
+/// What a test runs against besides its file: the tenant's settings.
+#[derive(Debug, Clone)]
+pub struct TestEnv {
+    /// The tenant's first clientId, for the default request.
+    pub client_id: u64,
+    pub limits: Limits,
+}
+
+/// Runs an integration's `tests:`: `Err` names the first failing test at its
+/// line. The runner renders, which this inert module cannot import, so the
+/// binary registers it once at start ([`set_test_runner`], done by
+/// `recado::testing::install`); without one, tests are not run on load
+/// (`recado test` runs them itself, to report every failure in full).
+pub type TestRunner = fn(&Integration, &TestEnv) -> Result<(), ConfigError>;
+
+static TEST_RUNNER: OnceLock<TestRunner> = OnceLock::new();
+
+/// Registers the runner of [`TestRunner`]; the first registration stays.
+pub fn set_test_runner(runner: TestRunner) {
+    let _ = TEST_RUNNER.set(runner);
+}
+
+/// A file whose tests fail is a broken file: its last good version keeps
+/// serving. Runs only for a file whose bytes changed (unchanged files are
+/// reused by hash before this), without I/O: enrichment is stubbed.
+fn run_tests(integration: Integration, settings: &TenantSettings) -> Result<Integration, ConfigError> {
+    if let (Some(runner), false) = (TEST_RUNNER.get(), integration.tests.is_empty()) {
+        let env = TestEnv {
+            client_id: settings.client_ids.first().copied().unwrap_or_default(),
+            limits: settings.limits.clone(),
+        };
+        runner(&integration, &env)?;
+    }
+    Ok(integration)
+}
+
+/// Checks what can be checked of `tests:` without running them (unique
+/// names, stubs only for declared calls) and notes where each test starts.
+fn check_tests(
+    tests: Vec<super::spec::TestSpec>,
+    calls: &BTreeSet<&str>,
+    bytes: &[u8],
+    rel: &str,
+) -> Result<Vec<IntegrationTest>, ConfigError> {
+    if tests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let positions = Positions::of(bytes);
+    let mut names = BTreeSet::new();
+    for (i, t) in tests.iter().enumerate() {
+        let at = FieldPath::key("tests").at(i);
+        if !names.insert(t.name.as_str()) {
+            return Err(positions.error(
+                rel,
+                &at.then("name"),
+                None,
+                format!("another test is already named \"{}\"; give each test its own name", t.name),
+            ));
+        }
+        if let Some(stub) = t.enrich.keys().find(|k| !calls.contains(k.as_str())) {
+            return Err(positions.error(
+                rel,
+                &at.then("enrich").then(stub),
+                None,
+                format!("test \"{}\" answers a call `{stub}` that `enrich:` does not declare; fix the name or remove it", t.name),
+            ));
+        }
+    }
+    Ok(tests
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| IntegrationTest {
+            at: positions
+                .get(&FieldPath::key("tests").at(i))
+                .map(|(line, column)| (line, item_column(bytes, line).unwrap_or(column))),
+            spec,
+        })
+        .collect())
+}
+
+/// The column of a list item's first key (`  - name:` → 5): the parser
+/// marks a block mapping after its first key.
+fn item_column(bytes: &[u8], line: usize) -> Option<usize> {
+    let text = std::str::from_utf8(bytes).ok()?.lines().nth(line.checked_sub(1)?)?;
+    let rest = text.trim_start().strip_prefix('-').unwrap_or(text.trim_start());
+    let key = rest.trim_start();
+    Some(text.chars().count() - key.chars().count() + 1)
 }
 
 fn short_hash(bytes: &[u8]) -> String {

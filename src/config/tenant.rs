@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::compile::{CompileOptions, Program};
-use super::spec::{self, Origin};
+use super::spec::{self, Origin, TestSpec};
 
 #[derive(Debug)]
 pub struct Tenant {
@@ -87,4 +87,14 @@ pub struct Integration {
     pub hash: String,
     pub loaded_at: SystemTime,
     pub program: Program,
+    /// The file's `tests:`; see `crate::testing`.
+    pub tests: Vec<IntegrationTest>,
+}
+
+/// One entry of an integration's `tests:`.
+#[derive(Debug)]
+pub struct IntegrationTest {
+    pub spec: TestSpec,
+    /// Where the entry starts in the file (line, column), for reports.
+    pub at: Option<(usize, usize)>,
 }
