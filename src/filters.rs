@@ -243,16 +243,26 @@ fn to_number(value: &Value, filter: &str) -> Result<f64, Error> {
             .ok()
             .filter(|n| n.is_finite())
             .ok_or_else(|| {
+                // The value itself is personal data: named by type only.
                 Error::new(
                     ErrorKind::InvalidOperation,
-                    format!("{filter}: `{s}` is not a number"),
+                    format!("{filter}: expected a number, got text that is not a number (numbers may come as text like \"1234.50\", nothing else)"),
                 )
             });
     }
     f64::try_from(value.clone()).map_err(|_| {
         Error::new(
             ErrorKind::InvalidOperation,
-            format!("{filter}: expected a number, got {}", value.kind()),
+            format!(
+                "{filter}: expected a number, got {}",
+                match value.kind() {
+                    minijinja::value::ValueKind::Map => "a mapping",
+                    minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Iterable => "a list",
+                    minijinja::value::ValueKind::Bool => "true/false",
+                    minijinja::value::ValueKind::None => "null",
+                    _ => "something else",
+                }
+            ),
         )
     })
 }

@@ -315,14 +315,55 @@ fn trim(s: String) -> String {
     }
 }
 
+/// Written for the person who must act: what is missing or wrong (by path
+/// and type, never by value: request values are personal data), then where
+/// in the file: `data.pedido is missing from the request (messages[1].text,
+/// line 1 of the template)`.
 fn template_error(loc: Loc, field: Field, e: &minijinja::Error) -> RenderError {
     let path = format!("{loc}.{field}");
-    let mut detail = e.to_string();
+    let mut detail = match (e.kind(), e.detail()) {
+        (minijinja::ErrorKind::UndefinedError, detail) => missing(detail),
+        (_, Some(detail)) => detail.to_owned(),
+        (kind, None) => kind.to_string(),
+    };
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
         detail.push_str(": ");
         detail.push_str(&cause.to_string());
         source = cause.source();
     }
+    let what = match field {
+        Field::When | Field::ForEach => "expression",
+        _ => "template",
+    };
+    match e.line() {
+        Some(line) => detail.push_str(&format!(" ({path}, line {line} of the {what})")),
+        None => detail.push_str(&format!(" ({path})")),
+    }
     RenderError::Template { path, detail }
+}
+
+/// minijinja names what it could not find (`` `data.pedido` is undefined ``);
+/// the operator is told where that should have come from.
+fn missing(detail: Option<&str>) -> String {
+    let name = detail
+        .and_then(|d| d.strip_prefix('`'))
+        .and_then(|d| d.split_once('`'))
+        .map(|(name, _)| name);
+    let Some(name) = name else {
+        return "a value the template reads is missing".into();
+    };
+    let root = name.split(['.', '[']).next().unwrap_or(name);
+    match root {
+        "data" | "contact" | "id" | "clientId" => format!("{name} is missing from the request"),
+        "enrich" => {
+            let call = name["enrich".len()..]
+                .trim_start_matches('.')
+                .split(['.', '['])
+                .next()
+                .unwrap_or("");
+            format!("{name} is missing from the answer of the call `{call}`")
+        }
+        _ => format!("{name} is missing"),
+    }
 }
