@@ -495,7 +495,7 @@ mod tests {
         let g = "Seu boleto do pedido A-1001 no valor de R$ 1.234,05 vence amanhã.";
         let line = &diff(&[text(e)], &[text(g)])[0];
         assert!(
-            line.ends_with(r#"(from character 50: expected "…R$ 1.234,50 vence ama…" got "…R$ 1.234,05 vence ama…")"#),
+            line.ends_with(r#"(from character 50: expected "… R$ 1.234,50 vence ama…" got "… R$ 1.234,05 vence ama…")"#),
             "{line}"
         );
     }
