@@ -257,7 +257,8 @@ fn to_number(value: &Value, filter: &str) -> Result<f64, Error> {
                 "{filter}: expected a number, got {}",
                 match value.kind() {
                     minijinja::value::ValueKind::Map => "a mapping",
-                    minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Iterable => "a list",
+                    minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Iterable =>
+                        "a list",
                     minijinja::value::ValueKind::Bool => "true/false",
                     minijinja::value::ValueKind::None => "null",
                     _ => "something else",

@@ -389,7 +389,8 @@ fn run_tests(dir: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let in_scope = |file: &str| {
         let (t, f) = file.split_once('/').unwrap_or((file, ""));
         tenant_only.is_none_or(|x| x == t)
-            && integration_only.is_none_or(|x| f.strip_suffix(".yaml").or(f.strip_suffix(".yml")) == Some(x))
+            && integration_only
+                .is_none_or(|x| f.strip_suffix(".yaml").or(f.strip_suffix(".yml")) == Some(x))
     };
     let mut broken = 0;
     for e in snapshot.all_errors().filter(|e| in_scope(&e.file)) {

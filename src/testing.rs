@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use minijinja::{context, Value};
 
 use crate::config::spec::{
-    default_request, merge, ExpectedMessage, ExpectedTemplate, Expectation, QrKind,
+    default_request, merge, Expectation, ExpectedMessage, ExpectedTemplate, QrKind,
 };
 use crate::config::{ConfigError, Integration, IntegrationTest, TestEnv};
 use crate::error::ApiError;
@@ -57,7 +57,11 @@ impl Failure {
     }
 
     /// `file:line:col: test "name" failed: difference; difference`.
-    pub fn to_config_error(&self, integration: &Integration, test: &IntegrationTest) -> ConfigError {
+    pub fn to_config_error(
+        &self,
+        integration: &Integration,
+        test: &IntegrationTest,
+    ) -> ConfigError {
         let message = format!(
             "test \"{}\" failed: {}",
             test.spec.name,
@@ -71,7 +75,11 @@ impl Failure {
 }
 
 /// Runs one test of `integration`.
-pub fn run(integration: &Integration, test: &IntegrationTest, env: &TestEnv) -> Result<(), Failure> {
+pub fn run(
+    integration: &Integration,
+    test: &IntegrationTest,
+    env: &TestEnv,
+) -> Result<(), Failure> {
     let outcome = answer(integration, test, env)?;
     compare(&test.spec.expect, outcome)
 }
@@ -112,10 +120,9 @@ fn answer(
         }
         ctx = context! { enrich => Value::from(answers), ..ctx };
     }
-    let result = crate::hook::render_request(integration, &ctx, env.limits.max_messages)
-        .and_then(|messages| {
-            crate::hook::encode(&messages, integration, &env.limits).map(|_| messages)
-        });
+    let result = crate::hook::render_request(integration, &ctx, env.limits.max_messages).and_then(
+        |messages| crate::hook::encode(&messages, integration, &env.limits).map(|_| messages),
+    );
     Ok(result)
 }
 
@@ -219,24 +226,51 @@ pub fn diff(expected: &[ExpectedMessage], got: &[ExpectedMessage]) -> Vec<String
     for i in 0..expected.len().max(got.len()) {
         let at = format!("messages[{i}]");
         match (expected.get(i), got.get(i)) {
-            (Some(e), None) => lines.push(format!("{at}: expected {}, got no message", describe(e))),
+            (Some(e), None) => {
+                lines.push(format!("{at}: expected {}, got no message", describe(e)))
+            }
             (None, Some(g)) => lines.push(format!("{at}: got an extra message, {}", describe(g))),
-            (Some(ExpectedMessage::Qr { kind: ek, value: ev }), Some(ExpectedMessage::Qr { kind: gk, value: gv }))
-                if ek == gk =>
-            {
+            (
+                Some(ExpectedMessage::Qr {
+                    kind: ek,
+                    value: ev,
+                }),
+                Some(ExpectedMessage::Qr {
+                    kind: gk,
+                    value: gv,
+                }),
+            ) if ek == gk => {
                 field(&mut lines, &format!("{at}.{}", ek.key()), ev, gv);
             }
             (Some(ExpectedMessage::Template(e)), Some(ExpectedMessage::Template(g))) => {
                 let at = format!("{at}.template");
                 field(&mut lines, &format!("{at}.name"), &e.name, &g.name);
-                field(&mut lines, &format!("{at}.language"), &e.language, &g.language);
-                optional(&mut lines, &format!("{at}.header"), e.header.as_ref(), g.header.as_ref());
-                list(&mut lines, &format!("{at}.body"), &e.body, &g.body, |l, p, e, g| {
-                    field(l, p, e, g)
-                });
-                list(&mut lines, &format!("{at}.buttons"), &e.buttons, &g.buttons, |l, p, e, g| {
-                    optional(l, p, e.as_ref(), g.as_ref())
-                });
+                field(
+                    &mut lines,
+                    &format!("{at}.language"),
+                    &e.language,
+                    &g.language,
+                );
+                optional(
+                    &mut lines,
+                    &format!("{at}.header"),
+                    e.header.as_ref(),
+                    g.header.as_ref(),
+                );
+                list(
+                    &mut lines,
+                    &format!("{at}.body"),
+                    &e.body,
+                    &g.body,
+                    |l, p, e, g| field(l, p, e, g),
+                );
+                list(
+                    &mut lines,
+                    &format!("{at}.buttons"),
+                    &e.buttons,
+                    &g.buttons,
+                    |l, p, e, g| optional(l, p, e.as_ref(), g.as_ref()),
+                );
             }
             (Some(e), Some(g)) => lines.push(format!(
                 "{at}: expected {}, got {}",
@@ -411,9 +445,8 @@ pub fn entry_yaml(
 pub fn append_test(path: &std::path::Path, entry: &str, name: &str) -> Result<usize, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
     let lines: Vec<&str> = text.lines().collect();
-    let top_level = |l: &&str| {
-        !l.is_empty() && !l.starts_with([' ', '\t', '#', '-']) && !l.starts_with("...")
-    };
+    let top_level =
+        |l: &&str| !l.is_empty() && !l.starts_with([' ', '\t', '#', '-']) && !l.starts_with("...");
     let tests_line = lines.iter().position(|l| {
         l.strip_prefix("tests:")
             .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with('#'))
@@ -486,7 +519,10 @@ mod tests {
         assert!(diff(&[text("a")], &[text("a")]).is_empty());
         let lines = diff(&[text("a"), text("b")], &[text("a")]);
         assert_eq!(lines[0], "expected 2 message(s), got 1");
-        assert_eq!(lines[1], r#"messages[1]: expected text "b", got no message"#);
+        assert_eq!(
+            lines[1],
+            r#"messages[1]: expected text "b", got no message"#
+        );
     }
 
     #[test]

@@ -167,9 +167,7 @@ async fn a_missing_field_is_named_by_its_path_in_the_422() {
         72,
         json!({"valor": 10, "vencimento": "2026-12-10", "boleto_url": "https://example.com/b.pdf"}),
     );
-    let (status, answer) = server
-        .post(&format!("/hooks/boleto{TOKEN}"), body)
-        .await;
+    let (status, answer) = server.post(&format!("/hooks/boleto{TOKEN}"), body).await;
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["error"]["code"], "render_failed");
     assert_eq!(answer["error"]["path"], "messages[1].text");
@@ -186,7 +184,10 @@ async fn a_missing_field_is_named_by_its_path_in_the_422() {
     let (status, answer) = server.post(&format!("/hooks/boleto{TOKEN}"), body).await;
     assert_eq!(status, 422);
     let message = answer["error"]["message"].as_str().unwrap();
-    assert!(message.starts_with("brl: expected a number, got text"), "{message}");
+    assert!(
+        message.starts_with("brl: expected a number, got text"),
+        "{message}"
+    );
     assert!(!message.contains("secretos"), "{message}");
     server.stop().await;
 }
@@ -311,18 +312,19 @@ async fn a_slow_writer_never_yields_a_half_answer() {
     // A settle time well above the writer's pause: the pause is longer than
     // the debounce (what used to let the half file in), and scheduling
     // delays only make the file look older, never younger.
-    let reloader = recado::config::watch::Reloader::new(
-        dir.path().to_owned(),
-        server.state.config.clone(),
-    )
-    .with_settle(Duration::from_secs(2));
+    let reloader =
+        recado::config::watch::Reloader::new(dir.path().to_owned(), server.state.config.clone())
+            .with_settle(Duration::from_secs(2));
     let _watcher = recado::config::watch::watch(reloader).unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
     let failures = Arc::new(AtomicUsize::new(0));
     let traffic = {
-        let (client, url) = (server.client.clone(), server.url(&format!("/hooks/slow{TOKEN}")));
+        let (client, url) = (
+            server.client.clone(),
+            server.url(&format!("/hooks/slow{TOKEN}")),
+        );
         let (stop, seen, failures) = (stop.clone(), seen.clone(), failures.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
@@ -349,12 +351,15 @@ async fn a_slow_writer_never_yields_a_half_answer() {
 
     // Half the file (three complete messages: valid YAML), a pause longer
     // than the debounce, then the rest.
-    let messages: String = (1..=6).map(|i| format!("  - text: v2 parte {i}\n")).collect();
+    let messages: String = (1..=6)
+        .map(|i| format!("  - text: v2 parte {i}\n"))
+        .collect();
     let (first, rest) = messages.split_at(messages.find("  - text: v2 parte 4").unwrap());
     {
         use std::io::Write;
         let mut f = std::fs::File::create(&file).unwrap();
-        f.write_all(format!("messages:\n{first}").as_bytes()).unwrap();
+        f.write_all(format!("messages:\n{first}").as_bytes())
+            .unwrap();
         f.flush().unwrap();
         tokio::time::sleep(Duration::from_millis(400)).await;
         f.write_all(rest.as_bytes()).unwrap();

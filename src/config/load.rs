@@ -265,7 +265,10 @@ pub fn set_test_runner(runner: TestRunner) {
 /// A file whose tests fail is a broken file: its last good version keeps
 /// serving. Runs only for a file whose bytes changed (unchanged files are
 /// reused by hash before this), without I/O: enrichment is stubbed.
-fn run_tests(integration: Integration, settings: &TenantSettings) -> Result<Integration, ConfigError> {
+fn run_tests(
+    integration: Integration,
+    settings: &TenantSettings,
+) -> Result<Integration, ConfigError> {
     if let (Some(runner), false) = (TEST_RUNNER.get(), integration.tests.is_empty()) {
         let env = TestEnv {
             client_id: settings.client_ids.first().copied().unwrap_or_default(),
@@ -296,7 +299,10 @@ fn check_tests(
                 rel,
                 &at.then("name"),
                 None,
-                format!("another test is already named \"{}\"; give each test its own name", t.name),
+                format!(
+                    "another test is already named \"{}\"; give each test its own name",
+                    t.name
+                ),
             ));
         }
         if let Some(stub) = t.enrich.keys().find(|k| !calls.contains(k.as_str())) {
@@ -323,8 +329,14 @@ fn check_tests(
 /// The column of a list item's first key (`  - name:` → 5): the parser
 /// marks a block mapping after its first key.
 fn item_column(bytes: &[u8], line: usize) -> Option<usize> {
-    let text = std::str::from_utf8(bytes).ok()?.lines().nth(line.checked_sub(1)?)?;
-    let rest = text.trim_start().strip_prefix('-').unwrap_or(text.trim_start());
+    let text = std::str::from_utf8(bytes)
+        .ok()?
+        .lines()
+        .nth(line.checked_sub(1)?)?;
+    let rest = text
+        .trim_start()
+        .strip_prefix('-')
+        .unwrap_or(text.trim_start());
     let key = rest.trim_start();
     Some(text.chars().count() - key.chars().count() + 1)
 }

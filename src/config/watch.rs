@@ -136,8 +136,9 @@ pub fn watch(reloader: Reloader) -> notify_debouncer_full::notify::Result<Watche
 }
 
 /// How much longer to wait before the folders of `scope` count as settled:
-/// `None` once every file in them was last modified at least `settle` ago
-/// (and its size and time did not move meanwhile). A modification time in
+/// `None` once every file in them was last modified at least `settle` ago;
+/// a write meanwhile moves the newest time and the wait starts over. A
+/// modification time in
 /// the future (a skewed clock, a copied file) cannot be aged: then the files
 /// must look the same across one `settle`.
 fn unsettled(root: &Path, scope: &Scope, settle: Duration) -> Option<Duration> {

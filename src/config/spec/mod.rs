@@ -26,7 +26,7 @@ pub use message::{
 pub use template::{
     take_template_error_pos, ExprSrc, TemplateSrc, CALL_NAMES, CONTEXT_NAMES, GLOBAL_NAMES,
 };
-pub use test::{default_request, merge, ExpectedMessage, ExpectedTemplate, Expectation, TestSpec};
+pub use test::{default_request, merge, Expectation, ExpectedMessage, ExpectedTemplate, TestSpec};
 pub use values::{DurationSpec, Origin, SecretSpec, Timezone, TokenSpec};
 
 /// `integrations/<tenant>/tenant.yaml`.
