@@ -410,20 +410,22 @@ fn run_tests(dir: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
             if !in_scope(&integration.file) {
                 continue;
             }
-            for test in &integration.tests {
+            for (index, test) in integration.tests.iter().enumerate() {
                 match recado::testing::run(integration, test, &env) {
                     Ok(()) => passed += 1,
                     Err(failure) => {
                         failed += 1;
-                        let at = test
-                            .at
+                        // Positions only for failures: read the file again.
+                        let at = std::fs::read(dir.join(&integration.file))
+                            .ok()
+                            .and_then(|bytes| config::test_position(&bytes, index))
                             .map(|(l, c)| format!(":{l}:{c}"))
                             .unwrap_or_default();
                         println!(
                             "{}/{}{at}: test \"{}\" failed",
                             dir.display(),
                             integration.file,
-                            test.spec.name
+                            test.name
                         );
                         for line in &failure.lines {
                             println!("    {line}");

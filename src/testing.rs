@@ -17,10 +17,11 @@ use std::fmt::Write as _;
 
 use minijinja::{context, Value};
 
+use crate::config::spec::TestSpec;
 use crate::config::spec::{
     default_request, merge, Expectation, ExpectedMessage, ExpectedTemplate, QrKind,
 };
-use crate::config::{ConfigError, Integration, IntegrationTest, TestEnv};
+use crate::config::{Integration, TestEnv, TestFailed};
 use crate::error::ApiError;
 use crate::output::Message;
 use crate::render::request_context;
@@ -32,12 +33,19 @@ pub fn install() {
     crate::config::set_test_runner(check);
 }
 
-/// [`crate::config::TestRunner`]: the first failing test, at its line, with
-/// its differences on one line (for `/admin/status` and the log).
-fn check(integration: &Integration, env: &TestEnv) -> Result<(), ConfigError> {
-    for test in &integration.tests {
+/// [`crate::config::TestRunner`]: the first failing test, its differences
+/// on one line (for `/admin/status` and the log).
+fn check(integration: &Integration, env: &TestEnv) -> Result<(), TestFailed> {
+    for (index, test) in integration.tests.iter().enumerate() {
         if let Err(failure) = run(integration, test, env) {
-            return Err(failure.to_config_error(integration, test));
+            return Err(TestFailed {
+                index,
+                message: format!(
+                    "test \"{}\" failed: {}",
+                    test.name,
+                    failure.lines.join("; ")
+                ),
+            });
         }
     }
     Ok(())
@@ -55,33 +63,12 @@ impl Failure {
             lines: vec![line.into()],
         }
     }
-
-    /// `file:line:col: test "name" failed: difference; difference`.
-    pub fn to_config_error(
-        &self,
-        integration: &Integration,
-        test: &IntegrationTest,
-    ) -> ConfigError {
-        let message = format!(
-            "test \"{}\" failed: {}",
-            test.spec.name,
-            self.lines.join("; ")
-        );
-        match test.at {
-            Some(at) => ConfigError::at(&integration.file, at, message),
-            None => ConfigError::whole_file(&integration.file, message),
-        }
-    }
 }
 
 /// Runs one test of `integration`.
-pub fn run(
-    integration: &Integration,
-    test: &IntegrationTest,
-    env: &TestEnv,
-) -> Result<(), Failure> {
+pub fn run(integration: &Integration, test: &TestSpec, env: &TestEnv) -> Result<(), Failure> {
     let outcome = answer(integration, test, env)?;
-    compare(&test.spec.expect, outcome)
+    compare(&test.expect, outcome)
 }
 
 /// The answer the request path gives for the test's request, with the
@@ -89,13 +76,13 @@ pub fn run(
 /// cannot run (an answer is missing).
 fn answer(
     integration: &Integration,
-    test: &IntegrationTest,
+    test: &TestSpec,
     env: &TestEnv,
 ) -> Result<Result<Vec<Message>, ApiError>, Failure> {
     let mut request = default_request(env.client_id);
     merge(
         &mut request,
-        &serde_json::Value::Object(test.spec.request.clone()),
+        &serde_json::Value::Object(test.request.clone()),
     );
     let body = serde_json::to_vec(&request).expect("JSON values serialize");
     let req = match PlatformRequest::parse(&body) {
@@ -107,7 +94,7 @@ fn answer(
     if !calls.is_empty() {
         let mut answers = BTreeMap::new();
         for call in calls {
-            let Some(stub) = test.spec.enrich.get(&call.name) else {
+            let Some(stub) = test.enrich.get(&call.name) else {
                 return Err(Failure::one(format!(
                     "the call `{0}` has no answer in this test: add `enrich: {{{0}: …}}` with the JSON the upstream would give (tests never call upstreams)",
                     call.name

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::compile::{self, CompileOptions};
 use super::error::{ConfigError, FieldPath};
 use super::spec::{IntegrationSpec, Origin, TenantSpec, TokenSpec};
-use super::tenant::{Integration, IntegrationTest, Limits, Secrets, Tenant};
+use super::tenant::{Integration, Limits, Secrets, Tenant};
 use super::yaml::{self, Positions};
 use super::TENANT_FILE;
 
@@ -110,7 +110,7 @@ pub fn load_tenant_from(
             .and_then(|bytes| match old {
                 Some(old) if old.hash == short_hash(&bytes) => Ok(old.clone()),
                 _ => load_integration(&bytes, &rel, stem, &settings.opts)
-                    .and_then(|i| run_tests(i, &settings))
+                    .and_then(|i| run_tests(i, &settings, &bytes))
                     .map(Arc::new),
             });
         match loaded {
@@ -248,16 +248,23 @@ pub struct TestEnv {
     pub limits: Limits,
 }
 
-/// Runs an integration's `tests:`: `Err` names the first failing test at its
-/// line. The runner renders, which this inert module cannot import, so the
-/// binary registers it once at start ([`set_test_runner`], done by
+/// Runs an integration's `tests:`; `Err` is the first failing test. The
+/// runner renders, which this inert module cannot import, so the binary
+/// registers it once at start ([`set_test_runner`], done by
 /// `recado::testing::install`); without one, tests are not run on load
 /// (`recado test` runs them itself, to report every failure in full).
-pub type TestRunner = fn(&Integration, &TestEnv) -> Result<(), ConfigError>;
+pub type TestRunner = fn(&Integration, &TestEnv) -> Result<(), TestFailed>;
+
+/// Which test failed (its index in `tests:`) and why, in one line.
+#[derive(Debug, Clone)]
+pub struct TestFailed {
+    pub index: usize,
+    pub message: String,
+}
 
 static TEST_RUNNER: OnceLock<TestRunner> = OnceLock::new();
 
-/// Registers the runner of [`TestRunner`]; the first registration stays.
+/// Registers the [`TestRunner`]; the first registration stays.
 pub fn set_test_runner(runner: TestRunner) {
     let _ = TEST_RUNNER.set(runner);
 }
@@ -268,34 +275,38 @@ pub fn set_test_runner(runner: TestRunner) {
 fn run_tests(
     integration: Integration,
     settings: &TenantSettings,
+    bytes: &[u8],
 ) -> Result<Integration, ConfigError> {
     if let (Some(runner), false) = (TEST_RUNNER.get(), integration.tests.is_empty()) {
         let env = TestEnv {
             client_id: settings.client_ids.first().copied().unwrap_or_default(),
             limits: settings.limits.clone(),
         };
-        runner(&integration, &env)?;
+        if let Err(failed) = runner(&integration, &env) {
+            let rel = &integration.file;
+            return Err(match test_position(bytes, failed.index) {
+                Some(at) => ConfigError::at(rel, at, failed.message),
+                None => ConfigError::whole_file(rel, failed.message),
+            });
+        }
     }
     Ok(integration)
 }
 
-/// Checks what can be checked of `tests:` without running them (unique
-/// names, stubs only for declared calls) and notes where each test starts.
+/// Checks what can be checked of `tests:` without running them: unique
+/// names, answers only for declared calls. Positions are found only for an
+/// error: a good file does not pay for them.
 fn check_tests(
     tests: Vec<super::spec::TestSpec>,
     calls: &BTreeSet<&str>,
     bytes: &[u8],
     rel: &str,
-) -> Result<Vec<IntegrationTest>, ConfigError> {
-    if tests.is_empty() {
-        return Ok(Vec::new());
-    }
-    let positions = Positions::of(bytes);
+) -> Result<Vec<super::spec::TestSpec>, ConfigError> {
     let mut names = BTreeSet::new();
     for (i, t) in tests.iter().enumerate() {
         let at = FieldPath::key("tests").at(i);
         if !names.insert(t.name.as_str()) {
-            return Err(positions.error(
+            return Err(Positions::of(bytes).error(
                 rel,
                 &at.then("name"),
                 None,
@@ -306,7 +317,7 @@ fn check_tests(
             ));
         }
         if let Some(stub) = t.enrich.keys().find(|k| !calls.contains(k.as_str())) {
-            return Err(positions.error(
+            return Err(Positions::of(bytes).error(
                 rel,
                 &at.then("enrich").then(stub),
                 None,
@@ -314,16 +325,13 @@ fn check_tests(
             ));
         }
     }
-    Ok(tests
-        .into_iter()
-        .enumerate()
-        .map(|(i, spec)| IntegrationTest {
-            at: positions
-                .get(&FieldPath::key("tests").at(i))
-                .map(|(line, column)| (line, item_column(bytes, line).unwrap_or(column))),
-            spec,
-        })
-        .collect())
+    Ok(tests)
+}
+
+/// Line and column where entry `index` of `tests:` starts, for reports.
+pub fn test_position(bytes: &[u8], index: usize) -> Option<(usize, usize)> {
+    let (line, column) = Positions::of(bytes).get(&FieldPath::key("tests").at(index))?;
+    Some((line, item_column(bytes, line).unwrap_or(column)))
 }
 
 /// The column of a list item's first key (`  - name:` → 5): the parser

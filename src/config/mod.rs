@@ -26,9 +26,10 @@ pub mod yaml;
 
 pub use error::{ConfigError, FieldPath};
 pub use load::{
-    is_integration_name, load_integration, load_tenant_from, set_test_runner, TestEnv, TestRunner,
+    is_integration_name, load_integration, load_tenant_from, set_test_runner, test_position,
+    TestEnv, TestFailed, TestRunner,
 };
 pub use snapshot::{load_dir, reload, Scope, Snapshot};
-pub use tenant::{Integration, IntegrationTest, Limits, Secrets, Tenant};
+pub use tenant::{Integration, Limits, Secrets, Tenant};
 
 pub const TENANT_FILE: &str = "tenant.yaml";

@@ -88,13 +88,5 @@ pub struct Integration {
     pub loaded_at: SystemTime,
     pub program: Program,
     /// The file's `tests:`; see `crate::testing`.
-    pub tests: Vec<IntegrationTest>,
-}
-
-/// One entry of an integration's `tests:`.
-#[derive(Debug)]
-pub struct IntegrationTest {
-    pub spec: TestSpec,
-    /// Where the entry starts in the file (line, column), for reports.
-    pub at: Option<(usize, usize)>,
+    pub tests: Vec<TestSpec>,
 }
