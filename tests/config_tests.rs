@@ -375,3 +375,27 @@ async fn a_slow_writer_never_yields_a_half_answer() {
     assert_eq!(*seen.lock().unwrap(), [1, 6], "answers went 1 → 6 messages");
     server.stop().await;
 }
+
+#[test]
+fn the_schema_describes_tests() {
+    let (code, out, _) = recado(&["schema"]);
+    assert_eq!(code, 0);
+    let schema: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(schema["properties"]["tests"]["items"]["$ref"], "#/$defs/Test");
+    let test = &schema["$defs"]["Test"];
+    for key in ["name", "request", "enrich", "expect", "expect_error"] {
+        assert!(test["properties"].get(key).is_some(), "{key}: {test}");
+    }
+    assert!(schema["$defs"]["ExpectedMessage"]["oneOf"].is_array());
+}
+
+#[test]
+fn a_test_expecting_both_or_neither_is_refused_at_its_line() {
+    let dir = common::integrations_with(&[(
+        "demo/t.yaml",
+        "messages:\n  - text: oi\ntests:\n  - name: a\n    expect: [{text: oi}]\n  - name: b\n",
+    )]);
+    let (code, out, _) = recado(&["check", dir.path().to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(out.contains("demo/t.yaml:6:5: tests[1]: test \"b\" expects nothing"), "{out}");
+}
