@@ -381,7 +381,10 @@ fn the_schema_describes_tests() {
     let (code, out, _) = recado(&["schema"]);
     assert_eq!(code, 0);
     let schema: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(schema["properties"]["tests"]["items"]["$ref"], "#/$defs/Test");
+    assert_eq!(
+        schema["properties"]["tests"]["items"]["$ref"],
+        "#/$defs/Test"
+    );
     let test = &schema["$defs"]["Test"];
     for key in ["name", "request", "enrich", "expect", "expect_error"] {
         assert!(test["properties"].get(key).is_some(), "{key}: {test}");
@@ -397,5 +400,8 @@ fn a_test_expecting_both_or_neither_is_refused_at_its_line() {
     )]);
     let (code, out, _) = recado(&["check", dir.path().to_str().unwrap()]);
     assert_ne!(code, 0);
-    assert!(out.contains("demo/t.yaml:6:5: tests[1]: test \"b\" expects nothing"), "{out}");
+    assert!(
+        out.contains("demo/t.yaml:6:5: tests[1]: test \"b\" expects nothing"),
+        "{out}"
+    );
 }
