@@ -400,6 +400,14 @@ fn run_tests(dir: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     if let Some(t) = tenant_only.filter(|t| !snapshot.tenants.contains_key(*t) && broken == 0) {
         anyhow::bail!("no tenant folder `{}`", dir.join(t).display());
     }
+    // A typo must not pass as "0 passed, 0 failed".
+    if let (Some(t), Some(i)) = (tenant_only, integration_only) {
+        let known = snapshot
+            .tenants
+            .get(t)
+            .is_some_and(|x| x.integrations.contains_key(i));
+        anyhow::ensure!(known || broken > 0, "tenant `{t}` has no integration `{i}`");
+    }
     let (mut passed, mut failed) = (0, 0);
     for tenant in snapshot.tenants.values() {
         let env = config::TestEnv {
