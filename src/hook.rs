@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use minijinja::context;
 
-use crate::config::{Integration, Snapshot, Tenant};
+use crate::config::{Integration, Limits, Snapshot, Tenant};
 use crate::enrich::Upstream;
 use crate::error::ApiError;
 use crate::output::Message;
@@ -134,13 +134,22 @@ async fn pipeline(
     let _slot = state.in_flight.try_acquire().map_err(|_| ApiError::Busy)?;
     let messages = produce(&app.upstream, &tenant, &state.metrics, found, &req).await?;
     record.messages = Some(messages.len());
+    encode(&messages, found, &tenant.limits)
+}
+
+/// The answer's JSON, within the tenant's `max_output_bytes`.
+pub fn encode(
+    messages: &[Message],
+    integration: &Integration,
+    limits: &Limits,
+) -> Result<Vec<u8>, ApiError> {
     let mut json = Vec::with_capacity(512);
-    serde_json::to_writer(&mut json, &messages).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if json.len() > tenant.limits.max_output_bytes {
+    serde_json::to_writer(&mut json, messages).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if json.len() > limits.max_output_bytes {
         return Err(ApiError::OutputTooLarge {
-            file: found.file.clone(),
+            file: integration.file.clone(),
             size: json.len(),
-            limit: tenant.limits.max_output_bytes,
+            limit: limits.max_output_bytes,
         });
     }
     Ok(json)
@@ -175,11 +184,21 @@ pub async fn produce(
         })?;
         ctx = context! { enrich => answers, ..ctx };
     }
-    render(&integration.program, &ctx, tenant.limits.max_messages).map_err(|source| {
-        ApiError::Render {
-            file: integration.file.clone(),
-            source,
-        }
+    render_request(integration, &ctx, tenant.limits.max_messages)
+}
+
+/// render (+ validate output) over the request's variables, with the calls'
+/// answers as `enrich` when the integration has calls: the end of
+/// [`produce`], and the whole of a config test (`crate::testing`), whose
+/// answers are canned instead of fetched.
+pub fn render_request(
+    integration: &Integration,
+    ctx: &minijinja::Value,
+    max_messages: usize,
+) -> Result<Vec<Message>, ApiError> {
+    render(&integration.program, ctx, max_messages).map_err(|source| ApiError::Render {
+        file: integration.file.clone(),
+        source,
     })
 }
 

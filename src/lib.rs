@@ -21,3 +21,4 @@ pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod tenant;
+pub mod testing;

@@ -47,17 +47,33 @@ enum Command {
         kind: SchemaKind,
     },
     /// Dry run: print the messages TENANT/INTEGRATION would answer for the
-    /// request body in REQUEST (a JSON file, `-` for stdin).
+    /// request body in REQUEST (a JSON file, `-` for stdin). Upstream calls
+    /// (`enrich:`) are really made.
     Render {
         /// `<tenant>/<integration>`, e.g. `demo/boleto`.
         target: String,
         request: PathBuf,
-        #[command(flatten)]
-        dir: DirArg,
+        /// Turn this request into a test named NAME: the request, the calls'
+        /// answers and the current answer as `expect`, appended to the
+        /// file's `tests:` (printed instead when it cannot be appended safely).
+        #[arg(long, value_name = "NAME")]
+        save_test: Option<String>,
         /// After the JSON, print each message as the contact reads it
         /// (templates filled in from the tenant's templates.json).
         #[arg(long)]
         show_text: bool,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Run the integrations' `tests:`; print each failure with its file and
+    /// line and what differs; the last line is `N passed, N failed`. Exits
+    /// non-zero on any failure.
+    Test {
+        /// Only this tenant, or only `<tenant>/<integration>`.
+        #[arg(value_name = "TENANT[/INTEGRATION]")]
+        only: Option<String>,
+        #[command(flatten)]
+        dir: DirArg,
     },
 }
 
@@ -161,6 +177,12 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every load runs the tests of the files it reads, and refuses a file
+    // whose tests fail; `recado test` loads without, to report each failure
+    // in full.
+    if !matches!(cli.command, Some(Command::Test { .. })) {
+        recado::testing::install();
+    }
     let result = match cli.command {
         None => serve(ServeArgs::parse_from(["recado"])),
         Some(Command::Serve(args)) => serve(args),
@@ -179,9 +201,11 @@ fn main() -> ExitCode {
         Some(Command::Render {
             target,
             request,
+            save_test,
             dir,
             show_text,
-        }) => render(&dir.dir, &target, &request, show_text),
+        }) => render(&dir.dir, &target, &request, show_text, save_test.as_deref()),
+        Some(Command::Test { only, dir }) => run_tests(&dir.dir, only.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -329,7 +353,13 @@ fn check(dir: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn render(dir: &Path, target: &str, request: &Path, show_text: bool) -> anyhow::Result<ExitCode> {
+fn render(
+    dir: &Path,
+    target: &str,
+    request: &Path,
+    show_text: bool,
+    save_test: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let (tenant_name, integration) = target
         .split_once('/')
         .context("the target is `<tenant>/<integration>`, e.g. `demo/boleto`")?;
@@ -381,6 +411,34 @@ fn render(dir: &Path, target: &str, request: &Path, show_text: bool) -> anyhow::
         .enable_all()
         .build()?;
     let metrics = recado::telemetry::TenantMetrics::new(&tenant.name);
+    if let Some(name) = save_test {
+        // The calls' answers are kept: they become the test's `enrich:`.
+        let mut ctx = recado::render::request_context(&req);
+        let mut answers = None;
+        if !found.program.borrow_dependent().calls.is_empty() {
+            let got = runtime
+                .block_on(upstream.run(&tenant, &metrics, found, &ctx))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", found.file))?;
+            ctx = minijinja::context! { enrich => got.clone(), ..ctx };
+            answers = Some(serde_json::to_value(&got)?);
+        }
+        let outcome = recado::hook::render_request(found, &ctx, tenant.limits.max_messages)
+            .and_then(|m| recado::hook::encode(&m, found, &tenant.limits).map(|_| m));
+        let request: serde_json::Value = serde_json::from_slice(&body)?;
+        let entry = recado::testing::entry_yaml(name, &request, answers.as_ref(), &outcome);
+        let path = dir.join(&found.file);
+        return match recado::testing::append_test(&path, &entry, name) {
+            Ok(line) => {
+                eprintln!("{}:{line}: test \"{name}\" added", path.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(why) => {
+                eprintln!("{}: {why}; paste this under its `tests:`:", path.display());
+                print!("{entry}");
+                Ok(ExitCode::SUCCESS)
+            }
+        };
+    }
     match runtime.block_on(recado::hook::produce(
         &upstream, &tenant, &metrics, found, &req,
     )) {
@@ -406,4 +464,82 @@ fn print_errors(dir: &Path, errors: &[config::ConfigError]) -> ExitCode {
         eprintln!("{}/{e}", dir.display());
     }
     ExitCode::FAILURE
+}
+
+/// `recado test`: every test of every integration in scope.
+fn run_tests(dir: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    let (tenant_only, integration_only) = match only {
+        Some(o) => match o.split_once('/') {
+            Some((t, i)) => (Some(t), Some(i)),
+            None => (Some(o), None),
+        },
+        None => (None, None),
+    };
+    let snapshot = config::load_dir(dir);
+    let in_scope = |file: &str| {
+        let (t, f) = file.split_once('/').unwrap_or((file, ""));
+        tenant_only.is_none_or(|x| x == t)
+            && integration_only
+                .is_none_or(|x| f.strip_suffix(".yaml").or(f.strip_suffix(".yml")) == Some(x))
+    };
+    let mut broken = 0;
+    for e in snapshot.all_errors().filter(|e| in_scope(&e.file)) {
+        println!("{}/{e}", dir.display());
+        broken += 1;
+    }
+    if let Some(t) = tenant_only.filter(|t| !snapshot.tenants.contains_key(*t) && broken == 0) {
+        anyhow::bail!("no tenant folder `{}`", dir.join(t).display());
+    }
+    // A typo must not pass as "0 passed, 0 failed".
+    if let (Some(t), Some(i)) = (tenant_only, integration_only) {
+        let known = snapshot
+            .tenants
+            .get(t)
+            .is_some_and(|x| x.integrations.contains_key(i));
+        anyhow::ensure!(known || broken > 0, "tenant `{t}` has no integration `{i}`");
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for tenant in snapshot.tenants.values() {
+        let env = config::TestEnv {
+            client_id: tenant.client_ids.first().copied().unwrap_or_default(),
+            limits: tenant.limits.clone(),
+        };
+        for integration in tenant.integrations.values() {
+            if !in_scope(&integration.file) {
+                continue;
+            }
+            for (index, test) in integration.tests.iter().enumerate() {
+                match recado::testing::run(integration, test, &env) {
+                    Ok(()) => passed += 1,
+                    Err(failure) => {
+                        failed += 1;
+                        // Positions only for failures: read the file again.
+                        let at = std::fs::read(dir.join(&integration.file))
+                            .ok()
+                            .and_then(|bytes| config::test_position(&bytes, index))
+                            .map(|(l, c)| format!(":{l}:{c}"))
+                            .unwrap_or_default();
+                        println!(
+                            "{}/{}{at}: test \"{}\" failed",
+                            dir.display(),
+                            integration.file,
+                            test.name
+                        );
+                        for line in &failure.lines {
+                            println!("    {line}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if broken > 0 {
+        println!("{broken} file(s) with errors: their tests did not run");
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 && broken == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

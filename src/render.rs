@@ -139,7 +139,7 @@ fn render_message(
     if let Some(when) = &msg.when {
         let keep = when
             .eval(ctx)
-            .map_err(|e| template_error(loc, Field::When, &e))?;
+            .map_err(|e| template_error(loc, Field::When, &e, None))?;
         if !keep.is_true() {
             return Ok(());
         }
@@ -155,7 +155,7 @@ fn render_message(
     let items = list
         .eval(ctx)
         .and_then(|items| items.try_iter())
-        .map_err(|e| template_error(loc, Field::ForEach, &e))?;
+        .map_err(|e| template_error(loc, Field::ForEach, &e, None))?;
     for (n, item) in items.enumerate() {
         if full(out) {
             return Err(RenderError::TooManyMessages {
@@ -228,8 +228,15 @@ fn emit(
     ctx: &Value,
     out: &mut Vec<Message>,
 ) -> Result<(), RenderError> {
-    let text =
-        |field: Field, t: &Text<'_>| t.render(ctx).map_err(|e| template_error(loc, field, &e));
+    let text = |field: Field, t: &Text<'_>| {
+        t.render(ctx).map_err(|e| {
+            let source = match t {
+                Text::Template { template, .. } => Some(template.source()),
+                Text::Literal(_) => None,
+            };
+            template_error(loc, field, &e, source)
+        })
+    };
     // Whitespace around a URL or a template parameter is never meant; a
     // trailing newline from a YAML block scalar is never meant in a text.
     let trimmed = |field: Field, t: &Text<'_>| text(field, t).map(trim);
@@ -321,14 +328,49 @@ fn trim(s: String) -> String {
     }
 }
 
-fn template_error(loc: Loc, field: Field, e: &minijinja::Error) -> RenderError {
+/// Written for the person who must act: what is missing or wrong (by path
+/// and type, never by value: request values are personal data), then where
+/// in the file: `data.pedido is missing from the request (messages[1].text,
+/// line 1 of the template)`.
+fn template_error(
+    loc: Loc,
+    field: Field,
+    e: &minijinja::Error,
+    source: Option<&str>,
+) -> RenderError {
     let path = format!("{loc}.{field}");
-    let mut detail = e.to_string();
+    // The template's own text at the error (`data.n`): the operator's
+    // words, never the request's.
+    let span = source
+        .zip(e.range())
+        .and_then(|(s, r)| s.get(r))
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && !s.contains('\n'));
+    let mut detail = match (e.kind(), e.detail()) {
+        (minijinja::ErrorKind::UndefinedError, detail) => missing(detail),
+        (_, Some(detail)) if detail.starts_with("the value is null") => match span {
+            Some(span) if is_path(span) => {
+                format!("{span} is null{}: {detail}", whence(span, "in"))
+            }
+            Some(span) => format!("`{span}` is null: {detail}"),
+            None => detail.to_owned(),
+        },
+        (_, Some(detail)) => detail.to_owned(),
+        (kind, None) => kind.to_string(),
+    };
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
         detail.push_str(": ");
         detail.push_str(&cause.to_string());
         source = cause.source();
+    }
+    let what = match field {
+        Field::When | Field::ForEach => "expression",
+        _ => "template",
+    };
+    match e.line() {
+        Some(line) => detail.push_str(&format!(" ({path}, line {line} of the {what})")),
+        None => detail.push_str(&format!(" ({path})")),
     }
     RenderError::Template { path, detail }
 }
@@ -392,4 +434,41 @@ pub fn show_text(messages: &[Message], catalogue: Option<&Catalogue>) -> String 
         }
     }
     out
+}
+
+/// minijinja names what it could not find (`` `data.pedido` is undefined ``);
+/// the operator is told where that should have come from.
+fn missing(detail: Option<&str>) -> String {
+    let name = detail
+        .and_then(|d| d.strip_prefix('`'))
+        .and_then(|d| d.split_once('`'))
+        .map(|(name, _)| name);
+    let Some(name) = name else {
+        return "a value the template reads is missing".into();
+    };
+    format!("{name} is missing{}", whence(name, "from"))
+}
+
+/// ` from the request`, ` from the answer of the call `cliente``, or
+/// nothing (a `for_each` item, a `{% set %}` name), by the path's root.
+fn whence(name: &str, prep: &str) -> String {
+    let root = name.split(['.', '[']).next().unwrap_or(name);
+    match root {
+        "data" | "contact" | "id" | "clientId" => format!(" {prep} the request"),
+        "enrich" => {
+            let call = name["enrich".len()..]
+                .trim_start_matches('.')
+                .split(['.', '['])
+                .next()
+                .unwrap_or("");
+            format!(" {prep} the answer of the call `{call}`")
+        }
+        _ => String::new(),
+    }
+}
+
+/// A plain `data.x[0].y` path, as opposed to an expression.
+fn is_path(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '\'' | '"'))
 }

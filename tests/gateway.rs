@@ -324,7 +324,7 @@ async fn render_and_output_faults_get_422_naming_file_message_and_field() {
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("undefined"),
+            .starts_with("data.note is missing from the request"),
         "{body}"
     );
 

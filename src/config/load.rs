@@ -1,9 +1,9 @@
 //! Reading one tenant folder: `tenant.yaml` and its integration files,
 //! parsed, checked and compiled, reusing whatever did not change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -131,6 +131,7 @@ pub fn load_tenant_from(
                     &settings.facts,
                     catalogue.as_deref(),
                 )
+                .and_then(|i| run_tests(i, &settings, &bytes).map_err(|e| vec![e]))
                 .map(Arc::new),
             });
         match loaded {
@@ -339,12 +340,15 @@ pub fn load_integration(
     let templates = check_templates(&spec, bytes, rel, catalogue).map_err(|e| vec![e])?;
     let program = compile::compile_with(&spec, opts, &templates)
         .map_err(|e| vec![ConfigError::whole_file(rel, format!("template error: {e}"))])?;
+    let calls: BTreeSet<&str> = spec.enrich.calls.iter().map(|(n, _)| n.as_str()).collect();
+    let tests = check_tests(spec.tests.clone(), &calls, bytes, rel).map_err(|e| vec![e])?;
     Ok(Integration {
         name: name.to_owned(),
         file: rel.to_owned(),
         hash: short_hash(bytes),
         loaded_at: SystemTime::now(),
         program,
+        tests,
     })
 }
 
@@ -394,6 +398,115 @@ fn check_templates(
         out.push(found);
     }
     Ok(out)
+}
+
+/// What a test runs against besides its file: the tenant's settings.
+#[derive(Debug, Clone)]
+pub struct TestEnv {
+    /// The tenant's first clientId, for the default request.
+    pub client_id: u64,
+    pub limits: Limits,
+}
+
+/// Runs an integration's `tests:`; `Err` is the first failing test. The
+/// runner renders, which this inert module cannot import, so the binary
+/// registers it once at start ([`set_test_runner`], done by
+/// `recado::testing::install`); without one, tests are not run on load
+/// (`recado test` runs them itself, to report every failure in full).
+pub type TestRunner = fn(&Integration, &TestEnv) -> Result<(), TestFailed>;
+
+/// Which test failed (its index in `tests:`) and why, in one line.
+#[derive(Debug, Clone)]
+pub struct TestFailed {
+    pub index: usize,
+    pub message: String,
+}
+
+static TEST_RUNNER: OnceLock<TestRunner> = OnceLock::new();
+
+/// Registers the [`TestRunner`]; the first registration stays.
+pub fn set_test_runner(runner: TestRunner) {
+    let _ = TEST_RUNNER.set(runner);
+}
+
+/// A file whose tests fail is a broken file: its last good version keeps
+/// serving. Runs only for a file whose bytes changed (unchanged files are
+/// reused by hash before this), without I/O: enrichment is stubbed.
+fn run_tests(
+    integration: Integration,
+    settings: &TenantSettings,
+    bytes: &[u8],
+) -> Result<Integration, ConfigError> {
+    if let (Some(runner), false) = (TEST_RUNNER.get(), integration.tests.is_empty()) {
+        let env = TestEnv {
+            client_id: settings.client_ids.first().copied().unwrap_or_default(),
+            limits: settings.limits.clone(),
+        };
+        if let Err(failed) = runner(&integration, &env) {
+            let rel = &integration.file;
+            return Err(match test_position(bytes, failed.index) {
+                Some(at) => ConfigError::at(rel, at, failed.message),
+                None => ConfigError::whole_file(rel, failed.message),
+            });
+        }
+    }
+    Ok(integration)
+}
+
+/// Checks what can be checked of `tests:` without running them: unique
+/// names, answers only for declared calls. Positions are found only for an
+/// error: a good file does not pay for them.
+fn check_tests(
+    tests: Vec<super::spec::TestSpec>,
+    calls: &BTreeSet<&str>,
+    bytes: &[u8],
+    rel: &str,
+) -> Result<Vec<super::spec::TestSpec>, ConfigError> {
+    let mut names = BTreeSet::new();
+    for (i, t) in tests.iter().enumerate() {
+        let at = FieldPath::key("tests").at(i);
+        if !names.insert(t.name.as_str()) {
+            return Err(Positions::of(bytes).error(
+                rel,
+                &at.then("name"),
+                None,
+                format!(
+                    "another test is already named \"{}\"; give each test its own name",
+                    t.name
+                ),
+            ));
+        }
+        if let Some(stub) = t.enrich.keys().find(|k| !calls.contains(k.as_str())) {
+            return Err(Positions::of(bytes).error(
+                rel,
+                &at.then("enrich").then(stub),
+                None,
+                format!("test \"{}\" answers a call `{stub}` that `enrich:` does not declare; fix the name or remove it", t.name),
+            ));
+        }
+    }
+    Ok(tests)
+}
+
+/// Line and column where entry `index` of `tests:` starts, for reports.
+pub fn test_position(bytes: &[u8], index: usize) -> Option<(usize, usize)> {
+    let (line, column) = Positions::of(bytes).get(&FieldPath::key("tests").at(index))?;
+    Some((line, item_column(bytes, line).unwrap_or(column)))
+}
+
+/// The column of a list item's first key (`  - name:` → 5): the parser
+/// marks a block mapping after its first key.
+fn item_column(bytes: &[u8], line: usize) -> Option<usize> {
+    let text = std::str::from_utf8(bytes)
+        .ok()?
+        .lines()
+        .nth(line.checked_sub(1)?)?;
+    let rest = text
+        .trim_start()
+        .strip_prefix('-')
+        .unwrap_or(text.trim_start());
+    let key = rest.trim_start();
+    Some(text.chars().count() - key.chars().count() + 1)
 }
 
 fn short_hash(bytes: &[u8]) -> String {

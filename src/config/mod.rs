@@ -27,7 +27,10 @@ pub mod watch;
 pub mod yaml;
 
 pub use error::{ConfigError, FieldPath};
-pub use load::{is_integration_name, load_integration, load_tenant_from};
+pub use load::{
+    is_integration_name, load_integration, load_tenant_from, set_test_runner, test_position,
+    TestEnv, TestFailed, TestRunner,
+};
 pub use snapshot::{load_dir, reload, Scope, Snapshot};
 pub use tenant::{Integration, Limits, Secrets, Tenant};
 

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use super::catalogue::Catalogue;
 use super::check::TenantFacts;
 use super::compile::{CompileOptions, Program};
-use super::spec::{self, Origin};
+use super::spec::{self, Origin, TestSpec};
 
 #[derive(Debug)]
 pub struct Tenant {
@@ -98,4 +98,6 @@ pub struct Integration {
     pub hash: String,
     pub loaded_at: SystemTime,
     pub program: Program,
+    /// The file's `tests:`; see `crate::testing`.
+    pub tests: Vec<TestSpec>,
 }

@@ -19,6 +19,16 @@ use super::{reload, Scope, Snapshot};
 /// edit is live well within a second.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
+/// How long the files of a changed folder must have been left alone before
+/// they are read: a writer that pauses (a slow upload, a script writing
+/// piece by piece) for less than this is never read half-way. The debounce
+/// only groups events; this is the guarantee. See `docs/integrations.md`,
+/// "When an edit is taken".
+pub const SETTLE: Duration = Duration::from_millis(500);
+
+/// However busy a folder is, it is read after this long.
+const SETTLE_CAP: u32 = 20;
+
 /// Rebuilds and swaps the snapshot. Only one thread calls [`Reloader::reload`]
 /// (the watcher's), so a load-then-store cannot lose another reload.
 /// Called with every snapshot swapped in.
@@ -29,6 +39,7 @@ pub struct Reloader {
     root: PathBuf,
     config: Arc<ArcSwap<Snapshot>>,
     observer: Option<Observer>,
+    settle: Duration,
 }
 
 impl Reloader {
@@ -37,7 +48,14 @@ impl Reloader {
             root,
             config,
             observer: None,
+            settle: SETTLE,
         }
+    }
+
+    /// Another settle time than [`SETTLE`].
+    pub fn with_settle(mut self, settle: Duration) -> Reloader {
+        self.settle = settle;
+        self
     }
 
     /// Calls `observer` with every snapshot swapped in: how the process
@@ -120,6 +138,17 @@ pub fn watch(reloader: Reloader) -> notify_debouncer_full::notify::Result<Watche
             while let Ok(first) = rx.recv() {
                 // Merge whatever queued up while the last reload ran.
                 let mut scope = rx.try_iter().fold(first, merge);
+                // A file is read once it is complete: wait until the
+                // folders are quiet, taking in what arrives meanwhile.
+                let mut waited = 0;
+                while let Some(wait) = unsettled(&reloader.root, &scope, reloader.settle) {
+                    if waited >= SETTLE_CAP {
+                        break;
+                    }
+                    waited += 1;
+                    std::thread::sleep(wait);
+                    scope = rx.try_iter().fold(scope, merge);
+                }
                 loop {
                     reloader.reload(&scope);
                     let Some(watches) = watches.upgrade() else {
@@ -192,6 +221,48 @@ impl TenantWatches {
         }
         added
     }
+}
+
+/// How much longer to wait before the folders of `scope` count as settled:
+/// `None` once every file in them was last modified at least `settle` ago;
+/// a write meanwhile moves the newest time and the wait starts over. A
+/// modification time in
+/// the future (a skewed clock, a copied file) cannot be aged: then the files
+/// must look the same across one `settle`.
+fn unsettled(root: &Path, scope: &Scope, settle: Duration) -> Option<Duration> {
+    let before = fingerprint(root, scope);
+    let now = std::time::SystemTime::now();
+    let newest = before.iter().map(|(_, _, m)| *m).max()?;
+    match now.duration_since(newest) {
+        Ok(age) if age >= settle => None,
+        Ok(age) => Some(settle - age),
+        Err(_) => {
+            std::thread::sleep(settle);
+            (fingerprint(root, scope) != before).then_some(settle)
+        }
+    }
+}
+
+/// (path, size, modification time) of every file in the folders of `scope`,
+/// links followed (a ConfigMap's files are links into `..data`).
+fn fingerprint(root: &Path, scope: &Scope) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let folders: Vec<PathBuf> = match scope {
+        Scope::Tenants(names) => names.iter().map(|n| root.join(n)).collect(),
+        Scope::All => super::load::list_dir(root).unwrap_or_default(),
+    };
+    let mut out = Vec::new();
+    for folder in folders {
+        for file in super::load::list_dir(&folder).unwrap_or_default() {
+            if let Ok(meta) = std::fs::metadata(&file) {
+                if meta.is_file() {
+                    if let Ok(modified) = meta.modified() {
+                        out.push((file, meta.len(), modified));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The tenant folder a changed path belongs to. A change at the root itself,

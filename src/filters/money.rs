@@ -78,15 +78,19 @@ fn rounded(value: &Value, filter: &str, decimals: u8) -> Result<(bool, String), 
 fn to_decimal(value: &Value, filter: &str) -> Result<Decimal, Error> {
     if let Some(s) = value.as_str() {
         return parse(s.trim()).map_err(|why| match why {
-            Unparsed::TooLarge => too_large(filter, format_args!("`{s}`")),
+            // The text itself is request data (personal, maybe): errors
+            // describe it, never quote it.
+            Unparsed::TooLarge => too_large(filter, "the text"),
             Unparsed::NotANumber if s.contains(',') => error(
                 filter,
-                format_args!(
-                    "`{s}` is not a number: write decimals after a dot and no thousands \
-                     separator (`1234.56`)"
-                ),
+                "expected a number, got text with a comma, which is not a number: write \
+                 decimals after a dot and no thousands separator (`1234.56`)",
             ),
-            Unparsed::NotANumber => error(filter, format_args!("`{s}` is not a number")),
+            Unparsed::NotANumber => error(
+                filter,
+                "expected a number, got text that is not a number (numbers may come as \
+                 text like \"1234.50\", nothing else)",
+            ),
         });
     }
     if value.is_integer() {
@@ -329,7 +333,7 @@ mod tests {
                 // invalid strings and types
                 (v("12,50"), None, Err("write decimals after a dot")),
                 (v("1.234,50"), None, Err("write decimals after a dot")),
-                (v("abc"), None, Err("`abc` is not a number")),
+                (v("abc"), None, Err("got text that is not a number")),
                 (v(""), None, Err("is not a number")),
                 (v("-"), None, Err("is not a number")),
                 (v("."), None, Err("is not a number")),

@@ -25,6 +25,8 @@ impl TestServer {
 
     /// Like [`start`](Self::start), with the settings adjusted by `configure`.
     pub async fn start_with(dir: &Path, configure: impl FnOnce(&mut Settings)) -> TestServer {
+        // As `recado serve` does: a file whose `tests:` fail is not loaded.
+        recado::testing::install();
         let mut settings = Settings::default();
         configure(&mut settings);
         let mut state = AppState::new(settings, recado::config::load_dir(dir));

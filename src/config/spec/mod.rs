@@ -9,6 +9,7 @@
 mod call;
 mod message;
 mod template;
+mod test;
 mod values;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ pub use message::{
 pub use template::{
     take_template_error_pos, ExprSrc, TemplateSrc, CALL_NAMES, CONTEXT_NAMES, GLOBAL_NAMES,
 };
+pub use test::{default_request, merge, Expectation, ExpectedMessage, ExpectedTemplate, TestSpec};
 pub use values::{DurationSpec, Origin, SecretSpec, Timezone, TokenSpec};
 
 /// `integrations/<tenant>/tenant.yaml`.
@@ -88,4 +90,8 @@ pub struct IntegrationSpec {
     pub deadline: Option<DurationSpec>,
     /// The messages, in the order the contact receives them.
     pub messages: Vec<MessageSpec>,
+    /// The operators' tests of this file: a request, canned `enrich`
+    /// answers, the expected answer. A file whose tests fail is not loaded.
+    #[serde(default)]
+    pub tests: Vec<TestSpec>,
 }
