@@ -19,7 +19,7 @@ use crate::enrich::Upstream;
 use crate::error::ApiError;
 use crate::output::Message;
 use crate::render::{render, request_context};
-use crate::request::PlatformRequest;
+use crate::request::{Envelope, PlatformRequest};
 use crate::state::AppState;
 use crate::telemetry::{RequestRecord, TenantMetrics};
 use crate::tenant::{authenticate, token_from};
@@ -101,19 +101,22 @@ async fn pipeline(
             })
         }
     })?;
-    let req = PlatformRequest::parse(&body)?;
-    record.request_id = Some(req.id.0);
-    if crate::telemetry::access_log_enabled() {
-        record.contact = Some((req.contact.key.clone(), req.contact.name.clone()));
-    }
+    // Authentication needs only the top-level fields: `data` is scanned,
+    // not parsed, until the token is known good.
+    let envelope = Envelope::parse(&body)?;
+    record.request_id = Some(envelope.id.0);
 
     let authorization = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let token = token_from(authorization, parts.uri.query());
-    let tenant =
-        authenticate(snapshot, req.client_id.0, token.as_deref()).ok_or(ApiError::Unauthorized)?;
+    let tenant = authenticate(snapshot, envelope.client_id.0, token.as_deref())
+        .ok_or(ApiError::Unauthorized)?;
+    if crate::telemetry::access_log_enabled() {
+        record.contact = Some((envelope.contact.key.clone(), envelope.contact.name.clone()));
+    }
+    let req = envelope.into_request()?;
     let state = app.tenants.of(&tenant);
     record.tenant = Some(tenant.clone());
     record.metrics = Some(state.metrics.clone());
@@ -121,7 +124,7 @@ async fn pipeline(
     let found = tenant
         .integrations
         .get(&integration)
-        .ok_or(ApiError::UnknownIntegration(integration))?;
+        .ok_or_else(|| ApiError::UnknownIntegration(crate::request::short(&integration)))?;
     record.integration = Some(found.clone());
 
     if body.len() > tenant.limits.max_body_bytes {
@@ -200,6 +203,6 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     if kind.eq_ignore_ascii_case("application") && json {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMediaType(text.to_owned()))
+        Err(ApiError::UnsupportedMediaType(crate::request::short(text)))
     }
 }

@@ -1,0 +1,199 @@
+//! Issue #13, "Hardening, round two": what a hostile request, a careless
+//! operator or a failing disk must not be able to do.
+
+mod common;
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use common::{request, TestServer};
+use serde_json::{json, Value};
+
+/// recado's logs in this binary, in the text format `recado serve` writes
+/// (its field formatter included).
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .fmt_fields(recado::telemetry::escaping_fields())
+            .with_writer(move || Sink(sink.clone()))
+            .try_init();
+        buf
+    })
+}
+
+fn log_text() -> String {
+    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+}
+
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const FORGE: &str = "enrich:\n  c:\n    url: \"http://127.0.0.1:1/x\"\n    query: {v: \"{{ data.v | brl }}\"}\n    on_error: fallback\n    fallback: {}\nmessages:\n  - text: ok\n";
+
+async fn demo() -> (TestServer, tempfile::TempDir) {
+    let dir = common::integrations_with(&[("demo/forge.yaml", FORGE)]);
+    (TestServer::start(dir.path()).await, dir)
+}
+
+// ---- 1. log amplification -------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_250kb_request_writes_under_4kib_of_log() {
+    logs();
+    let (server, _dir) = demo().await;
+    let marker = "Q".repeat(250_000);
+    let mut body: Value = serde_json::from_str(&request(72, json!({}))).unwrap();
+    body["origin"] = json!(marker);
+    let (status, _, answer) = server
+        .post_raw("/hooks/boleto?token=demo-token", body.to_string())
+        .await;
+    assert_eq!(status, 400);
+    assert!(answer.len() < 1024, "answer of {} bytes", answer.len());
+    let text = log_text();
+    let logged: usize = text
+        .lines()
+        .filter(|l| l.contains("QQQQQQQQQQ"))
+        .map(|l| l.len() + 1)
+        .sum();
+    assert!(logged > 0, "the rejection was not logged");
+    assert!(
+        logged < 4096,
+        "{logged} bytes of log for one rejected request"
+    );
+    eprintln!("log bytes for a rejected 250 KB request: {logged}");
+}
+
+#[test]
+fn an_overlong_log_line_is_cut() {
+    use std::io::Write;
+    let mut w = recado::telemetry::CappedLines(Vec::new());
+    let line = format!("{}\n", "é".repeat(10_000));
+    w.write_all(line.as_bytes()).unwrap();
+    assert!(w.0.len() <= recado::telemetry::MAX_LOG_LINE);
+    let text = String::from_utf8(w.0).expect("cut at a character boundary");
+    assert!(text.ends_with("bytes cut]\n"), "{text}");
+}
+
+// ---- 2. log forging --------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_values_cannot_forge_a_log_line() {
+    logs();
+    let (server, _dir) = demo().await;
+    let forged = "\nINFO status=200 forged=1\x1b[31m";
+    let mut body: Value = serde_json::from_str(&request(72, json!({}))).unwrap();
+    body["id"] = json!(424242);
+    body["contact"]["name"] = json!(forged);
+    body["origin"] = json!(forged);
+    let (status, _) = server
+        .post("/hooks/boleto?token=demo-token", body.to_string())
+        .await;
+    assert_eq!(status, 400);
+    body["origin"] = json!("SCHEDULED_MESSAGE");
+    let path = "/hooks/x%0AINFO%20recado::access:%20forged=2%1B[31m?token=demo-token";
+    let (status, _) = server.post(path, body.to_string()).await;
+    assert_eq!(status, 404);
+    // A filter's error quotes the value; an upstream call's failure is
+    // logged with it.
+    body["data"] = json!({"v": "1\nINFO status=200 forged=3\x1b[31m"});
+    let (status, _) = server
+        .post("/hooks/forge?token=demo-token", body.to_string())
+        .await;
+    assert_eq!(status, 200);
+    let text = log_text();
+    assert!(!text.contains('\x1b'), "an escape sequence reached the log");
+    for forged in ["forged=1", "forged=2", "forged=3"] {
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(forged)).collect();
+        assert_eq!(lines.len(), 1, "{forged}: {lines:#?}");
+        assert!(
+            lines[0].contains("recado::access: request")
+                || lines[0].contains("upstream call failed"),
+            "{forged} started a line of its own: {}",
+            lines[0]
+        );
+    }
+}
+
+// ---- 8. authenticated before parsed -------------------------------------
+
+fn deep_data(bytes: usize) -> String {
+    let depth = bytes / 8 + 1;
+    format!("{}1{}", "{\"a\":[".repeat(depth), "]}".repeat(depth))
+}
+
+fn body_with_data(data: &str) -> String {
+    format!(
+        r#"{{"id":1,"clientId":72,"origin":"SCHEDULED_MESSAGE","contact":{{"uid":"1","type":"WHATSAPP","key":"5513999999999","name":"Ana Souza"}},"data":{data}}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_is_refused_before_data_is_parsed() {
+    let (server, _dir) = demo().await;
+    let body = body_with_data(&deep_data(200 * 1024));
+    assert!(body.len() > 200 * 1024);
+    let (status, answer) = server
+        .post("/hooks/boleto?token=wrong-token", body.clone())
+        .await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (401, &json!("unauthorized"))
+    );
+    // Authenticated, the same body is refused for its `data`, by name.
+    let (status, answer) = server.post("/hooks/boleto?token=demo-token", body).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["path"], "data", "{answer}");
+    // A wrong field outside `data` is still named, token or not.
+    let mut bad: Value = serde_json::from_str(&request(72, json!({}))).unwrap();
+    bad["contact"]["name"] = json!(7);
+    for token in ["demo-token", "wrong-token"] {
+        let (status, answer) = server
+            .post(&format!("/hooks/boleto?token={token}"), bad.to_string())
+            .await;
+        assert_eq!(
+            (status, &answer["error"]["path"]),
+            (400, &json!("contact.name"))
+        );
+    }
+}
+
+/// CPU per unauthenticated 245 KiB request's parse, before (whole body) and
+/// after (envelope only). `cargo test --test hardening -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn measure_unauthenticated_parse_cost() {
+    let wide = format!(
+        "[{}]",
+        vec![r#"{"k":"vvvvvvvvvvvvvvvv","n":[1,2,3]}"#; 7_000].join(",")
+    );
+    let body = body_with_data(&wide);
+    assert!(body.len() > 240 * 1024);
+    let n = 200;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        recado::request::PlatformRequest::parse(body.as_bytes()).unwrap();
+    }
+    let whole = t.elapsed() / n;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        recado::request::Envelope::parse(body.as_bytes()).unwrap();
+    }
+    let envelope = t.elapsed() / n;
+    eprintln!(
+        "{} KiB body: whole parse {whole:?}, envelope only {envelope:?}",
+        body.len() / 1024
+    );
+}
