@@ -172,18 +172,41 @@ pub async fn produce(
             Err(_) if tenant_limit < own => return Err(ApiError::Timeout(tenant_limit)),
             Err(_) => Err(crate::enrich::EnrichError::Deadline(own)),
         }
-        .map_err(|source| ApiError::Upstream {
-            file: integration.file.clone(),
-            source,
+        .map_err(|mut source| {
+            if let crate::enrich::EnrichError::Template { detail, .. } = &mut source {
+                mask_contact(detail, req);
+            }
+            ApiError::Upstream {
+                file: integration.file.clone(),
+                source,
+            }
         })?;
         ctx = context! { enrich => answers, ..ctx };
     }
-    render(&integration.program, &ctx, tenant.limits.max_messages).map_err(|source| {
+    render(&integration.program, &ctx, tenant.limits.max_messages).map_err(|mut source| {
+        if let crate::render::RenderError::Template { detail, .. } = &mut source {
+            mask_contact(detail, req);
+        }
         ApiError::Render {
             file: integration.file.clone(),
             source,
         }
     })
+}
+
+/// A template's error may quote what it was given (a filter's "`…` is not
+/// a number"); the contact's phone number and name are masked there as in
+/// the access line, since the text goes to the log, the answer and
+/// `/admin/status`.
+fn mask_contact(detail: &mut String, req: &PlatformRequest) {
+    let key = req.contact.key.trim();
+    let name = req.contact.name.trim();
+    if key.len() >= 4 && detail.contains(key) {
+        *detail = detail.replace(key, &crate::telemetry::mask_phone(key));
+    }
+    if name.len() >= 2 && detail.contains(name) {
+        *detail = detail.replace(name, &crate::telemetry::mask_name(name));
+    }
 }
 
 /// The platform sends `application/json`; a body declared as anything else

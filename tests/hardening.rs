@@ -43,8 +43,16 @@ impl std::io::Write for Sink {
 
 const FORGE: &str = "enrich:\n  c:\n    url: \"http://127.0.0.1:1/x\"\n    query: {v: \"{{ data.v | brl }}\"}\n    on_error: fallback\n    fallback: {}\nmessages:\n  - text: ok\n";
 
+const MEDIA: &str =
+    "messages:\n  - file: \"https://x.example/{{ contact.key }} {{ data.v }}.pdf\"\n";
+const NAMED: &str = "messages:\n  - text: \"{{ contact.name | brl }}\"\n";
+
 async fn demo() -> (TestServer, tempfile::TempDir) {
-    let dir = common::integrations_with(&[("demo/forge.yaml", FORGE)]);
+    let dir = common::integrations_with(&[
+        ("demo/forge.yaml", FORGE),
+        ("demo/media.yaml", MEDIA),
+        ("demo/named.yaml", NAMED),
+    ]);
     (TestServer::start(dir.path()).await, dir)
 }
 
@@ -196,4 +204,56 @@ fn measure_unauthenticated_parse_cost() {
         "{} KiB body: whole parse {whole:?}, envelope only {envelope:?}",
         body.len() / 1024
     );
+}
+
+// ---- 3. personal data through error text --------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_never_quotes_the_contact() {
+    logs();
+    let (server, _dir) = demo().await;
+    let mut body: Value = serde_json::from_str(&request(72, json!({"v": "x"}))).unwrap();
+    body["contact"]["key"] = json!("5511987654321");
+    body["contact"]["name"] = json!("Zuleica Pereira");
+    for hook in ["media", "named"] {
+        let (status, answer) = server
+            .post(&format!("/hooks/{hook}?token=demo-token"), body.to_string())
+            .await;
+        assert_eq!(status, 422, "{answer}");
+        let answer = answer.to_string();
+        assert!(!answer.contains("5511987654321"), "{answer}");
+        assert!(!answer.contains("Zuleica"), "{answer}");
+    }
+    let text = log_text();
+    assert!(
+        !text.contains("5511987654321"),
+        "a phone number reached the log"
+    );
+    assert!(!text.contains("Zuleica"), "a name reached the log");
+}
+
+// ---- 9. media URLs ---------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_media_url_needs_a_valid_host_and_no_user_info() {
+    let (server, _dir) = demo().await;
+    let mut body: Value = serde_json::from_str(&request(72, json!({}))).unwrap();
+    for url in [
+        "https://-/a.pdf",
+        "https://[zz]/a.pdf",
+        "https://x.com:99999/a.pdf",
+        "https://x.com\\@y.com/a.pdf",
+        "https://u@y.com/a.pdf",
+    ] {
+        body["data"] =
+            json!({"valor": 1, "vencimento": "2026-12-10", "pedido": "A-1", "boleto_url": url});
+        let (status, answer) = server
+            .post("/hooks/boleto?token=demo-token", body.to_string())
+            .await;
+        assert_eq!(
+            (status, &answer["error"]["code"]),
+            (422, &json!("invalid_output")),
+            "{url}: {answer}"
+        );
+    }
 }
