@@ -257,3 +257,100 @@ async fn a_media_url_needs_a_valid_host_and_no_user_info() {
         );
     }
 }
+
+// ---- 5. revocation -----------------------------------------------------------
+
+const REVOKE_TENANT: &str = "client_ids: [91]\ntokens: [revoke-token-1]\n";
+const REVOKE_HOOK: &str = "messages:\n  - text: oi\n";
+
+/// Polls the hook with `token` until it answers `want` (a hang guard, not a
+/// timing assertion).
+async fn until_status(server: &TestServer, token: &str, want: u16) {
+    let body = request(91, json!({}));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, _, _) = server
+            .post_raw(&format!("/hooks/hi?token={token}"), body.clone())
+            .await;
+        if status == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "token {token}: still {status}, expected {want}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn revocable() -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_files(
+        dir.path(),
+        &[
+            ("rv/tenant.yaml", REVOKE_TENANT),
+            ("rv/hi.yaml", REVOKE_HOOK),
+        ],
+    );
+    let server = TestServer::start_watching(dir.path(), "admin-token-1").await;
+    until_status(&server, "revoke-token-1", 200).await;
+    (server, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_of_taking_credentials_away_revokes_at_once() {
+    let cases: [(&str, Option<&str>); 5] = [
+        ("tokens: []", Some("client_ids: [91]\ntokens: []\n")),
+        (
+            "client_ids: []",
+            Some("client_ids: []\ntokens: [revoke-token-1]\n"),
+        ),
+        ("deleted", None),
+        ("emptied", Some("")),
+        ("too short", Some("client_ids: [91]\ntokens: [short]\n")),
+    ];
+    for (case, text) in cases {
+        let (server, dir) = revocable().await;
+        let file = dir.path().join("rv/tenant.yaml");
+        match text {
+            Some(text) => std::fs::write(&file, text).unwrap(),
+            None => std::fs::remove_file(&file).unwrap(),
+        }
+        eprintln!("case: {case}");
+        until_status(&server, "revoke-token-1", 401).await;
+        // Fixed, it answers again.
+        std::fs::write(&file, REVOKE_TENANT).unwrap();
+        until_status(&server, "revoke-token-1", 200).await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistake_elsewhere_keeps_serving_with_the_current_tokens() {
+    let (server, dir) = revocable().await;
+    let file = dir.path().join("rv/tenant.yaml");
+    // A typo elsewhere: the last good version keeps serving…
+    std::fs::write(
+        &file,
+        format!("{REVOKE_TENANT}timezon: America/Sao_Paulo\n"),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.state.config.load().errors.get("rv").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the typo was not seen"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    until_status(&server, "revoke-token-1", 200).await;
+    // …but a token replaced in the same broken file is replaced at once.
+    std::fs::write(
+        &file,
+        "client_ids: [91]\ntokens: [revoke-token-2]\ntimezon: America/Sao_Paulo\n",
+    )
+    .unwrap();
+    until_status(&server, "revoke-token-1", 401).await;
+    until_status(&server, "revoke-token-2", 200).await;
+    server.stop().await;
+}

@@ -36,6 +36,16 @@ pub fn load_tenant_from(
     let keep_prev = |err: ConfigError| (prev.cloned(), vec![err]);
     let bytes = match std::fs::read(dir.join(TENANT_FILE)) {
         Ok(b) => b,
+        // Deleting `tenant.yaml` revokes the tenant's tokens at once.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (
+                None,
+                vec![ConfigError::whole_file(
+                    &tenant_rel,
+                    format!("is missing: {OUT_OF_SERVICE}"),
+                )],
+            )
+        }
         Err(e) => {
             return keep_prev(ConfigError::whole_file(
                 &tenant_rel,
@@ -58,7 +68,7 @@ pub fn load_tenant_from(
         },
         None => match parse_tenant(&bytes, &tenant_rel) {
             Ok(s) => s,
-            Err(e) => return keep_prev(e),
+            Err(e) => return with_current_credentials(prev, &bytes, &tenant_rel, e),
         },
     };
     // Compiled integrations can be reused only if they were compiled with
@@ -154,6 +164,68 @@ pub fn load_tenant_from(
     (Some(Arc::new(tenant)), errors)
 }
 
+const OUT_OF_SERVICE: &str = "the tenant is out of service (every request gets 401) until `tenant.yaml` exists and has valid `client_ids` and `tokens`";
+
+/// A `tenant.yaml` with an error keeps the last good version serving, but
+/// never with old credentials: a credential change must never be ignored.
+/// If the file's `client_ids` and `tokens` can still be read (the mistake
+/// is elsewhere), the last good version serves with them; if they cannot
+/// (broken YAML, an empty file, an empty list, a token too short or an
+/// unset `${env:}`), the tenant is taken out until the file is fixed.
+fn with_current_credentials(
+    prev: Option<&Arc<Tenant>>,
+    bytes: &[u8],
+    rel: &str,
+    err: ConfigError,
+) -> (Option<Arc<Tenant>>, Vec<ConfigError>) {
+    let Some((client_ids, token_digests)) = credentials(bytes) else {
+        let out = ConfigError::whole_file(rel, OUT_OF_SERVICE);
+        return (None, vec![err, out]);
+    };
+    let Some(p) = prev else {
+        return (None, vec![err]);
+    };
+    if p.client_ids == client_ids && p.token_digests == token_digests {
+        return (Some(p.clone()), vec![err]);
+    }
+    let tenant = Tenant {
+        name: p.name.clone(),
+        client_ids,
+        token_digests,
+        integrations: p.integrations.clone(),
+        // Never a file's hash: the next reload parses the file again
+        // rather than reusing these mixed settings.
+        hash: format!("{}+credentials", p.hash),
+        settings_modified: p.settings_modified,
+        loaded_at: SystemTime::now(),
+        secrets: p.secrets.clone(),
+        upstreams: p.upstreams.clone(),
+        limits: p.limits.clone(),
+        opts: p.opts.clone(),
+    };
+    (Some(Arc::new(tenant)), vec![err])
+}
+
+/// `client_ids` and `tokens` alone, read leniently (other keys ignored);
+/// `None` unless both are valid and not empty.
+fn credentials(bytes: &[u8]) -> Option<(Vec<u64>, Vec<[u8; 32]>)> {
+    #[derive(serde::Deserialize)]
+    struct Credentials {
+        client_ids: Vec<u64>,
+        tokens: Vec<TokenSpec>,
+    }
+    let c: Credentials = serde_yaml::from_slice(bytes).ok()?;
+    (!c.client_ids.is_empty() && !c.tokens.is_empty())
+        .then(|| (c.client_ids, c.tokens.iter().map(token_digest).collect()))
+}
+
+fn token_digest(t: &TokenSpec) -> [u8; 32] {
+    match t {
+        TokenSpec::Sha256(d) => *d,
+        TokenSpec::Plain(s) => Sha256::digest(s.expose().as_bytes()).into(),
+    }
+}
+
 struct TenantSettings {
     client_ids: Vec<u64>,
     token_digests: Vec<[u8; 32]>,
@@ -173,14 +245,7 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
     }
     Ok(TenantSettings {
         client_ids: spec.client_ids,
-        token_digests: spec
-            .tokens
-            .iter()
-            .map(|t| match t {
-                TokenSpec::Sha256(d) => *d,
-                TokenSpec::Plain(s) => Sha256::digest(s.expose().as_bytes()).into(),
-            })
-            .collect(),
+        token_digests: spec.tokens.iter().map(token_digest).collect(),
         secrets: Secrets(minijinja::Value::from(
             spec.secrets
                 .into_iter()
