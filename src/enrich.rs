@@ -14,10 +14,11 @@ use moka::future::Cache;
 use moka::Expiry;
 use sha2::{Digest, Sha256};
 
-use crate::config::compile::{BodyNode, CompiledCall, Text};
+use crate::config::compile::{BodyNode, CompiledCall, Text, HOLE_CLOSE, HOLE_OPEN};
 use crate::config::spec::Origin;
 use crate::config::{Integration, Tenant};
 use crate::telemetry::TenantMetrics;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 /// Default bound of the answer cache, in bytes of upstream JSON.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -430,6 +431,9 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
     };
     let render = |what: &str, t: &Text<'_>| t.render(ctx).map_err(|e| template_error(what, &e));
     let mut raw_url = render("url", &c.url)?;
+    if raw_url.contains(HOLE_OPEN) {
+        raw_url = encode_holes(&raw_url).map_err(|reason| template_error("url", &reason))?;
+    }
     raw_url.truncate(raw_url.trim_end().len());
     if raw_url.starts_with(char::is_whitespace) {
         raw_url = raw_url.trim_start().to_owned();
@@ -489,6 +493,133 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
         body,
         method: c.method.clone(),
     })
+}
+
+/// Encodes a value that fills a path segment: `/ ? # %` and `\\` included,
+/// so it stays one segment (`../../admin` → `..%2F..%2Fadmin`).
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+/// A value in the query: also `& = + ;`, so it stays one value.
+const QUERY_VALUE: &AsciiSet = &SEGMENT.add(b'&').add(b'=').add(b'+').add(b';');
+
+/// Where in a URL the scan is.
+#[derive(Clone, Copy, PartialEq)]
+enum UrlPart {
+    /// Scheme and authority: values here are taken as they are; the origin
+    /// check decides whether the result may be called.
+    Head {
+        after_scheme: bool,
+    },
+    Path,
+    Query,
+    Fragment,
+}
+
+/// The rendered URL with each marked value (see
+/// [`crate::config::compile::push_hole`]) percent-encoded for the part it
+/// lands in. A path segment made only of dots by a value is refused: `..`
+/// and `%2e%2e` alike would climb the path.
+fn encode_holes(rendered: &str) -> Result<String, String> {
+    let mut scan = Scan {
+        out: String::with_capacity(rendered.len() + 16),
+        part: UrlPart::Head {
+            after_scheme: false,
+        },
+        segment: 0,
+        segment_has_value: false,
+    };
+    let mut rest = rendered;
+    loop {
+        let (literal, hole) = match rest.split_once(HOLE_OPEN) {
+            Some((literal, after)) => {
+                let (value, tail) = after.split_once(HOLE_CLOSE).unwrap_or((after, ""));
+                rest = tail;
+                (literal, Some(value))
+            }
+            None => (std::mem::take(&mut rest), None),
+        };
+        scan.advance(literal)?;
+        let Some(value) = hole else { break };
+        match scan.part {
+            UrlPart::Head { .. } => scan.advance(value)?,
+            UrlPart::Path => {
+                scan.out.extend(utf8_percent_encode(value, SEGMENT));
+                scan.segment_has_value = true;
+            }
+            UrlPart::Query | UrlPart::Fragment => {
+                scan.out.extend(utf8_percent_encode(value, QUERY_VALUE));
+            }
+        }
+    }
+    if scan.part == UrlPart::Path {
+        check_segment(&scan.out[scan.segment..], scan.segment_has_value)?;
+    }
+    Ok(scan.out)
+}
+
+struct Scan {
+    out: String,
+    part: UrlPart,
+    /// Where the current path segment starts in `out`.
+    segment: usize,
+    segment_has_value: bool,
+}
+
+impl Scan {
+    /// Literal text, and values before the path, move the scan along.
+    fn advance(&mut self, text: &str) -> Result<(), String> {
+        for c in text.chars() {
+            if self.part == UrlPart::Path && matches!(c, '/' | '?' | '#') {
+                check_segment(&self.out[self.segment..], self.segment_has_value)?;
+            }
+            self.out.push(c);
+            self.part = match (self.part, c) {
+                (
+                    UrlPart::Head {
+                        after_scheme: false,
+                    },
+                    _,
+                ) if self.out.ends_with("://") => UrlPart::Head { after_scheme: true },
+                (UrlPart::Head { after_scheme: true } | UrlPart::Path, '/') => UrlPart::Path,
+                (UrlPart::Head { after_scheme: true } | UrlPart::Path, '?') => UrlPart::Query,
+                (UrlPart::Head { after_scheme: true } | UrlPart::Path | UrlPart::Query, '#') => {
+                    UrlPart::Fragment
+                }
+                (part, _) => part,
+            };
+            if self.part == UrlPart::Path && c == '/' {
+                self.segment = self.out.len();
+                self.segment_has_value = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_segment(segment: &str, has_value: bool) -> Result<(), String> {
+    let dots = segment.to_ascii_lowercase().replace("%2e", ".");
+    if has_value && (dots == "." || dots == "..") {
+        return Err(
+            "a value placed in the URL's path makes a `.` or `..` segment, which would change the path"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 fn render_body(

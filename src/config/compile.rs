@@ -143,6 +143,33 @@ impl Text<'_> {
     }
 }
 
+/// Around each value a call's `url` template prints: the URL builder
+/// (`enrich`) percent-encodes what is between them for the part of the URL
+/// it lands in, so request data fills one path segment (or one query
+/// value) and never changes the path. Private-use characters, removed from
+/// the values themselves.
+pub const HOLE_OPEN: char = '\u{E000}';
+pub const HOLE_CLOSE: char = '\u{E001}';
+
+/// Writes `value` between [`HOLE_OPEN`] and [`HOLE_CLOSE`].
+pub fn push_hole(out: &mut impl std::fmt::Write, value: &str) -> std::fmt::Result {
+    out.write_char(HOLE_OPEN)?;
+    if value.contains([HOLE_OPEN, HOLE_CLOSE]) {
+        out.write_str(&value.replace([HOLE_OPEN, HOLE_CLOSE], ""))?;
+    } else {
+        out.write_str(value)?;
+    }
+    out.write_char(HOLE_CLOSE)
+}
+
+/// `enrich.<call>.url`: call names are simple names, without dots.
+fn is_call_url(template: &str) -> bool {
+    template
+        .strip_prefix("enrich.")
+        .and_then(|r| r.strip_suffix(".url"))
+        .is_some_and(|call| !call.contains('.'))
+}
+
 const NULL_PRINTED: &str = "the value is null; use `default(\"…\", true)` to print something else";
 
 /// Builds the environment every integration renders in.
@@ -164,6 +191,11 @@ pub fn environment(opts: &CompileOptions) -> Environment<'static> {
     );
     minijinja_contrib::add_to_environment(&mut env);
     filters::register(&mut env);
+    // In a call's `url`: this value is a path (its `/` separate segments),
+    // not one segment. Only for values the operator controls.
+    env.add_filter("raw_path", |v: Value| {
+        Value::from_safe_string(v.to_string())
+    });
     env.add_global("DATE_FORMAT", filters::DEFAULT_DATE_FORMAT);
     env.add_global("DATETIME_FORMAT", "%d/%m/%Y %H:%M");
     env.add_global("TIME_FORMAT", "%H:%M");
@@ -177,6 +209,15 @@ pub fn environment(opts: &CompileOptions) -> Environment<'static> {
                 minijinja::ErrorKind::InvalidOperation,
                 NULL_PRINTED,
             ));
+        }
+        // A value in a call's URL is marked for encoding, unless the
+        // operator declared it a path (`| raw_path`, or `| safe`).
+        if !value.is_safe() && is_call_url(state.name()) {
+            let text = match value.as_str() {
+                Some(s) => std::borrow::Cow::Borrowed(s),
+                None => std::borrow::Cow::Owned(value.to_string()),
+            };
+            return push_hole(out, &text).map_err(minijinja::Error::from);
         }
         // Strings are most of what is printed; written as they are (there is
         // no auto-escaping) they skip the `Display` machinery.
@@ -298,7 +339,13 @@ pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program,
                 name: name.clone(),
                 method: method(call.method),
                 idempotent: call.method.idempotent(),
-                url: text(FieldPath::key("url"), &call.url)?,
+                url: match text(FieldPath::key("url"), &call.url)? {
+                    Text::Template { template, fast } => Text::Template {
+                        template,
+                        fast: fast.map(Interpolation::marking_holes),
+                    },
+                    literal => literal,
+                },
                 query: call
                     .query
                     .iter()

@@ -42,7 +42,7 @@ pub fn load_tenant_from(
                 None,
                 vec![ConfigError::whole_file(
                     &tenant_rel,
-                    format!("is missing: {OUT_OF_SERVICE}"),
+                    format!("cannot read: {e}; {OUT_OF_SERVICE}"),
                 )],
             )
         }
