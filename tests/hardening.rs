@@ -439,3 +439,55 @@ async fn request_data_fills_one_path_segment_and_never_moves_the_path() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(last(), "/items/a/b/end");
 }
+
+// ---- 9. config errors and sizes ---------------------------------------------
+
+#[test]
+fn a_config_error_never_quotes_a_token_or_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_files(
+        dir.path(),
+        &[
+            (
+                "t1/tenant.yaml",
+                "client_ids: [1]\ntokens: [\"${tok-123456789012}\"]\n",
+            ),
+            (
+                "t2/tenant.yaml",
+                "client_ids: [2]\ntokens: [tok-abcdefgh]\nsecrets: {erp: \"${s3cr3t-value-x}\"}\n",
+            ),
+            ("t3/tenant.yaml", "\"root:tok-zyxwvuts:0:0\"\n"),
+        ],
+    );
+    let errors: Vec<String> = recado::config::load_dir(dir.path())
+        .all_errors()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(errors.len(), 3 + 2, "{errors:#?}");
+    for secret in ["123456789012", "s3cr3t-value-x", "tok-zyxwvuts"] {
+        assert!(
+            !errors.iter().any(|e| e.contains(secret)),
+            "{secret}: {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn an_integration_file_lists_at_most_500_messages() {
+    let dir = common::integrations_with(&[
+        (
+            "demo/many.yaml",
+            &format!("messages:\n{}", "  - text: oi\n".repeat(501)),
+        ),
+        (
+            "demo/enough.yaml",
+            &format!("messages:\n{}", "  - text: oi\n".repeat(500)),
+        ),
+    ]);
+    let snapshot = recado::config::load_dir(dir.path());
+    let errors: Vec<String> = snapshot.all_errors().map(|e| e.to_string()).collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].starts_with("demo/many.yaml:"), "{errors:#?}");
+    assert!(errors[0].contains("more than 500 messages"), "{errors:#?}");
+    assert!(snapshot.tenants["demo"].integrations.contains_key("enough"));
+}

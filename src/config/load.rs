@@ -226,6 +226,46 @@ fn token_digest(t: &TokenSpec) -> [u8; 32] {
     }
 }
 
+/// serde_yaml quotes the value it refused; under `tokens` or `secrets` that
+/// value is a credential (or a `${file:}`'s contents), and the error goes to
+/// the log and `/admin/status`. The position says where it is.
+fn redact_credentials(mut e: ConfigError) -> ConfigError {
+    let about = |key: &str| e.message.starts_with(key) || e.message.contains(&format!("`{key}`"));
+    // Also a file that is not a mapping at all (a symlink to something
+    // else): its whole text would be quoted.
+    if about("tokens") || about("secrets") || e.message.starts_with("invalid type") {
+        // What was expected is recado's own text: kept.
+        e.message = match e.message.split_once(", expected") {
+            Some((head, tail)) => format!("{}, expected{tail}", redact_quoted(head)),
+            None => redact_quoted(&e.message),
+        };
+    }
+    e
+}
+
+/// Every `` `…` `` and `"…"` part of `msg` emptied to `…`.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut open: Option<char> = None;
+    for c in msg.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '`' || c == '"' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    out
+}
+
 struct TenantSettings {
     client_ids: Vec<u64>,
     token_digests: Vec<[u8; 32]>,
@@ -236,7 +276,7 @@ struct TenantSettings {
 }
 
 fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> {
-    let spec: TenantSpec = yaml::parse(bytes, rel)?;
+    let spec: TenantSpec = yaml::parse(bytes, rel).map_err(redact_credentials)?;
     if spec.client_ids.is_empty() || spec.tokens.is_empty() {
         return Err(ConfigError::whole_file(
             rel,
