@@ -135,6 +135,7 @@ async fn pipeline(
     // Each tenant has its own slots: one tenant's flood waits on its own
     // limit and never takes the others' capacity.
     let _slot = state.in_flight.try_acquire().map_err(|_| ApiError::Busy)?;
+    app.upstream.set_tenants(snapshot.tenants.len());
     let messages = produce(&app.upstream, &tenant, &state.metrics, found, &req).await?;
     record.messages = Some(messages.len());
     let mut json = Vec::with_capacity(512);

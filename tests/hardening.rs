@@ -366,7 +366,11 @@ async fn recording_upstream() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>)
         let log = log.clone();
         async move {
             log.lock().unwrap().push(uri.to_string());
-            axum::Json(json!({"ok": true}))
+            axum::Json(match uri.path() {
+                "/zeros" => json!(vec![0; 10_000]),
+                p if p.starts_with("/big") => json!({"ok": true, "pad": "x".repeat(500)}),
+                _ => json!({"ok": true}),
+            })
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -490,4 +494,111 @@ fn an_integration_file_lists_at_most_500_messages() {
     assert!(errors[0].starts_with("demo/many.yaml:"), "{errors:#?}");
     assert!(errors[0].contains("more than 500 messages"), "{errors:#?}");
     assert!(snapshot.tenants["demo"].integrations.contains_key("enough"));
+}
+
+// ---- 4. the answer cache ---------------------------------------------------
+
+fn cached_call(up: std::net::SocketAddr, path: &str, extra: &str) -> String {
+    format!("enrich:\n  c:\n    url: \"http://{up}{path}\"\n    cache: 1m\n{extra}messages:\n  - text: \"{{{{ enrich.c | length }}}}\"\n")
+}
+
+fn hits(seen: &Mutex<Vec<String>>, prefix: &str) -> usize {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.starts_with(prefix))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_answer_weighs_what_it_holds_in_memory() {
+    let (up, _seen) = recording_upstream().await;
+    let dir = common::integrations_with(&[("demo/zeros.yaml", &cached_call(up, "/zeros", ""))]);
+    let server = TestServer::start(dir.path()).await;
+    let (status, body) = server
+        .post("/hooks/zeros?token=demo-token", request(72, json!({})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (entries, bytes) = server.state.upstream.cache_stats().await;
+    assert_eq!(entries, 1);
+    let parsed = 10_000 * std::mem::size_of::<minijinja::Value>() as u64;
+    assert!(
+        bytes >= parsed,
+        "weighs {bytes} bytes; its items alone take {parsed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenant_flooding_the_cache_does_not_evict_another() {
+    let (up, seen) = recording_upstream().await;
+    let flood = cached_call(up, "/big/{{ data.n }}", "");
+    let quiet = cached_call(up, "/bigquiet", "");
+    let dir = tempfile::tempdir().unwrap();
+    common::write_files(
+        dir.path(),
+        &[
+            (
+                "a/tenant.yaml",
+                "client_ids: [81]\ntokens: [flood-token-1]\n",
+            ),
+            ("a/f.yaml", flood.as_str()),
+            (
+                "b/tenant.yaml",
+                "client_ids: [82]\ntokens: [quiet-token-1]\n",
+            ),
+            ("b/q.yaml", quiet.as_str()),
+        ],
+    );
+    // Room for about 60 answers of ~1 KiB in all.
+    let server = TestServer::start_with(dir.path(), |s| s.cache_bytes = 64 * 1024).await;
+    let quiet_call = || server.post("/hooks/q?token=quiet-token-1", request(82, json!({})));
+    assert_eq!(quiet_call().await.0, 200);
+    assert_eq!(quiet_call().await.0, 200);
+    assert_eq!(hits(&seen, "/bigquiet"), 1);
+    for round in 0..2 {
+        for n in 0..300 {
+            let (status, body) = server
+                .post("/hooks/f?token=flood-token-1", request(81, json!({"n": n})))
+                .await;
+            assert_eq!(status, 200, "{round}/{n}: {body}");
+        }
+    }
+    server.state.upstream.cache_stats().await;
+    assert_eq!(quiet_call().await.0, 200);
+    assert_eq!(hits(&seen, "/bigquiet"), 1, "tenant b's entry was evicted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_with_other_cache_settings_do_not_share_entries() {
+    let (up, seen) = recording_upstream().await;
+    let dir = common::integrations_with(&[
+        ("demo/long.yaml", &cached_call(up, "/bigshared", "")),
+        (
+            "demo/small.yaml",
+            &cached_call(up, "/bigshared", "    max_bytes: 100\n"),
+        ),
+        (
+            "demo/other.yaml",
+            &cached_call(up, "/bigshared", "").replace("cache: 1m", "cache: 2m"),
+        ),
+    ]);
+    let server = TestServer::start(dir.path()).await;
+    let post = |hook: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .post_raw(
+                    &format!("/hooks/{hook}?token=demo-token"),
+                    request(72, json!({})),
+                )
+                .await
+        }
+    };
+    assert_eq!(post("long").await.0, 200);
+    assert_eq!(hits(&seen, "/bigshared"), 1);
+    // Its answer is larger than its `max_bytes`: an entry cached by a call
+    // that allowed more must not be served to it.
+    assert_eq!(post("small").await.0, 502);
+    assert_eq!(post("other").await.0, 200);
+    assert_eq!(hits(&seen, "/bigshared"), 3);
 }
