@@ -441,6 +441,15 @@ pub fn cache_size(entries: u64, bytes: u64) {
     gauge!("recado_cache_bytes").set(bytes as f64);
 }
 
+/// A reload that could not read a file (counted) and whether a retry is
+/// now pending.
+pub fn reload_retry(pending: bool) {
+    if pending {
+        counter!("recado_reload_failures_total").increment(1);
+    }
+    gauge!("recado_reload_retries_pending").set(if pending { 1.0 } else { 0.0 });
+}
+
 pub fn reloaded(tenants: usize, integrations: usize, errors: usize) {
     counter!("recado_reloads_total").increment(1);
     gauge!("recado_tenants_loaded").set(tenants as f64);

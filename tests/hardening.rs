@@ -602,3 +602,64 @@ async fn calls_with_other_cache_settings_do_not_share_entries() {
     assert_eq!(post("other").await.0, 200);
     assert_eq!(hits(&seen, "/bigshared"), 3);
 }
+
+// ---- 6. a reload that could not read is retried ---------------------------
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_could_not_read_is_retried_until_it_can() {
+    // `tenant.yaml` is a symlink to a file outside the watched folder (as a
+    // mounted secret would be), so fixing its target makes no event: only
+    // a retry can pick the fix up.
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("tenant.yaml");
+    std::fs::write(&target, REVOKE_TENANT).unwrap();
+    common::write_files(dir.path(), &[("rv/hi.yaml", REVOKE_HOOK)]);
+    std::os::unix::fs::symlink(&target, dir.path().join("rv/tenant.yaml")).unwrap();
+    let server = TestServer::start_watching(dir.path(), "admin-token-1").await;
+    until_status(&server, "revoke-token-1", 200).await;
+
+    // The target becomes unreadable (a folder: EISDIR, a real read error),
+    // and an edit in the tenant's folder makes recado read it.
+    std::fs::remove_file(&target).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(dir.path().join("rv/hi.yaml"), REVOKE_HOOK).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status: Value = server
+            .client
+            .get(server.url("/admin/status"))
+            .bearer_auth("admin-token-1")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let retrying = status["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["retrying"] == true && e["file"] == "rv/tenant.yaml");
+        if retrying {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The last good version keeps serving meanwhile.
+    until_status(&server, "revoke-token-1", 200).await;
+
+    // Readable again, with the token replaced: no event, a retry finds it.
+    std::fs::remove_dir(&target).unwrap();
+    std::fs::write(
+        &target,
+        REVOKE_TENANT.replace("revoke-token-1", "revoke-token-2"),
+    )
+    .unwrap();
+    until_status(&server, "revoke-token-1", 401).await;
+    until_status(&server, "revoke-token-2", 200).await;
+    assert!(server.state.config.load().errors.get("rv").is_none());
+    server.stop().await;
+}

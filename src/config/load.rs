@@ -47,7 +47,7 @@ pub fn load_tenant_from(
             )
         }
         Err(e) => {
-            return keep_prev(ConfigError::whole_file(
+            return keep_prev(ConfigError::unreadable(
                 &tenant_rel,
                 format!("cannot read: {e}"),
             ))
@@ -80,7 +80,7 @@ pub fn load_tenant_from(
     let files = match list_dir(&dir) {
         Ok(f) => f,
         Err(e) => {
-            return keep_prev(ConfigError::whole_file(
+            return keep_prev(ConfigError::unreadable(
                 name,
                 format!("cannot read the folder: {e}"),
             ))
@@ -116,7 +116,7 @@ pub fn load_tenant_from(
             .and_then(|p| p.integrations.get(stem))
             .filter(|i| i.file == rel);
         let loaded = std::fs::read(&path)
-            .map_err(|e| ConfigError::whole_file(&rel, format!("cannot read: {e}")))
+            .map_err(|e| ConfigError::unreadable(&rel, format!("cannot read: {e}")))
             .and_then(|bytes| match old {
                 Some(old) if old.hash == short_hash(&bytes) => Ok(old.clone()),
                 _ => load_integration(&bytes, &rel, stem, &settings.opts).map(Arc::new),
