@@ -5,7 +5,8 @@
 //! template, were resolved at load time. Answers are cached per tenant in
 //! moka, bounded by bytes; concurrent misses for one key make one call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
 use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -15,9 +16,11 @@ use moka::Expiry;
 use sha2::{Digest, Sha256};
 
 use crate::config::compile::{BodyNode, CompiledCall, Text};
+use crate::config::holes::{HOLE_CLOSE, HOLE_OPEN};
 use crate::config::spec::Origin;
 use crate::config::{Integration, Tenant};
 use crate::telemetry::TenantMetrics;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 /// Default bound of the answer cache, in bytes of upstream JSON.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -103,10 +106,56 @@ impl Expiry<[u8; 32], Answer> for PerEntryTtl {
     }
 }
 
-/// The one HTTP client (connection reuse, rustls) and the answer cache.
+/// What an entry costs besides its value: the key, moka's node, the
+/// `Answer`, the index structures (measured order of magnitude).
+const ENTRY_OVERHEAD: u64 = 200;
+
+/// The memory a parsed answer holds, estimated: every `Value` slot, plus
+/// string bytes and map/list headers. Upstream JSON bytes say little: a
+/// `[0,0,0]` is 2 bytes per item in JSON and a whole `Value` parsed.
+fn value_weight(v: &Value) -> u64 {
+    const SLOT: u64 = std::mem::size_of::<Value>() as u64;
+    // An `Arc`'d container's header and the allocation's rounding.
+    const HEADER: u64 = 32;
+    match v.kind() {
+        minijinja::value::ValueKind::String => {
+            SLOT + HEADER + v.as_str().map_or(0, |s| s.len() as u64)
+        }
+        minijinja::value::ValueKind::Seq => {
+            SLOT + HEADER
+                + v.try_iter()
+                    .map_or(0, |items| items.map(|i| value_weight(&i)).sum())
+        }
+        minijinja::value::ValueKind::Map => {
+            SLOT + HEADER
+                + v.try_iter().map_or(0, |keys| {
+                    keys.map(|k| {
+                        // Key, value and the map's own per-entry bookkeeping.
+                        let item = v.get_item(&k).unwrap_or_default();
+                        value_weight(&k) + value_weight(&item) + 16
+                    })
+                    .sum()
+                })
+        }
+        _ => SLOT,
+    }
+}
+
+type AnswerCache = Cache<[u8; 32], Answer>;
+
+/// One cache per tenant, each `cache_bytes / tenants` large: a tenant
+/// flooding distinct keys evicts only its own entries. moka cannot resize
+/// a cache, so when the number of tenants changes the caches start over.
+struct Shares {
+    tenants: usize,
+    by_tenant: HashMap<String, AnswerCache>,
+}
+
+/// The one HTTP client (connection reuse, rustls) and the answer caches.
 pub struct Upstream {
     client: reqwest::Client,
-    cache: Cache<[u8; 32], Answer>,
+    cache_bytes: u64,
+    caches: RwLock<Shares>,
 }
 
 impl Upstream {
@@ -118,19 +167,77 @@ impl Upstream {
             .user_agent(concat!("recado/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the TLS backend is compiled in");
-        let cache = Cache::builder()
-            .max_capacity(cache_bytes)
-            .weigher(|_, a: &Answer| a.bytes.max(1))
-            .expire_after(PerEntryTtl)
-            .build();
-        Upstream { client, cache }
+        Upstream {
+            client,
+            cache_bytes,
+            caches: RwLock::new(Shares {
+                tenants: 1,
+                by_tenant: HashMap::new(),
+            }),
+        }
     }
 
-    /// Entries and weighted size (bytes), for metrics.
+    /// How many tenants share the cache (the webhook tells it from its
+    /// snapshot; a change starts the caches over).
+    pub fn set_tenants(&self, tenants: usize) {
+        let tenants = tenants.max(1);
+        if self
+            .caches
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .tenants
+            == tenants
+        {
+            return;
+        }
+        let mut shares = self.caches.write().unwrap_or_else(|e| e.into_inner());
+        shares.tenants = tenants;
+        shares.by_tenant.clear();
+    }
+
+    fn cache_of(&self, tenant: &str) -> AnswerCache {
+        if let Some(c) = self
+            .caches
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_tenant
+            .get(tenant)
+        {
+            return c.clone();
+        }
+        let mut shares = self.caches.write().unwrap_or_else(|e| e.into_inner());
+        let share = self.cache_bytes / shares.tenants as u64;
+        shares
+            .by_tenant
+            .entry(tenant.to_owned())
+            .or_insert_with(|| {
+                Cache::builder()
+                    .max_capacity(share)
+                    .weigher(|_, a: &Answer| a.bytes.max(1))
+                    .expire_after(PerEntryTtl)
+                    .build()
+            })
+            .clone()
+    }
+
+    /// Entries and weighted size (estimated bytes of memory), for metrics.
     pub async fn cache_stats(&self) -> (u64, u64) {
-        // moka applies inserts and evictions lazily; settle them first.
-        self.cache.run_pending_tasks().await;
-        (self.cache.entry_count(), self.cache.weighted_size())
+        let caches: Vec<AnswerCache> = self
+            .caches
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_tenant
+            .values()
+            .cloned()
+            .collect();
+        let (mut entries, mut bytes) = (0, 0);
+        for cache in caches {
+            // moka applies inserts and evictions lazily; settle them first.
+            cache.run_pending_tasks().await;
+            entries += cache.entry_count();
+            bytes += cache.weighted_size();
+        }
+        (entries, bytes)
     }
 
     /// Runs every call of `integration` for one request; returns the answers
@@ -204,16 +311,16 @@ impl Upstream {
                 Err(e) => Err(e),
             },
             Some(ttl) => {
-                let key = request.cache_key(&tenant.name);
+                let key = request.cache_key(&tenant.name, ttl, c.max_bytes);
+                let cache = self.cache_of(&tenant.name);
                 // A plain lookup first: hits are the common case, and cheaper
                 // than setting up a coalesced load.
-                let cached = self.cache.get(&key).await;
+                let cached = cache.get(&key).await;
                 metrics.cache_lookup(cached.is_some());
                 match cached {
                     Some(hit) => Ok(hit),
                     None => match request.finish_url(c) {
-                        Ok(()) => self
-                            .cache
+                        Ok(()) => cache
                             .try_get_with(key, self.fetch(tenant, integration, c, &request, ttl))
                             .await
                             .map_err(|e| (*e).clone()),
@@ -324,10 +431,16 @@ impl Upstream {
         } else {
             serde_json::from_slice(&buf).map_err(|_| EnrichError::NotJson { call: call() })?
         };
+        // Weighed only when it will be cached.
+        let bytes = if ttl.is_zero() {
+            0
+        } else {
+            ENTRY_OVERHEAD + value_weight(&value)
+        };
         Ok(Answer {
             value,
             ttl,
-            bytes: u32::try_from(buf.len()).unwrap_or(u32::MAX),
+            bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
         })
     }
 }
@@ -365,13 +478,17 @@ struct Prepared {
 impl Prepared {
     /// Everything that can change the answer, under the tenant's name: two
     /// tenants never share an entry, even for the same URL.
-    fn cache_key(&self, tenant: &str) -> [u8; 32] {
+    fn cache_key(&self, tenant: &str, ttl: Duration, max_bytes: usize) -> [u8; 32] {
         let mut h = Sha256::new();
         let mut part = |bytes: &[u8]| {
             h.update((bytes.len() as u64).to_le_bytes());
             h.update(bytes);
         };
         part(tenant.as_bytes());
+        // A call's own settings too: an answer cached under a long TTL or a
+        // large `max_bytes` must not serve a call that asked otherwise.
+        part(&ttl.as_nanos().to_le_bytes());
+        part(&(max_bytes as u64).to_le_bytes());
         part(self.method.as_str().as_bytes());
         part(self.raw_url.as_bytes());
         for (name, value) in &self.query {
@@ -430,6 +547,9 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
     };
     let render = |what: &str, t: &Text<'_>| t.render(ctx).map_err(|e| template_error(what, &e));
     let mut raw_url = render("url", &c.url)?;
+    if raw_url.contains(HOLE_OPEN) {
+        raw_url = encode_holes(&raw_url).map_err(|reason| template_error("url", &reason))?;
+    }
     raw_url.truncate(raw_url.trim_end().len());
     if raw_url.starts_with(char::is_whitespace) {
         raw_url = raw_url.trim_start().to_owned();
@@ -489,6 +609,133 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
         body,
         method: c.method.clone(),
     })
+}
+
+/// Encodes a value that fills a path segment: `/ ? # %` and `\\` included,
+/// so it stays one segment (`../../admin` → `..%2F..%2Fadmin`).
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+/// A value in the query: also `& = + ;`, so it stays one value.
+const QUERY_VALUE: &AsciiSet = &SEGMENT.add(b'&').add(b'=').add(b'+').add(b';');
+
+/// Where in a URL the scan is.
+#[derive(Clone, Copy, PartialEq)]
+enum UrlPart {
+    /// Scheme and authority: values here are taken as they are; the origin
+    /// check decides whether the result may be called.
+    Head {
+        after_scheme: bool,
+    },
+    Path,
+    Query,
+    Fragment,
+}
+
+/// The rendered URL with each marked value (see
+/// [`crate::config::holes::push_hole`]) percent-encoded for the part it
+/// lands in. A path segment made only of dots by a value is refused: `..`
+/// and `%2e%2e` alike would climb the path.
+fn encode_holes(rendered: &str) -> Result<String, String> {
+    let mut scan = Scan {
+        out: String::with_capacity(rendered.len() + 16),
+        part: UrlPart::Head {
+            after_scheme: false,
+        },
+        segment: 0,
+        segment_has_value: false,
+    };
+    let mut rest = rendered;
+    loop {
+        let (literal, hole) = match rest.split_once(HOLE_OPEN) {
+            Some((literal, after)) => {
+                let (value, tail) = after.split_once(HOLE_CLOSE).unwrap_or((after, ""));
+                rest = tail;
+                (literal, Some(value))
+            }
+            None => (std::mem::take(&mut rest), None),
+        };
+        scan.advance(literal)?;
+        let Some(value) = hole else { break };
+        match scan.part {
+            UrlPart::Head { .. } => scan.advance(value)?,
+            UrlPart::Path => {
+                scan.out.extend(utf8_percent_encode(value, SEGMENT));
+                scan.segment_has_value = true;
+            }
+            UrlPart::Query | UrlPart::Fragment => {
+                scan.out.extend(utf8_percent_encode(value, QUERY_VALUE));
+            }
+        }
+    }
+    if scan.part == UrlPart::Path {
+        check_segment(&scan.out[scan.segment..], scan.segment_has_value)?;
+    }
+    Ok(scan.out)
+}
+
+struct Scan {
+    out: String,
+    part: UrlPart,
+    /// Where the current path segment starts in `out`.
+    segment: usize,
+    segment_has_value: bool,
+}
+
+impl Scan {
+    /// Literal text, and values before the path, move the scan along.
+    fn advance(&mut self, text: &str) -> Result<(), String> {
+        for c in text.chars() {
+            if self.part == UrlPart::Path && matches!(c, '/' | '?' | '#') {
+                check_segment(&self.out[self.segment..], self.segment_has_value)?;
+            }
+            self.out.push(c);
+            self.part = match (self.part, c) {
+                (
+                    UrlPart::Head {
+                        after_scheme: false,
+                    },
+                    _,
+                ) if self.out.ends_with("://") => UrlPart::Head { after_scheme: true },
+                (UrlPart::Head { after_scheme: true } | UrlPart::Path, '/') => UrlPart::Path,
+                (UrlPart::Head { after_scheme: true } | UrlPart::Path, '?') => UrlPart::Query,
+                (UrlPart::Head { after_scheme: true } | UrlPart::Path | UrlPart::Query, '#') => {
+                    UrlPart::Fragment
+                }
+                (part, _) => part,
+            };
+            if self.part == UrlPart::Path && c == '/' {
+                self.segment = self.out.len();
+                self.segment_has_value = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_segment(segment: &str, has_value: bool) -> Result<(), String> {
+    let dots = segment.to_ascii_lowercase().replace("%2e", ".");
+    if has_value && (dots == "." || dots == "..") {
+        return Err(
+            "a value placed in the URL's path makes a `.` or `..` segment, which would change the path"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 fn render_body(

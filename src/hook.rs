@@ -19,7 +19,7 @@ use crate::enrich::Upstream;
 use crate::error::ApiError;
 use crate::output::Message;
 use crate::render::{render, request_context};
-use crate::request::PlatformRequest;
+use crate::request::{Envelope, PlatformRequest};
 use crate::state::AppState;
 use crate::telemetry::{RequestRecord, TenantMetrics};
 use crate::tenant::{authenticate, token_from};
@@ -101,19 +101,22 @@ async fn pipeline(
             })
         }
     })?;
-    let req = PlatformRequest::parse(&body)?;
-    record.request_id = Some(req.id.0);
-    if crate::telemetry::access_log_enabled() {
-        record.contact = Some((req.contact.key.clone(), req.contact.name.clone()));
-    }
+    // Authentication needs only the top-level fields: `data` is scanned,
+    // not parsed, until the token is known good.
+    let envelope = Envelope::parse(&body)?;
+    record.request_id = Some(envelope.id.0);
 
     let authorization = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let token = token_from(authorization, parts.uri.query());
-    let tenant =
-        authenticate(snapshot, req.client_id.0, token.as_deref()).ok_or(ApiError::Unauthorized)?;
+    let tenant = authenticate(snapshot, envelope.client_id.0, token.as_deref())
+        .ok_or(ApiError::Unauthorized)?;
+    if crate::telemetry::access_log_enabled() {
+        record.contact = Some((envelope.contact.key.clone(), envelope.contact.name.clone()));
+    }
+    let req = envelope.into_request()?;
     let state = app.tenants.of(&tenant);
     record.tenant = Some(tenant.clone());
     record.metrics = Some(state.metrics.clone());
@@ -121,7 +124,7 @@ async fn pipeline(
     let found = tenant
         .integrations
         .get(&integration)
-        .ok_or(ApiError::UnknownIntegration(integration))?;
+        .ok_or_else(|| ApiError::UnknownIntegration(crate::request::short(&integration)))?;
     record.integration = Some(found.clone());
 
     if body.len() > tenant.limits.max_body_bytes {
@@ -132,6 +135,7 @@ async fn pipeline(
     // Each tenant has its own slots: one tenant's flood waits on its own
     // limit and never takes the others' capacity.
     let _slot = state.in_flight.try_acquire().map_err(|_| ApiError::Busy)?;
+    app.upstream.set_tenants(snapshot.tenants.len());
     let messages = produce(&app.upstream, &tenant, &state.metrics, found, &req).await?;
     record.messages = Some(messages.len());
     encode(&messages, found, &tenant.limits)
@@ -178,13 +182,27 @@ pub async fn produce(
             Err(_) if tenant_limit < own => return Err(ApiError::Timeout(tenant_limit)),
             Err(_) => Err(crate::enrich::EnrichError::Deadline(own)),
         }
-        .map_err(|source| ApiError::Upstream {
-            file: integration.file.clone(),
-            source,
+        .map_err(|mut source| {
+            if let crate::enrich::EnrichError::Template { detail, .. } = &mut source {
+                mask_contact(detail, req);
+            }
+            ApiError::Upstream {
+                file: integration.file.clone(),
+                source,
+            }
         })?;
         ctx = context! { enrich => answers, ..ctx };
     }
-    render_request(integration, &ctx, tenant.limits.max_messages)
+    render_request(integration, &ctx, tenant.limits.max_messages).map_err(|mut e| {
+        if let ApiError::Render {
+            source: crate::render::RenderError::Template { detail, .. },
+            ..
+        } = &mut e
+        {
+            mask_contact(detail, req);
+        }
+        e
+    })
 }
 
 /// render (+ validate output) over the request's variables, with the calls'
@@ -200,6 +218,21 @@ pub fn render_request(
         file: integration.file.clone(),
         source,
     })
+}
+
+/// A template's error may quote what it was given (a filter's "`…` is not
+/// a number"); the contact's phone number and name are masked there as in
+/// the access line, since the text goes to the log, the answer and
+/// `/admin/status`.
+fn mask_contact(detail: &mut String, req: &PlatformRequest) {
+    let key = req.contact.key.trim();
+    let name = req.contact.name.trim();
+    if key.len() >= 4 && detail.contains(key) {
+        *detail = detail.replace(key, &crate::telemetry::mask_phone(key));
+    }
+    if name.len() >= 2 && detail.contains(name) {
+        *detail = detail.replace(name, &crate::telemetry::mask_name(name));
+    }
 }
 
 /// The platform sends `application/json`; a body declared as anything else
@@ -219,6 +252,6 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     if kind.eq_ignore_ascii_case("application") && json {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMediaType(text.to_owned()))
+        Err(ApiError::UnsupportedMediaType(crate::request::short(text)))
     }
 }

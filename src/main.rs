@@ -219,7 +219,9 @@ fn main() -> ExitCode {
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Log lines go through a background writer so a slow stderr never stalls
     // a request; the guard flushes what is left at exit.
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking(std::io::stderr());
+    // Bounded and lossy (dropped lines are counted): a stderr nobody reads
+    // must not grow memory.
+    let (writer, _flush_on_exit) = recado::telemetry::log_writer(std::io::stderr());
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt()
@@ -229,7 +231,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(writer);
     match args.log_format {
-        LogFormat::Text => logs.init(),
+        LogFormat::Text => logs.fmt_fields(recado::telemetry::escaping_fields()).init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),
     }
     let metrics = recado::telemetry::install();

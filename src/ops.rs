@@ -126,6 +126,8 @@ struct ErrorStatus<'a> {
     message: &'a str,
     /// `file:line:col: message`.
     text: String,
+    /// The file could not be read; the reload is being retried.
+    retrying: bool,
 }
 
 impl<'a> Status<'a> {
@@ -175,6 +177,7 @@ impl<'a> ErrorStatus<'a> {
             column: e.column,
             message: &e.message,
             text: e.to_string(),
+            retrying: e.io,
         }
     }
 }

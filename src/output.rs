@@ -137,8 +137,7 @@ impl TemplateMessage {
             return Err(violation(
                 "name",
                 format!(
-                    "must be a WhatsApp template name (lowercase letters, digits, `_`, at most {MAX_NAME_CHARS}), got {:?}",
-                    self.name
+                    "must be a WhatsApp template name (lowercase letters, digits, `_`, at most {MAX_NAME_CHARS})"
                 ),
             ));
         }
@@ -153,8 +152,7 @@ impl TemplateMessage {
             return Err(violation(
                 "language",
                 format!(
-                    "must be one of the language codes WhatsApp supports for templates, such as `pt_BR`, `en_US` or `es`; got {:?}{hint}",
-                    self.language
+                    "must be one of the language codes WhatsApp supports for templates, such as `pt_BR`, `en_US` or `es`{hint}"
                 ),
             ));
         }
@@ -271,17 +269,24 @@ fn check_text(value: &str) -> Result<(), Violation> {
     Ok(())
 }
 
-/// An absolute `http://` or `https://` URL with a host and no whitespace or
-/// control characters. Deliberately a shape check, not a full parse: it runs
-/// for every media message and a full URL parse cost more than the rest of
-/// the message's rendering; anything it accepts is fetchable by a client.
+/// An absolute `http://` or `https://` URL with a valid host (a DNS name
+/// whose labels do not start or end with `-`, an IPv4 or a bracketed IPv6
+/// address), an optional port up to 65535, no user info, no backslash and
+/// no whitespace or control characters. Not a full URL parse: it runs for
+/// every media message and a full parse cost more than the rest of the
+/// message's rendering; only the host goes through `url::Host`.
+///
+/// The error says what is wrong, never the value: a URL is often built
+/// from the contact's phone number or the payload.
 fn check_url(value: &str) -> Result<(), Violation> {
     if is_url(value) {
         Ok(())
     } else {
         Err(violation(
             "value",
-            format!("must be an absolute http(s) URL, got {value:?}"),
+            // The value may be built from personal data: described, not quoted.
+            "must be an absolute http(s) URL with a valid host (and no user info or backslash)"
+                .into(),
         ))
     }
 }
@@ -291,22 +296,48 @@ fn is_url(value: &str) -> bool {
         .or_else(|| strip_prefix_ignore_case(value, "http://"));
     let ok = rest.is_some_and(|rest| {
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host_port = authority.rsplit('@').next().unwrap_or("");
-        let (host, port) = match host_port.strip_prefix('[') {
-            Some(v6) => match v6.split_once(']') {
-                Some((addr, port)) => (addr, port.strip_prefix(':').unwrap_or(port)),
-                None => ("", ""),
-            },
-            None => host_port.split_once(':').unwrap_or((host_port, "")),
+        // `[v6]:port` or `host:port`; the port may be absent or empty.
+        let (host, port) = match authority.find(']') {
+            Some(end) if authority.starts_with('[') => {
+                let tail = &authority[end + 1..];
+                (&authority[..=end], tail.strip_prefix(':').unwrap_or(tail))
+            }
+            _ => authority.split_once(':').unwrap_or((authority, "")),
         };
-        !host.is_empty()
-            && port.bytes().all(|b| b.is_ascii_digit())
-            && host
-                .chars()
-                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'))
+        let port_ok = port.is_empty()
+            || port.len() <= 5
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && port.parse::<u32>().is_ok_and(|n| n <= 65535);
+        port_ok
+            && valid_host(host)
+            && !authority.contains('@')
+            && !value.contains('\\')
             && !value.chars().any(|c| c.is_whitespace() || c.is_control())
     });
     ok
+}
+
+fn valid_host(host: &str) -> bool {
+    if host.is_empty() {
+        return false;
+    }
+    match url::Host::parse(host) {
+        Ok(url::Host::Domain(name)) => {
+            // A trailing dot (`example.com.`) is a valid, fully qualified name.
+            let name = name.strip_suffix('.').unwrap_or(&name);
+            !name.is_empty()
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label
+                            .chars()
+                            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+                })
+        }
+        Ok(_) => true,
+        Err(_) => false,
+    }
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -398,7 +429,8 @@ mod tests {
         for ok in [
             "https://example.com/boletos/abc.pdf",
             "HTTP://example.com",
-            "https://user@example.com:8443/a?b=c#d",
+            "https://example.com:8443/a?b=c#d",
+            "https://example.com:65535/a@b",
             "https://[::1]:8080/x",
             "https://exemplo.com.br/joão.pdf",
         ] {
@@ -416,6 +448,14 @@ mod tests {
             "https://example.com:port/",
             "javascript:alert(1)",
             "https://ex<ample.com/",
+            "https://-/",
+            "https://a-.example.com/",
+            "https://[zz]/",
+            "https://example.com:99999/",
+            "https://x.com\\@y.com/",
+            "https://x.com\\y/",
+            "https://user@example.com/",
+            "https://a..b/",
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }

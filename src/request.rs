@@ -87,29 +87,48 @@ pub struct RequestError {
     pub message: String,
 }
 
-impl PlatformRequest {
-    pub fn parse(body: &[u8]) -> Result<PlatformRequest, RequestError> {
-        // Fast path without path tracking; only a failed parse pays for a
-        // second, path-tracking pass that names the field at fault.
-        let req: PlatformRequest = match serde_json::from_slice(body) {
-            Ok(req) => req,
+/// The request with `data` still unparsed: everything authentication needs,
+/// read without building the payload, so an unauthenticated body costs a
+/// scan, not a parse of its (possibly huge, deeply nested) `data`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope<'a> {
+    pub id: NumericId,
+    pub client_id: NumericId,
+    pub origin: Origin,
+    pub contact: Contact,
+    /// Skipped by an iterative scan (no depth limit, no allocation).
+    #[serde(default, borrow)]
+    data: Option<&'a serde_json::value::RawValue>,
+}
+
+impl<'a> Envelope<'a> {
+    /// Reads and checks every field but `data`, which is only scanned.
+    pub fn parse(body: &'a [u8]) -> Result<Envelope<'a>, RequestError> {
+        // Fast path without path tracking; only a body with a wrong field
+        // pays for a second, path-tracking pass that names it. Malformed JSON
+        // is explained from the first error: it has nothing to name.
+        let envelope: Envelope<'a> = match serde_json::from_slice(body) {
+            Ok(e) => e,
+            Err(e) if e.is_syntax() || e.is_eof() => {
+                return Err(RequestError {
+                    path: String::new(),
+                    message: shorten_values(&format!("malformed JSON: {e}")),
+                })
+            }
             Err(_) => return Err(Self::explain(body)),
         };
-        req.check()?;
-        Ok(req)
+        envelope.check()?;
+        Ok(envelope)
     }
 
     fn explain(body: &[u8]) -> RequestError {
         let mut de = serde_json::Deserializer::from_slice(body);
-        match serde_path_to_error::deserialize::<_, PlatformRequest>(&mut de) {
+        match serde_path_to_error::deserialize::<_, Envelope<'_>>(&mut de) {
             Err(e) => RequestError::from_serde(e),
-            // Bytes after the object are as malformed as a truncated object.
             Ok(_) => RequestError {
                 path: String::new(),
-                message: match de.end() {
-                    Err(e) => format!("malformed JSON: {e}"),
-                    Ok(()) => "malformed JSON".into(),
-                },
+                message: "malformed JSON".into(),
             },
         }
     }
@@ -130,6 +149,88 @@ impl PlatformRequest {
         }
         Ok(())
     }
+
+    /// Parses `data`: the expensive part, for an authenticated request.
+    pub fn into_request(self) -> Result<PlatformRequest, RequestError> {
+        let data = match self.data {
+            None => None,
+            Some(raw) => Some(serde_json::from_str(raw.get()).map_err(|e| RequestError {
+                path: "data".into(),
+                message: shorten_values(&strip_position(&e.to_string())),
+            })?),
+        };
+        Ok(PlatformRequest {
+            id: self.id,
+            client_id: self.client_id,
+            origin: self.origin,
+            contact: self.contact,
+            data,
+        })
+    }
+}
+
+impl PlatformRequest {
+    /// The whole request at once (for `recado render` and tools); the
+    /// webhook authenticates between [`Envelope::parse`] and
+    /// [`Envelope::into_request`].
+    pub fn parse(body: &[u8]) -> Result<PlatformRequest, RequestError> {
+        Envelope::parse(body)?.into_request()
+    }
+}
+
+/// How many characters of a value an error message may quote: enough to
+/// recognise it, never a way to write an attacker's megabyte into the log.
+const QUOTED_CHARS: usize = 40;
+/// The longest error message about a request, whatever it quotes.
+const MESSAGE_CHARS: usize = 300;
+
+/// `value` as an error message may quote it: at most [`QUOTED_CHARS`]
+/// characters, then `…`.
+pub fn short(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => value.to_owned(),
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+    }
+}
+
+/// Shortens every quoted part (`` `…` `` or `"…"`) of `msg` to
+/// [`QUOTED_CHARS`] characters plus `…`, then the whole to
+/// [`MESSAGE_CHARS`]: serde quotes the offending value whole.
+pub fn shorten_values(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len().min(MESSAGE_CHARS + 8));
+    let mut chars = msg.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '`' && c != '"' {
+            continue;
+        }
+        let mut kept = 0;
+        let mut escaped = false;
+        for inner in chars.by_ref() {
+            let closes = inner == c && !escaped;
+            escaped = c == '"' && inner == '\\' && !escaped;
+            if closes {
+                if kept > QUOTED_CHARS {
+                    out.push('…');
+                }
+                out.push(inner);
+                break;
+            }
+            kept += 1;
+            if kept <= QUOTED_CHARS {
+                out.push(inner);
+            }
+        }
+    }
+    if out.chars().count() > MESSAGE_CHARS {
+        let cut = out
+            .char_indices()
+            .nth(MESSAGE_CHARS)
+            .map_or(out.len(), |(i, _)| i);
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
 }
 
 impl RequestError {
@@ -142,7 +243,7 @@ impl RequestError {
         let message = match inner.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
                 path.clear();
-                format!("malformed JSON: {inner}")
+                shorten_values(&format!("malformed JSON: {inner}"))
             }
             _ => {
                 let text = strip_position(&inner.to_string());
@@ -158,7 +259,7 @@ impl RequestError {
                     };
                     "required field is missing".to_owned()
                 } else {
-                    text
+                    shorten_values(&text)
                 }
             }
         };

@@ -3,6 +3,7 @@
 //! call the small recording functions here.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +43,7 @@ pub fn install() -> &'static PrometheusHandle {
             .spawn(move || loop {
                 std::thread::sleep(Duration::from_secs(5));
                 upkeep.run_upkeep();
+                count_dropped_log_lines();
             })
             .expect("spawning the metrics upkeep thread");
         handle
@@ -170,11 +172,13 @@ impl RequestRecord {
             }
         }
 
+        // Shortened first: a contact field is as long as the sender likes.
         let shown = |masked: fn(&str) -> String, s: &str| {
+            let s = crate::request::short(s);
             if self.personal_data {
-                s.to_owned()
+                s
             } else {
-                masked(s)
+                masked(&s)
             }
         };
         tracing::info!(
@@ -281,6 +285,115 @@ where
     }
 }
 
+/// The longest log line written, in bytes; longer ones are cut. With
+/// [`LOG_QUEUE_LINES`] it bounds the log queue's memory (16 MiB) when stderr
+/// is not read.
+pub const MAX_LOG_LINE: usize = 4096;
+/// Lines the background log writer holds before it drops new ones.
+pub const LOG_QUEUE_LINES: usize = 4096;
+
+static LOG_DROPS: OnceLock<tracing_appender::non_blocking::ErrorCounter> = OnceLock::new();
+
+/// The background log writer `main` installs: lossy, [`LOG_QUEUE_LINES`]
+/// deep, lines cut at [`MAX_LOG_LINE`]; the lines it drops are counted in
+/// `recado_log_lines_dropped_total`. Keep the guard: it flushes at exit.
+pub fn log_writer<W: std::io::Write + Send + 'static>(
+    out: W,
+) -> (
+    CappedLines<tracing_appender::non_blocking::NonBlocking>,
+    tracing_appender::non_blocking::WorkerGuard,
+) {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .lossy(true)
+        .finish(out);
+    let _ = LOG_DROPS.set(writer.error_counter());
+    counter!("recado_log_lines_dropped_total").absolute(0);
+    (CappedLines(writer), guard)
+}
+
+fn count_dropped_log_lines() {
+    if let Some(drops) = LOG_DROPS.get() {
+        counter!("recado_log_lines_dropped_total").absolute(drops.dropped_lines() as u64);
+    }
+}
+
+/// A writer whose lines are cut at [`MAX_LOG_LINE`] bytes (the formatter
+/// writes one event per `write`).
+#[derive(Debug, Clone)]
+pub struct CappedLines<W>(pub W);
+
+impl<'a, W: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a>
+    for CappedLines<W>
+{
+    type Writer = CappedLines<W::Writer>;
+    fn make_writer(&'a self) -> Self::Writer {
+        CappedLines(self.0.make_writer())
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for CappedLines<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() <= MAX_LOG_LINE {
+            self.0.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        let mut cut = MAX_LOG_LINE - 64;
+        // Back to a character boundary: UTF-8 continuation bytes are 10xxxxxx.
+        while cut > 0 && buf[cut] & 0xC0 == 0x80 {
+            cut -= 1;
+        }
+        let mut line = Vec::with_capacity(MAX_LOG_LINE);
+        line.extend_from_slice(&buf[..cut]);
+        let _ = writeln!(line, "…[{} bytes cut]", buf.len() - cut);
+        self.0.write_all(&line)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// The text format's field formatter: like the default one, but control
+/// characters in any value (a `%`-formatted error, the message) are
+/// escaped, so request data can never start a new, forged line or steer a
+/// terminal. (The JSON format escapes them already.)
+pub fn escaping_fields(
+) -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(
+        |w: &mut tracing_subscriber::fmt::format::Writer<'_>,
+         field: &tracing::field::Field,
+         value: &dyn std::fmt::Debug| {
+            if field.name() != "message" {
+                write!(w, "{field}=")?;
+            }
+            write!(Escaping(w), "{value:?}")
+        },
+    )
+    .delimited(" ")
+}
+
+struct Escaping<'a, 'w>(&'a mut tracing_subscriber::fmt::format::Writer<'w>);
+
+impl std::fmt::Write for Escaping<'_, '_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let mut rest = s;
+        while let Some(at) = rest.find(|c: char| c.is_control()) {
+            self.0.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().expect("found at `at`");
+            match c {
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                c => write!(self.0, "\\u{{{:x}}}", c as u32)?,
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
 /// `5513999999999` → `*********9999`: enough to tell contacts apart in a
 /// support conversation, not enough to call them (LGPD).
 pub fn mask_phone(key: &str) -> String {
@@ -337,6 +450,12 @@ pub fn reloaded(snapshot: &crate::config::Snapshot) {
     gauge!("recado_tenants_loaded").set(snapshot.tenants.len() as f64);
     gauge!("recado_integrations_loaded").set(snapshot.integration_count() as f64);
     gauge!("recado_config_errors").set(snapshot.all_errors().count() as f64);
+    // A reload that could not read a file is retried by the watcher.
+    let pending = snapshot.all_errors().any(|e| e.io);
+    if pending {
+        counter!("recado_reload_failures_total").increment(1);
+    }
+    gauge!("recado_reload_retries_pending").set(if pending { 1.0 } else { 0.0 });
 }
 
 /// How long a rendered `/metrics` page is served again: with thousands of

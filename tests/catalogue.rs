@@ -336,7 +336,7 @@ async fn run_time_limits_answer_422() {
     let (status, body) = post(&server, "livre", livre("qualquer_um", "pt_BR")).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = post(&server, "livre", livre("qualquer_um", "pt-BR")).await;
-    assert_invalid(status, &body, "acme/livre.yaml", "`language` must be one of the language codes WhatsApp supports for templates, such as `pt_BR`, `en_US` or `es`; got \"pt-BR\" (WhatsApp writes it `pt_BR`)");
+    assert_invalid(status, &body, "acme/livre.yaml", "`language` must be one of the language codes WhatsApp supports for templates, such as `pt_BR`, `en_US` or `es` (WhatsApp writes it `pt_BR`)");
     let (status, body) = post(&server, "livre", livre("Aviso-Geral", "pt_BR")).await;
     assert_invalid(
         status,

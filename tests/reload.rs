@@ -358,11 +358,16 @@ async fn tenants_come_and_go_and_a_broken_tenant_file_keeps_the_last_good_tenant
     );
     wait_for(|| async { post(62, "b-token-1").await == 200 }).await;
 
-    // A broken tenant.yaml keeps the whole tenant as it was, even its integrations.
+    // A broken tenant.yaml keeps the whole tenant as it was, even its
+    // integrations, while its credentials can be read (otherwise it is
+    // taken out: tests/hardening.rs).
     common::write_files(
         root.path(),
         &[
-            ("b/tenant.yaml", "client_ids: [62\n"),
+            (
+                "b/tenant.yaml",
+                "client_ids: [62]\ntokens: [b-token-1]\ntimezon: America/Sao_Paulo\n",
+            ),
             ("b/y.yaml", &source(3)),
         ],
     );

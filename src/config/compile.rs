@@ -13,6 +13,7 @@ use minijinja::value::Serde;
 
 use super::catalogue;
 use super::error::FieldPath;
+use super::holes::push_hole;
 use super::interpolation::Interpolation;
 use super::spec::{BodyTree, Content, HttpMethod, IntegrationSpec, Origin, QrKind, TemplateSrc};
 use crate::filters;
@@ -148,6 +149,14 @@ impl Text<'_> {
     }
 }
 
+/// `enrich.<call>.url`: call names are simple names, without dots.
+fn is_call_url(template: &str) -> bool {
+    template
+        .strip_prefix("enrich.")
+        .and_then(|r| r.strip_suffix(".url"))
+        .is_some_and(|call| !call.contains('.'))
+}
+
 const NULL_PRINTED: &str = "the value is null; use `default(\"…\", true)` to print something else";
 
 /// Builds the environment every integration renders in.
@@ -169,6 +178,11 @@ pub fn environment(opts: &CompileOptions) -> Environment<'static> {
     );
     minijinja_contrib::add_to_environment(&mut env);
     filters::register(&mut env);
+    // In a call's `url`: this value is a path (its `/` separate segments),
+    // not one segment. Only for values the operator controls.
+    env.add_filter("raw_path", |v: Value| {
+        Value::from_safe_string(v.to_string())
+    });
     env.add_global("DATE_FORMAT", filters::DEFAULT_DATE_FORMAT);
     env.add_global("DATETIME_FORMAT", "%d/%m/%Y %H:%M");
     env.add_global("TIME_FORMAT", "%H:%M");
@@ -182,6 +196,15 @@ pub fn environment(opts: &CompileOptions) -> Environment<'static> {
                 minijinja::ErrorKind::InvalidOperation,
                 NULL_PRINTED,
             ));
+        }
+        // A value in a call's URL is marked for encoding, unless the
+        // operator declared it a path (`| raw_path`, or `| safe`).
+        if !value.is_safe() && is_call_url(state.name()) {
+            let text = match value.as_str() {
+                Some(s) => std::borrow::Cow::Borrowed(s),
+                None => std::borrow::Cow::Owned(value.to_string()),
+            };
+            return push_hole(out, &text).map_err(minijinja::Error::from);
         }
         // Strings are most of what is printed; written as they are (there is
         // no auto-escaping) they skip the `Display` machinery.
@@ -318,7 +341,13 @@ pub fn compile_with(
                 name: name.clone(),
                 method: method(call.method),
                 idempotent: call.method.idempotent(),
-                url: text(FieldPath::key("url"), &call.url)?,
+                url: match text(FieldPath::key("url"), &call.url)? {
+                    Text::Template { template, fast } => Text::Template {
+                        template,
+                        fast: fast.map(Interpolation::marking_holes),
+                    },
+                    literal => literal,
+                },
                 query: call
                     .query
                     .iter()

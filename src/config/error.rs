@@ -14,6 +14,9 @@ pub struct ConfigError {
     pub line: Option<usize>,
     pub column: Option<usize>,
     pub message: String,
+    /// The file could not be read (e.g. too many open files), rather than
+    /// being wrong: the reload is retried until it can be.
+    pub io: bool,
 }
 
 impl fmt::Display for ConfigError {
@@ -33,6 +36,15 @@ impl ConfigError {
             line: None,
             column: None,
             message: message.into(),
+            io: false,
+        }
+    }
+
+    /// A file or folder that could not be read: retried (see [`ConfigError::io`]).
+    pub fn unreadable(file: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            io: true,
+            ..ConfigError::whole_file(file, message)
         }
     }
 
@@ -42,6 +54,7 @@ impl ConfigError {
             line: Some(line),
             column: Some(column),
             message: message.into(),
+            io: false,
         }
     }
 }

@@ -20,6 +20,9 @@ use crate::filters;
 #[derive(Debug)]
 pub struct Interpolation {
     pieces: Vec<Piece>,
+    /// A call's URL: each hole's text goes between the markers of
+    /// [`super::holes::push_hole`], as the formatter does.
+    marked: bool,
 }
 
 #[derive(Debug)]
@@ -100,7 +103,18 @@ impl Interpolation {
         pieces
             .iter()
             .any(|p| matches!(p, Piece::Hole { .. }))
-            .then_some(Interpolation { pieces })
+            .then_some(Interpolation {
+                pieces,
+                marked: false,
+            })
+    }
+
+    /// The same, with each hole marked as a call's URL needs.
+    pub fn marking_holes(self) -> Interpolation {
+        Interpolation {
+            marked: true,
+            ..self
+        }
     }
 
     /// The rendered text, or `None` to let minijinja render it.
@@ -109,21 +123,29 @@ impl Interpolation {
         for piece in &self.pieces {
             match piece {
                 Piece::Literal(text) => out.push_str(text),
-                Piece::Hole { path, filters } => {
-                    let mut value = lookup(ctx, path)?;
-                    let Some((last, first)) = filters.split_last() else {
-                        push_value(&mut out, &value)?;
-                        continue;
-                    };
-                    for filter in first {
-                        value = Value::from(filter.apply(&value)?);
-                    }
-                    out.push_str(&last.apply(&value)?);
+                Piece::Hole { path, filters } if self.marked => {
+                    let mut hole = String::new();
+                    hole_value(&mut hole, ctx, path, filters)?;
+                    super::holes::push_hole(&mut out, &hole).ok()?;
                 }
+                Piece::Hole { path, filters } => hole_value(&mut out, ctx, path, filters)?,
             }
         }
         Some(out)
     }
+}
+
+/// Appends one hole's text to `out`; `None` where minijinja must decide.
+fn hole_value(out: &mut String, ctx: &Value, path: &[String], filters: &[Filter]) -> Option<()> {
+    let mut value = lookup(ctx, path)?;
+    let Some((last, first)) = filters.split_last() else {
+        return push_value(out, &value);
+    };
+    for filter in first {
+        value = Value::from(filter.apply(&value)?);
+    }
+    out.push_str(&last.apply(&value)?);
+    Some(())
 }
 
 /// `a.b | f | g` → the path and the filters, if every name is eligible.

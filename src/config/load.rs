@@ -40,8 +40,18 @@ pub fn load_tenant_from(
     let keep_prev = |err: ConfigError| (prev.cloned(), vec![err]);
     let bytes = match std::fs::read(dir.join(TENANT_FILE)) {
         Ok(b) => b,
+        // Deleting `tenant.yaml` revokes the tenant's tokens at once.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (
+                None,
+                vec![ConfigError::whole_file(
+                    &tenant_rel,
+                    format!("cannot read: {e}; {OUT_OF_SERVICE}"),
+                )],
+            )
+        }
         Err(e) => {
-            return keep_prev(ConfigError::whole_file(
+            return keep_prev(ConfigError::unreadable(
                 &tenant_rel,
                 format!("cannot read: {e}"),
             ))
@@ -70,7 +80,9 @@ pub fn load_tenant_from(
             // The tenant stays as it was (or out), but its integrations are
             // still checked, with default settings, so one slip in
             // tenant.yaml does not hide every other error of the folder.
-            let mut errors = vec![e];
+            // Credentials always come from the current file: a revocation
+            // is never ignored, even in a file with a mistake.
+            let (tenant, mut errors) = with_current_credentials(prev, &bytes, &tenant_rel, e);
             if let Ok(files) = list_dir(&dir) {
                 let opts = CompileOptions {
                     timezone: Timezone::default().0,
@@ -90,7 +102,7 @@ pub fn load_tenant_from(
                     }
                 }
             }
-            return (prev.cloned(), errors);
+            return (tenant, errors);
         }
     };
     let mut errors = Vec::new();
@@ -108,7 +120,7 @@ pub fn load_tenant_from(
     let files = match list_dir(&dir) {
         Ok(f) => f,
         Err(e) => {
-            return keep_prev(ConfigError::whole_file(
+            return keep_prev(ConfigError::unreadable(
                 name,
                 format!("cannot read the folder: {e}"),
             ))
@@ -120,7 +132,7 @@ pub fn load_tenant_from(
             .and_then(|p| p.integrations.get(stem))
             .filter(|i| i.file == rel);
         let loaded = std::fs::read(&path)
-            .map_err(|e| vec![ConfigError::whole_file(&rel, format!("cannot read: {e}"))])
+            .map_err(|e| vec![ConfigError::unreadable(&rel, format!("cannot read: {e}"))])
             .and_then(|bytes| match old {
                 Some(old) if old.hash == short_hash(&bytes) => Ok(old.clone()),
                 _ => load_integration(
@@ -179,6 +191,135 @@ pub fn load_tenant_from(
         facts: settings.facts,
     };
     (Some(Arc::new(tenant)), errors)
+}
+
+const OUT_OF_SERVICE: &str = "the tenant is out of service (every request gets 401) until `tenant.yaml` exists and has valid `client_ids` and `tokens`";
+
+/// A `tenant.yaml` with an error keeps the last good version serving, but
+/// never with old credentials: a credential change must never be ignored.
+/// If the file's `client_ids` and `tokens` can still be read (the mistake
+/// is elsewhere), the last good version serves with them; if they cannot
+/// (broken YAML, an empty file, an empty list, a token too short or an
+/// unset `${env:}`), the tenant is taken out until the file is fixed.
+///
+/// One slip is read with care: a token entry with spaces inside
+/// (`- token-a - token-b`, two tokens merged by an indentation slip) is
+/// split into the tokens it was meant to be, and those already in force
+/// keep working. Only those: a merged entry can keep a token, never add
+/// one, so the operator who meant to rotate still has to fix the file.
+fn with_current_credentials(
+    prev: Option<&Arc<Tenant>>,
+    bytes: &[u8],
+    rel: &str,
+    err: ConfigError,
+) -> (Option<Arc<Tenant>>, Vec<ConfigError>) {
+    let in_force = prev.map_or(&[][..], |p| &p.token_digests[..]);
+    let Some((client_ids, token_digests)) = credentials(bytes, in_force) else {
+        let out = ConfigError::whole_file(rel, OUT_OF_SERVICE);
+        return (None, vec![err, out]);
+    };
+    let Some(p) = prev else {
+        return (None, vec![err]);
+    };
+    if p.client_ids == client_ids && p.token_digests == token_digests {
+        return (Some(p.clone()), vec![err]);
+    }
+    let tenant = Tenant {
+        name: p.name.clone(),
+        client_ids,
+        token_digests,
+        integrations: p.integrations.clone(),
+        // Never a file's hash: the next reload parses the file again
+        // rather than reusing these mixed settings.
+        hash: format!("{}+credentials", p.hash),
+        settings_modified: p.settings_modified,
+        loaded_at: SystemTime::now(),
+        secrets: p.secrets.clone(),
+        upstreams: p.upstreams.clone(),
+        limits: p.limits.clone(),
+        catalogue: p.catalogue.clone(),
+        catalogue_hash: p.catalogue_hash.clone(),
+        opts: p.opts.clone(),
+        facts: p.facts.clone(),
+    };
+    (Some(Arc::new(tenant)), vec![err])
+}
+
+/// `client_ids` and `tokens` alone, read leniently (other keys ignored);
+/// `None` unless both are valid and not empty. A token entry with spaces
+/// inside counts for the pieces of it that are in `in_force` (see
+/// [`with_current_credentials`]); any other invalid entry makes it `None`.
+fn credentials(bytes: &[u8], in_force: &[[u8; 32]]) -> Option<(Vec<u64>, Vec<[u8; 32]>)> {
+    #[derive(serde::Deserialize)]
+    struct Credentials {
+        client_ids: Vec<u64>,
+        tokens: Vec<String>,
+    }
+    let c: Credentials = serde_yaml::from_slice(bytes).ok()?;
+    let mut digests = Vec::new();
+    for raw in &c.tokens {
+        match TokenSpec::parse(raw) {
+            Ok(t) => digests.push(token_digest(&t)),
+            Err(_) if raw.trim().chars().any(char::is_whitespace) => {
+                let kept = raw
+                    .split_whitespace()
+                    .filter(|piece| *piece != "-")
+                    .filter_map(|piece| TokenSpec::parse(piece).ok())
+                    .map(|t| token_digest(&t))
+                    .filter(|d| in_force.contains(d));
+                digests.extend(kept);
+            }
+            Err(_) => return None,
+        }
+    }
+    (!c.client_ids.is_empty() && !digests.is_empty()).then_some((c.client_ids, digests))
+}
+
+fn token_digest(t: &TokenSpec) -> [u8; 32] {
+    match t {
+        TokenSpec::Sha256(d) => *d,
+        TokenSpec::Plain(s) => Sha256::digest(s.expose().as_bytes()).into(),
+    }
+}
+
+/// serde_yaml quotes the value it refused; under `tokens` or `secrets` that
+/// value is a credential (or a `${file:}`'s contents), and the error goes to
+/// the log and `/admin/status`. The position says where it is.
+fn redact_credentials(mut e: ConfigError) -> ConfigError {
+    let about = |key: &str| e.message.starts_with(key) || e.message.contains(&format!("`{key}`"));
+    // Also a file that is not a mapping at all (a symlink to something
+    // else): its whole text would be quoted.
+    if about("tokens") || about("secrets") || e.message.starts_with("invalid type") {
+        // What was expected is recado's own text: kept.
+        e.message = match e.message.split_once(", expected") {
+            Some((head, tail)) => format!("{}, expected{tail}", redact_quoted(head)),
+            None => redact_quoted(&e.message),
+        };
+    }
+    e
+}
+
+/// Every `` `…` `` and `"…"` part of `msg` emptied to `…`.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut open: Option<char> = None;
+    for c in msg.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '`' || c == '"' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    out
 }
 
 struct TenantSettings {
@@ -268,7 +409,7 @@ fn integration_files(
 }
 
 fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> {
-    let spec: TenantSpec = yaml::parse(bytes, rel)?;
+    let spec: TenantSpec = yaml::parse(bytes, rel).map_err(redact_credentials)?;
     let facts = TenantFacts {
         secrets: Some(spec.secrets.keys().cloned().collect()),
         upstreams: Some(spec.upstreams.clone()),
@@ -281,14 +422,7 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
     }
     Ok(TenantSettings {
         client_ids: spec.client_ids,
-        token_digests: spec
-            .tokens
-            .iter()
-            .map(|t| match t {
-                TokenSpec::Sha256(d) => *d,
-                TokenSpec::Plain(s) => Sha256::digest(s.expose().as_bytes()).into(),
-            })
-            .collect(),
+        token_digests: spec.tokens.iter().map(token_digest).collect(),
         secrets: Secrets(minijinja::Value::from(
             spec.secrets
                 .into_iter()

@@ -16,6 +16,7 @@ pub mod catalogue;
 pub mod check;
 pub mod compile;
 pub mod error;
+pub mod holes;
 pub mod interpolation;
 pub mod load;
 pub mod schema;

@@ -79,7 +79,7 @@ pub fn reload(root: &Path, prev: &Snapshot, scope: &Scope) -> Snapshot {
                     .collect()
             }
             Err(e) => {
-                let err = ConfigError::whole_file(
+                let err = ConfigError::unreadable(
                     &root.display().to_string(),
                     format!("cannot read the folder: {e}"),
                 );

@@ -135,7 +135,22 @@ pub fn watch(reloader: Reloader) -> notify_debouncer_full::notify::Result<Watche
     std::thread::Builder::new()
         .name("recado-reload".into())
         .spawn(move || {
-            while let Ok(first) = rx.recv() {
+            // A reload that could not read something (too many open files,
+            // a folder briefly unreadable) is tried again, backing off,
+            // until it can: a lost reload could be a lost revocation.
+            let mut retry: Option<(Scope, Duration)> = None;
+            loop {
+                let first = match &retry {
+                    None => match rx.recv() {
+                        Ok(scope) => scope,
+                        Err(_) => return,
+                    },
+                    Some((scope, wait)) => match rx.recv_timeout(*wait) {
+                        Ok(asked) => merge(asked, scope.clone()),
+                        Err(mpsc::RecvTimeoutError::Timeout) => scope.clone(),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    },
+                };
                 // Merge whatever queued up while the last reload ran.
                 let mut scope = rx.try_iter().fold(first, merge);
                 // A file is read once it is complete: wait until the
@@ -150,7 +165,17 @@ pub fn watch(reloader: Reloader) -> notify_debouncer_full::notify::Result<Watche
                     scope = rx.try_iter().fold(scope, merge);
                 }
                 loop {
-                    reloader.reload(&scope);
+                    let next = reloader.reload(&scope);
+                    retry = unreadable(&next).map(|again| {
+                        let wait = retry
+                            .as_ref()
+                            .map_or(RETRY_FIRST, |(_, w)| (*w * 2).min(RETRY_MAX));
+                        tracing::warn!(
+                            retry_in_ms = wait.as_millis() as u64,
+                            "config could not be read; retrying"
+                        );
+                        (again, wait)
+                    });
                     let Some(watches) = watches.upgrade() else {
                         return;
                     };
@@ -263,6 +288,28 @@ fn fingerprint(root: &Path, scope: &Scope) -> Vec<(PathBuf, u64, std::time::Syst
         }
     }
     out
+}
+
+/// First and longest wait before a reload that could not read is retried.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// What to read again: the tenants (or, for the root, everything) whose
+/// files could not be read.
+fn unreadable(snapshot: &Snapshot) -> Option<Scope> {
+    let failing = snapshot
+        .errors
+        .iter()
+        .filter(|(_, errors)| errors.iter().any(|e| e.io))
+        .map(|(tenant, _)| tenant.clone())
+        .collect::<BTreeSet<String>>();
+    if failing.is_empty() {
+        None
+    } else if failing.contains("") {
+        Some(Scope::All)
+    } else {
+        Some(Scope::Tenants(failing))
+    }
 }
 
 /// The tenant folder a changed path belongs to. A change at the root itself,

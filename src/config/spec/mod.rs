@@ -89,9 +89,43 @@ pub struct IntegrationSpec {
     #[serde(default)]
     pub deadline: Option<DurationSpec>,
     /// The messages, in the order the contact receives them.
+    #[serde(deserialize_with = "at_most_max_messages")]
+    #[schemars(with = "Vec<MessageSpec>")]
     pub messages: Vec<MessageSpec>,
     /// The operators' tests of this file: a request, canned `enrich`
     /// answers, the expected answer. A file whose tests fail is not loaded.
     #[serde(default)]
     pub tests: Vec<TestSpec>,
+}
+
+/// Most messages one integration file may list: a file of tens of thousands
+/// costs gigabytes to compile; a long list from data is `for_each`'s job.
+pub const MAX_MESSAGES_PER_FILE: usize = 500;
+
+fn at_most_max_messages<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<MessageSpec>, D::Error> {
+    struct Capped;
+    impl<'de> serde::de::Visitor<'de> for Capped {
+        type Value = Vec<MessageSpec>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {MAX_MESSAGES_PER_FILE} messages")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(m) = seq.next_element()? {
+                if out.len() == MAX_MESSAGES_PER_FILE {
+                    return Err(serde::de::Error::custom(format!(
+                        "more than {MAX_MESSAGES_PER_FILE} messages in one file; split them over several integrations, or build a long list with `for_each`"
+                    )));
+                }
+                out.push(m);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Capped)
 }

@@ -75,7 +75,7 @@ pub enum TokenSpec {
 }
 
 impl TokenSpec {
-    fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, String> {
         if let Some(hex_digest) = raw.strip_prefix("sha256:") {
             let mut out = [0u8; 32];
             hex::decode_to_slice(hex_digest.trim(), &mut out)
@@ -87,7 +87,7 @@ impl TokenSpec {
         // `- token-a - token-b` (an indentation slip) is one token with
         // spaces inside: the platform never sends it, every request gets 401.
         if token.chars().any(char::is_whitespace) {
-            return Err("a token cannot contain spaces or line breaks; if this line holds two tokens, put each on its own line starting with `- `".into());
+            return Err("a token cannot contain spaces or line breaks; if this line holds two tokens, put each on its own line, starting with a dash and a space".into());
         }
         if token.chars().count() < 8 {
             return Err("a token must be at least 8 characters long".into());
