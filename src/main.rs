@@ -93,6 +93,26 @@ struct ServeArgs {
     /// Upper bound of the upstream answer cache, in bytes.
     #[arg(long, default_value_t = recado::enrich::DEFAULT_CACHE_BYTES)]
     cache_bytes: u64,
+    /// The request journal (last answers per integration, for
+    /// `/admin/requests` and the shadow check of edits): `on` or `off`.
+    #[arg(long, value_enum, default_value = "on", env = "RECADO_JOURNAL")]
+    journal: OnOff,
+    /// Entries the journal keeps per integration.
+    #[arg(long, default_value_t = recado::journal::DEFAULT_ENTRIES)]
+    journal_size: usize,
+    /// Bytes (request bodies, answers, upstream answers) the journal keeps
+    /// per integration.
+    #[arg(long, default_value_t = recado::journal::DEFAULT_BYTES)]
+    journal_bytes: usize,
+    /// How long the journal keeps an entry.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    journal_age: std::time::Duration,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -180,12 +200,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         log_personal_data: args.log_personal_data,
         idle_timeout: args.idle_timeout,
         cache_bytes: args.cache_bytes,
+        journal: (args.journal == OnOff::On).then_some(recado::journal::JournalSettings {
+            entries: args.journal_size,
+            bytes: args.journal_bytes,
+            age: args.journal_age,
+        }),
         ..Settings::default()
     };
     let mut state = AppState::new(settings, snapshot);
     state.metrics = Some(metrics.clone());
-    let reloader = config::watch::Reloader::new(dir.clone(), state.config.clone())
+    let mut reloader = config::watch::Reloader::new(dir.clone(), state.config.clone())
         .observed_by(recado::telemetry::reloaded);
+    if let Some(journal) = &state.journal {
+        reloader = reloader.gated_by(recado::replay::gate(
+            journal.clone(),
+            args.log_personal_data,
+        ));
+    }
     let watcher = config::watch::watch(reloader)
         .with_context(|| format!("cannot watch {}", dir.display()))?;
 

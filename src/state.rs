@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Snapshot, Tenant};
 use crate::enrich::{Upstream, DEFAULT_CACHE_BYTES};
+use crate::journal::{Journal, JournalSettings};
 use crate::telemetry::TenantMetrics;
 
 /// Largest request body accepted. The platform's requests are a few hundred
@@ -39,6 +40,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Upper bound of the upstream answer cache, in bytes.
     pub cache_bytes: u64,
+    /// The request journal's bounds; `None` turns it off (`--journal off`).
+    pub journal: Option<JournalSettings>,
 }
 
 impl Default for Settings {
@@ -49,6 +52,7 @@ impl Default for Settings {
             log_personal_data: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            journal: Some(JournalSettings::default()),
         }
     }
 }
@@ -77,6 +81,9 @@ pub struct AppState {
     /// The HTTP client and answer cache for enrichment calls.
     pub upstream: Arc<Upstream>,
     pub tenants: Arc<TenantStates>,
+    /// The last answers of each integration, for the admin API and the
+    /// shadow check; `None` when off.
+    pub journal: Option<Arc<Journal>>,
     /// The Prometheus recorder's handle for `GET /metrics`; `None` (no
     /// recorder installed) turns that endpoint off.
     pub metrics: Option<PrometheusHandle>,
@@ -87,6 +94,7 @@ impl AppState {
         AppState {
             config: Arc::new(ArcSwap::from_pointee(snapshot)),
             upstream: Arc::new(Upstream::new(settings.cache_bytes)),
+            journal: settings.journal.map(|j| Arc::new(Journal::new(j))),
             settings: Arc::new(settings),
             tenants: Arc::default(),
             metrics: None,

@@ -55,6 +55,7 @@ pub fn load_tenant_from(
             upstreams: p.upstreams.clone(),
             opts: p.opts.clone(),
             limits: p.limits.clone(),
+            reload_guard: p.reload_guard,
         },
         None => match parse_tenant(&bytes, &tenant_rel) {
             Ok(s) => s,
@@ -149,6 +150,7 @@ pub fn load_tenant_from(
         secrets: settings.secrets,
         upstreams: settings.upstreams,
         limits: settings.limits,
+        reload_guard: settings.reload_guard,
         opts: settings.opts,
     };
     (Some(Arc::new(tenant)), errors)
@@ -161,6 +163,7 @@ struct TenantSettings {
     upstreams: Vec<Origin>,
     opts: CompileOptions,
     limits: Limits,
+    reload_guard: crate::config::spec::ReloadGuard,
 }
 
 fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> {
@@ -193,6 +196,7 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
             fuel: spec.limits.fuel.unwrap_or(compile::DEFAULT_FUEL),
         },
         limits: Limits::from_spec(&spec.limits),
+        reload_guard: spec.reload_guard,
     })
 }
 

@@ -28,7 +28,35 @@ pub struct Tenant {
     /// `upstreams:`; when not empty, the only origins calls may reach.
     pub upstreams: Vec<Origin>,
     pub limits: Limits,
+    /// `reload_guard:`, for the shadow check of edited integrations.
+    pub reload_guard: spec::ReloadGuard,
     pub(super) opts: CompileOptions,
+}
+
+impl Tenant {
+    /// This tenant with its integration `name` set to `integration` (removed
+    /// when `None`): how a reload keeps an integration's previous version.
+    pub fn with_integration(&self, name: &str, integration: Option<Arc<Integration>>) -> Tenant {
+        let mut integrations = self.integrations.clone();
+        match integration {
+            Some(i) => integrations.insert(name.to_owned(), i),
+            None => integrations.remove(name),
+        };
+        Tenant {
+            name: self.name.clone(),
+            client_ids: self.client_ids.clone(),
+            token_digests: self.token_digests.clone(),
+            integrations,
+            hash: self.hash.clone(),
+            settings_modified: self.settings_modified,
+            loaded_at: self.loaded_at,
+            secrets: self.secrets.clone(),
+            upstreams: self.upstreams.clone(),
+            limits: self.limits.clone(),
+            reload_guard: self.reload_guard,
+            opts: self.opts.clone(),
+        }
+    }
 }
 
 /// A tenant's limits, defaults filled in.

@@ -24,11 +24,18 @@ pub const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Called with every snapshot swapped in.
 pub type Observer = Arc<dyn Fn(&Snapshot) + Send + Sync>;
 
+/// Sees every next snapshot before it is swapped in, with the current one,
+/// and returns the snapshot to swap in: how the process checks an edit
+/// against recent requests (and may keep a previous version) without config
+/// knowing of requests.
+pub type Gate = Arc<dyn Fn(&Snapshot, Snapshot) -> Snapshot + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Reloader {
     root: PathBuf,
     config: Arc<ArcSwap<Snapshot>>,
     observer: Option<Observer>,
+    gate: Option<Gate>,
 }
 
 impl Reloader {
@@ -37,7 +44,17 @@ impl Reloader {
             root,
             config,
             observer: None,
+            gate: None,
         }
+    }
+
+    /// Passes every next snapshot through `gate` before it serves.
+    pub fn gated_by(
+        mut self,
+        gate: impl Fn(&Snapshot, Snapshot) -> Snapshot + Send + Sync + 'static,
+    ) -> Self {
+        self.gate = Some(Arc::new(gate));
+        self
     }
 
     /// Calls `observer` with every snapshot swapped in: how the process
@@ -51,7 +68,11 @@ impl Reloader {
     pub fn reload(&self, scope: &Scope) -> Arc<Snapshot> {
         let started = Instant::now();
         let prev = self.config.load_full();
-        let next = Arc::new(reload(&self.root, &prev, scope));
+        let mut next = reload(&self.root, &prev, scope);
+        if let Some(gate) = &self.gate {
+            next = gate(&prev, next);
+        }
+        let next = Arc::new(next);
         self.config.store(next.clone());
         log_changes(&prev, &next, started.elapsed());
         if let Some(observe) = &self.observer {
