@@ -365,11 +365,20 @@ pub fn test_snippet(
     if let Some(data) = body.get("data").filter(|d| !d.is_null()) {
         request["data"] = data.clone();
     }
-    let answers = entry.answers();
-    let enrich: serde_json::Map<String, Json> = answers
+    let mut answers = entry.answers();
+    let mut enrich: serde_json::Map<String, Json> = answers
         .iter()
         .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Json::Null)))
         .collect();
+    if !personal_data {
+        // Upstream answers about the contact name them too.
+        let text = p.text(&Json::Object(enrich).to_string());
+        enrich = serde_json::from_str(&text).unwrap_or_default();
+        answers = enrich
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::from_value(v.clone()).unwrap_or_default()))
+            .collect();
+    }
 
     let recorded = Outcome::recorded(entry);
     let mut outcome = recorded.clone();
