@@ -26,7 +26,11 @@ const DEFAULT_LIMIT: usize = 50;
 /// May the request's bearer see `tenant`'s requests (`None`: every
 /// tenant's)? Today only the admin token may; the studio will also let a
 /// tenant's own tokens in, for their tenant only, here.
-pub fn authorize(app: &AppState, headers: &HeaderMap, tenant: Option<&str>) -> Result<(), ApiError> {
+pub fn authorize(
+    app: &AppState,
+    headers: &HeaderMap,
+    tenant: Option<&str>,
+) -> Result<(), ApiError> {
     let _ = tenant;
     let Some(admin) = &app.settings.admin_token else {
         return Err(ApiError::NoRoute(
@@ -46,9 +50,9 @@ pub fn authorize(app: &AppState, headers: &HeaderMap, tenant: Option<&str>) -> R
 }
 
 fn journal_of(app: &AppState) -> Result<&Arc<Journal>, ApiError> {
-    app.journal
-        .as_ref()
-        .ok_or_else(|| ApiError::NoRoute("/admin/requests (the journal is off: --journal on)".into()))
+    app.journal.as_ref().ok_or_else(|| {
+        ApiError::NoRoute("/admin/requests (the journal is off: --journal on)".into())
+    })
 }
 
 /// A bad query parameter: 400 with what is wrong.
@@ -89,7 +93,9 @@ pub async fn list(
         Err(e) => return e.into_response(),
     };
     fn number<T: std::str::FromStr>(v: &Option<String>) -> Result<Option<T>, ()> {
-        v.as_deref().map(|s| s.trim().parse::<T>().map_err(|_| ())).transpose()
+        v.as_deref()
+            .map(|s| s.trim().parse::<T>().map_err(|_| ()))
+            .transpose()
     }
     let Ok(status) = number::<u16>(&q.status) else {
         return bad("status", "`status` is an HTTP status, e.g. 422");
@@ -98,10 +104,16 @@ pub async fn list(
         return bad("id", "`id` is the platform's request id, a number");
     };
     let Ok(limit) = number::<usize>(&q.limit) else {
-        return bad("limit", format!("`limit` is a number from 1 to {MAX_LIMIT}"));
+        return bad(
+            "limit",
+            format!("`limit` is a number from 1 to {MAX_LIMIT}"),
+        );
     };
     let Ok(before) = number::<u64>(&q.cursor) else {
-        return bad("cursor", "`cursor` is the `next_cursor` of the previous page");
+        return bad(
+            "cursor",
+            "`cursor` is the `next_cursor` of the previous page",
+        );
     };
     let since = match q.since.as_deref().map(str::parse::<jiff::Timestamp>) {
         None => None,
@@ -137,19 +149,18 @@ pub async fn list(
 }
 
 /// The entry named by the path, once the caller may see its tenant.
-fn entry(app: &AppState, headers: &HeaderMap, id: &str) -> Result<Arc<Entry>, Response> {
-    let journal = journal_of(app).map_err(IntoResponse::into_response)?;
+fn entry(app: &AppState, headers: &HeaderMap, id: &str) -> Result<Arc<Entry>, ApiError> {
+    let journal = journal_of(app)?;
     let found = id.parse::<u64>().ok().and_then(|seq| journal.get(seq));
     // Who may see an entry depends on its tenant; an unknown one is 404 only
     // to those who may see every tenant, so others cannot probe for entries.
     let Some(found) = found else {
-        authorize(app, headers, None).map_err(IntoResponse::into_response)?;
+        authorize(app, headers, None)?;
         return Err(ApiError::NoRoute(format!(
             "/admin/requests/{id} (no such entry: it may have aged out of the journal)"
-        ))
-        .into_response());
+        )));
     };
-    authorize(app, headers, Some(&found.tenant)).map_err(IntoResponse::into_response)?;
+    authorize(app, headers, Some(&found.tenant))?;
     Ok(found)
 }
 
@@ -161,7 +172,7 @@ pub async fn detail(
 ) -> Response {
     match entry(&app, &headers, &id) {
         Ok(e) => Json(journal::detail(&e, app.settings.log_personal_data)).into_response(),
-        Err(resp) => resp,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -179,7 +190,7 @@ pub async fn replay(
 ) -> Response {
     let e = match entry(&app, &headers, &id) {
         Ok(e) => e,
-        Err(resp) => return resp,
+        Err(e) => return e.into_response(),
     };
     let live = match query {
         Ok(Query(q)) => q.live.unwrap_or(false),
@@ -191,11 +202,8 @@ pub async fn replay(
         .get(&*e.tenant)
         .and_then(|t| Some((t.clone(), t.integrations.get(&*e.integration)?.clone())));
     let Some((tenant, integration)) = current else {
-        return ApiError::NoRoute(format!(
-            "{} (the integration is no longer loaded)",
-            e.file
-        ))
-        .into_response();
+        return ApiError::NoRoute(format!("{} (the integration is no longer loaded)", e.file))
+            .into_response();
     };
     let now = if live {
         let result = match replay::parse(&e) {
@@ -237,7 +245,7 @@ pub async fn test(
 ) -> Response {
     let e = match entry(&app, &headers, &id) {
         Ok(e) => e,
-        Err(resp) => return resp,
+        Err(e) => return e.into_response(),
     };
     let snapshot = app.config.load_full();
     let current = snapshot

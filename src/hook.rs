@@ -77,7 +77,14 @@ pub async fn hook(State(app): State<AppState>, request: Request) -> Response {
         }
     };
     if let (Some(journal), Some(body)) = (&app.journal, journaled) {
-        journal.record(&record, resp.status().as_u16(), started, body, answer, calls);
+        journal.record(
+            &record,
+            resp.status().as_u16(),
+            started,
+            body,
+            answer,
+            calls,
+        );
     }
     resp.extensions_mut().insert(record);
     resp

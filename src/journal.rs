@@ -209,8 +209,10 @@ impl Journal {
                 (file.clone(), v.clone())
             }
             _ => {
-                let pair: (Arc<str>, Arc<str>) =
-                    (integration.file.as_str().into(), integration.hash.as_str().into());
+                let pair: (Arc<str>, Arc<str>) = (
+                    integration.file.as_str().into(),
+                    integration.hash.as_str().into(),
+                );
                 ring.version = Some(pair.clone());
                 pair
             }
@@ -259,14 +261,9 @@ impl Journal {
         for ring in rings {
             let mut ring = lock(&ring);
             ring.prune(&self.settings, now);
-            out.extend(
-                ring.entries
-                    .iter()
-                    .filter(|e| filter.accepts(e))
-                    .cloned(),
-            );
+            out.extend(ring.entries.iter().filter(|e| filter.accepts(e)).cloned());
         }
-        out.sort_unstable_by(|a, b| b.seq.cmp(&a.seq));
+        out.sort_unstable_by_key(|e| std::cmp::Reverse(e.seq));
         out.truncate(limit);
         out
     }
@@ -378,11 +375,7 @@ impl Redactor {
             };
             let name = name.trim();
             if !name.is_empty() {
-                for form in [
-                    name.to_owned(),
-                    name.to_uppercase(),
-                    name.to_lowercase(),
-                ] {
+                for form in [name.to_owned(), name.to_uppercase(), name.to_lowercase()] {
                     word(&form);
                     for w in form.split_whitespace().filter(|w| w.chars().count() >= 3) {
                         word(w);
@@ -444,7 +437,10 @@ impl Redactor {
 fn titlecase(w: &str) -> String {
     let mut c = w.chars();
     match c.next() {
-        Some(first) => first.to_uppercase().chain(c.flat_map(char::to_lowercase)).collect(),
+        Some(first) => first
+            .to_uppercase()
+            .chain(c.flat_map(char::to_lowercase))
+            .collect(),
         None => String::new(),
     }
 }

@@ -78,13 +78,12 @@ pub fn render_with_answers(
         }
         ctx = context! { enrich => Value::from(seen), ..ctx };
     }
-    render(&integration.program, &ctx, tenant.limits.max_messages)
-        .map_err(|source| {
-            ReplayError::Api(ApiError::Render {
-                file: integration.file.clone(),
-                source,
-            })
+    render(&integration.program, &ctx, tenant.limits.max_messages).map_err(|source| {
+        ReplayError::Api(ApiError::Render {
+            file: integration.file.clone(),
+            source,
         })
+    })
 }
 
 /// The answer of a replay (or of the entry as recorded): the messages, or
@@ -162,9 +161,8 @@ impl Outcome {
 /// Replays `entry` against `tenant`'s current `integration` with the
 /// recorded upstream answers.
 pub fn replay_offline(tenant: &Tenant, integration: &Integration, entry: &Entry) -> Outcome {
-    let result = parse(entry).and_then(|req| {
-        render_with_answers(tenant, integration, &req, &entry.answers())
-    });
+    let result = parse(entry)
+        .and_then(|req| render_with_answers(tenant, integration, &req, &entry.answers()));
     Outcome::of(result, tenant, &integration.file)
 }
 
@@ -376,7 +374,12 @@ pub fn test_snippet(
         enrich = serde_json::from_str(&text).unwrap_or_default();
         answers = enrich
             .iter()
-            .map(|(k, v)| (k.clone(), serde_json::from_value(v.clone()).unwrap_or_default()))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    serde_json::from_value(v.clone()).unwrap_or_default(),
+                )
+            })
             .collect();
     }
 

@@ -24,7 +24,12 @@ async fn start(dir: &Path) -> TestServer {
     TestServer::start_with(dir, |s| s.admin_token = Some(AdminToken::new(ADMIN))).await
 }
 
-async fn admin(server: &TestServer, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+async fn admin(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
     let mut req = server
         .client
         .request(method.parse().unwrap(), server.url(path));
@@ -73,20 +78,46 @@ async fn entries_are_listed_filtered_masked_and_need_the_admin_token() {
     let (status, _) = server.post(hook, boleto_request(102, missing)).await;
     assert_eq!(status, 422);
     // Outsiders' requests are not journaled.
-    let (status, _) = server.post("/hooks/boleto?token=wrong", boleto_request(103, boleto_data())).await;
+    let (status, _) = server
+        .post(
+            "/hooks/boleto?token=wrong",
+            boleto_request(103, boleto_data()),
+        )
+        .await;
     assert_eq!(status, 401);
-    let (status, _) = server.post("/hooks/nope?token=demo-token", boleto_request(104, boleto_data())).await;
+    let (status, _) = server
+        .post(
+            "/hooks/nope?token=demo-token",
+            boleto_request(104, boleto_data()),
+        )
+        .await;
     assert_eq!(status, 404);
 
-    for path in ["/admin/requests", "/admin/requests/1", "/admin/requests/1/test"] {
+    for path in [
+        "/admin/requests",
+        "/admin/requests/1",
+        "/admin/requests/1/test",
+    ] {
         assert_eq!(admin(&server, "GET", path, None).await.0, 401, "{path}");
-        assert_eq!(admin(&server, "GET", path, Some("wrong-token")).await.0, 401, "{path}");
+        assert_eq!(
+            admin(&server, "GET", path, Some("wrong-token")).await.0,
+            401,
+            "{path}"
+        );
     }
-    assert_eq!(admin(&server, "POST", "/admin/requests/1/replay", None).await.0, 401);
+    assert_eq!(
+        admin(&server, "POST", "/admin/requests/1/replay", None)
+            .await
+            .0,
+        401
+    );
 
     let all = admin_json(&server, "GET", "/admin/requests").await;
     let entries = all["entries"].as_array().unwrap();
-    let ids: Vec<_> = entries.iter().map(|e| e["request_id"].as_u64().unwrap()).collect();
+    let ids: Vec<_> = entries
+        .iter()
+        .map(|e| e["request_id"].as_u64().unwrap())
+        .collect();
     assert_eq!(ids, [102, 101], "newest first, outsiders left out: {all}");
     assert_eq!(entries[1]["status"], 200);
     assert_eq!(entries[1]["tenant"], "demo");
@@ -104,11 +135,22 @@ async fn entries_are_listed_filtered_masked_and_need_the_admin_token() {
     assert_eq!(by_status["entries"].as_array().unwrap().len(), 1);
     let by_integration = admin_json(&server, "GET", "/admin/requests?integration=plano").await;
     assert!(by_integration["entries"].as_array().unwrap().is_empty());
-    let by_both = admin_json(&server, "GET", "/admin/requests?tenant=demo&integration=boleto").await;
+    let by_both = admin_json(
+        &server,
+        "GET",
+        "/admin/requests?tenant=demo&integration=boleto",
+    )
+    .await;
     assert_eq!(by_both["entries"].as_array().unwrap().len(), 2);
     let future = admin_json(&server, "GET", "/admin/requests?since=2999-01-01T00:00:00Z").await;
     assert!(future["entries"].as_array().unwrap().is_empty());
-    let (status, text) = admin(&server, "GET", "/admin/requests?since=yesterday", Some(ADMIN)).await;
+    let (status, text) = admin(
+        &server,
+        "GET",
+        "/admin/requests?since=yesterday",
+        Some(ADMIN),
+    )
+    .await;
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("RFC 3339"), "{text}");
 
@@ -116,18 +158,28 @@ async fn entries_are_listed_filtered_masked_and_need_the_admin_token() {
     let page = admin_json(&server, "GET", "/admin/requests?limit=1").await;
     assert_eq!(page["entries"][0]["request_id"], 102);
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
-    let next = admin_json(&server, "GET", &format!("/admin/requests?limit=1&cursor={cursor}")).await;
+    let next = admin_json(
+        &server,
+        "GET",
+        &format!("/admin/requests?limit=1&cursor={cursor}"),
+    )
+    .await;
     assert_eq!(next["entries"][0]["request_id"], 101);
     assert!(next["next_cursor"].is_null());
 
     let entry = entries[1]["entry"].as_str().unwrap();
     let detail = admin_json(&server, "GET", &format!("/admin/requests/{entry}")).await;
-    assert_eq!(detail["request"]["data"]["pedido"], "A-1001", "data as sent, to the admin");
+    assert_eq!(
+        detail["request"]["data"]["pedido"], "A-1001",
+        "data as sent, to the admin"
+    );
     assert_eq!(detail["request"]["contact"]["key"], "*********9999");
     assert_eq!(detail["request"]["contact"]["name"], "J*** d* S****");
     assert_eq!(detail["version"].as_str().unwrap().len(), 16);
     assert_eq!(
-        admin(&server, "GET", "/admin/requests/999999", Some(ADMIN)).await.0,
+        admin(&server, "GET", "/admin/requests/999999", Some(ADMIN))
+            .await
+            .0,
         404
     );
     server.stop().await;
@@ -141,7 +193,12 @@ async fn personal_data_shows_only_when_asked() {
         s.log_personal_data = true;
     })
     .await;
-    let (status, _) = server.post("/hooks/boleto?token=demo-token", boleto_request(7, boleto_data())).await;
+    let (status, _) = server
+        .post(
+            "/hooks/boleto?token=demo-token",
+            boleto_request(7, boleto_data()),
+        )
+        .await;
     assert_eq!(status, 200);
     let (_, text) = admin(&server, "GET", "/admin/requests", Some(ADMIN)).await;
     assert!(text.contains("Olá, João!"), "{text}");
@@ -156,7 +213,12 @@ async fn journal_off_records_nothing() {
         s.journal = None;
     })
     .await;
-    let (status, _) = server.post("/hooks/boleto?token=demo-token", boleto_request(7, boleto_data())).await;
+    let (status, _) = server
+        .post(
+            "/hooks/boleto?token=demo-token",
+            boleto_request(7, boleto_data()),
+        )
+        .await;
     assert_eq!(status, 200);
     assert!(server.state.journal.is_none());
     let (status, _) = admin(&server, "GET", "/admin/requests", Some(ADMIN)).await;
@@ -168,7 +230,12 @@ async fn journal_off_records_nothing() {
 async fn replay_after_an_edit_shows_the_diff() {
     let dir = integrations_with(&[]);
     let server = start(dir.path()).await;
-    let (status, _) = server.post("/hooks/boleto?token=demo-token", boleto_request(5, boleto_data())).await;
+    let (status, _) = server
+        .post(
+            "/hooks/boleto?token=demo-token",
+            boleto_request(5, boleto_data()),
+        )
+        .await;
     assert_eq!(status, 200);
     let list = admin_json(&server, "GET", "/admin/requests").await;
     let entry = list["entries"][0]["entry"].as_str().unwrap().to_owned();
@@ -179,7 +246,14 @@ async fn replay_after_an_edit_shows_the_diff() {
 
     let file = dir.path().join("demo/boleto.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replace("Olá, {{ contact.name | first_name }}!", "Oi, {{ contact.name | first_name }}, tudo bem?")).unwrap();
+    std::fs::write(
+        &file,
+        text.replace(
+            "Olá, {{ contact.name | first_name }}!",
+            "Oi, {{ contact.name | first_name }}, tudo bem?",
+        ),
+    )
+    .unwrap();
     Reloader::new(dir.path().to_owned(), server.state.config.clone()).reload(&Scope::All);
 
     let replay = admin_json(&server, "POST", &format!("/admin/requests/{entry}/replay")).await;
@@ -192,7 +266,11 @@ async fn replay_after_an_edit_shows_the_diff() {
     assert_eq!(replay["now"]["answer"][0]["value"], "Oi, J***, tudo bem?");
 
     // An edit that breaks the request: the diff is the error.
-    std::fs::write(&file, text.replace("{{ data.pedido }}", "{{ data.pedido | brl }}")).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("{{ data.pedido }}", "{{ data.pedido | brl }}"),
+    )
+    .unwrap();
     Reloader::new(dir.path().to_owned(), server.state.config.clone()).reload(&Scope::All);
     let broken = admin_json(&server, "POST", &format!("/admin/requests/{entry}/replay")).await;
     assert_eq!(broken["now"]["status"], 422, "{broken}");
@@ -223,7 +301,12 @@ async fn upstream_calls_are_recorded_and_an_entry_becomes_a_test() {
     let erp = erp().await;
     let dir = integrations_with(&[("demo/plano.yaml", &plano(erp.port()))]);
     let server = start(dir.path()).await;
-    let (status, answer) = server.post("/hooks/plano?token=demo-token", boleto_request(9, json!({}))).await;
+    let (status, answer) = server
+        .post(
+            "/hooks/plano?token=demo-token",
+            boleto_request(9, json!({})),
+        )
+        .await;
     assert_eq!(status, 200, "{answer}");
     let list = admin_json(&server, "GET", "/admin/requests").await;
     let e = &list["entries"][0];
@@ -233,15 +316,29 @@ async fn upstream_calls_are_recorded_and_an_entry_becomes_a_test() {
     let entry = e["entry"].as_str().unwrap().to_owned();
     let detail = admin_json(&server, "GET", &format!("/admin/requests/{entry}")).await;
     assert_eq!(detail["calls"][0]["answer"]["plano"], "Ouro");
-    assert_eq!(detail["calls"][0]["answer"]["titular"], "J*** d* S****", "masked in upstream answers too");
+    assert_eq!(
+        detail["calls"][0]["answer"]["titular"], "J*** d* S****",
+        "masked in upstream answers too"
+    );
 
     // The recorded answer replays with no network: the ERP is not asked.
     let replay = admin_json(&server, "POST", &format!("/admin/requests/{entry}/replay")).await;
     assert_eq!(replay["changed"], false, "{replay}");
-    let live = admin_json(&server, "POST", &format!("/admin/requests/{entry}/replay?live=true")).await;
+    let live = admin_json(
+        &server,
+        "POST",
+        &format!("/admin/requests/{entry}/replay?live=true"),
+    )
+    .await;
     assert_eq!(live["changed"], false, "{live}");
 
-    let (status, yaml) = admin(&server, "GET", &format!("/admin/requests/{entry}/test"), Some(ADMIN)).await;
+    let (status, yaml) = admin(
+        &server,
+        "GET",
+        &format!("/admin/requests/{entry}/test"),
+        Some(ADMIN),
+    )
+    .await;
     assert_eq!(status, 200, "{yaml}");
     assert_no_personal_data(&yaml);
     // The `tests:` shape of the configtests branch; `recado test` runs it
@@ -274,11 +371,22 @@ async fn upstream_calls_are_recorded_and_an_entry_becomes_a_test() {
 async fn a_failed_entry_becomes_an_expect_error_test() {
     let dir = integrations_with(&[]);
     let server = start(dir.path()).await;
-    let (status, _) = server.post("/hooks/boleto?token=demo-token", boleto_request(11, json!({"valor": "x"}))).await;
+    let (status, _) = server
+        .post(
+            "/hooks/boleto?token=demo-token",
+            boleto_request(11, json!({"valor": "x"})),
+        )
+        .await;
     assert_eq!(status, 422);
     let list = admin_json(&server, "GET", "/admin/requests").await;
     let entry = list["entries"][0]["entry"].as_str().unwrap().to_owned();
-    let (status, yaml) = admin(&server, "GET", &format!("/admin/requests/{entry}/test"), Some(ADMIN)).await;
+    let (status, yaml) = admin(
+        &server,
+        "GET",
+        &format!("/admin/requests/{entry}/test"),
+        Some(ADMIN),
+    )
+    .await;
     assert_eq!(status, 200, "{yaml}");
     let doc: Value = serde_yaml::from_str(&yaml).unwrap();
     assert_eq!(doc["tests"][0]["expect_error"], "render_failed", "{yaml}");
@@ -293,7 +401,10 @@ fn shop(guard: &str) -> tempfile::TempDir {
     write_files(
         dir.path(),
         &[
-            ("shop/tenant.yaml", &format!("client_ids: [90]\ntokens: [shop-token-1]\nreload_guard: {guard}\n")),
+            (
+                "shop/tenant.yaml",
+                &format!("client_ids: [90]\ntokens: [shop-token-1]\nreload_guard: {guard}\n"),
+            ),
             ("shop/pedido.yaml", SHOP_V1),
         ],
     );
@@ -301,25 +412,39 @@ fn shop(guard: &str) -> tempfile::TempDir {
 }
 
 async fn shop_traffic(server: &TestServer) {
-    for (i, data) in [json!({"pedido": "A-1"}), json!({"pedido": "B-2", "cupom": "X"})].into_iter().enumerate() {
-        let (status, _) = server.post("/hooks/pedido?token=shop-token-1", request(90, data)).await;
+    for (i, data) in [
+        json!({"pedido": "A-1"}),
+        json!({"pedido": "B-2", "cupom": "X"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, _) = server
+            .post("/hooks/pedido?token=shop-token-1", request(90, data))
+            .await;
         assert_eq!(status, 200, "request {i}");
     }
 }
 
 /// An edit that changes every answer and fails the request without `cupom`.
-const SHOP_V2: &str = "messages:\n  - text: \"Pedido nº {{ data.pedido }}\"\n  - text: \"Cupom {{ data.cupom }}\"\n";
+const SHOP_V2: &str =
+    "messages:\n  - text: \"Pedido nº {{ data.pedido }}\"\n  - text: \"Cupom {{ data.cupom }}\"\n";
 
 async fn status_of(server: &TestServer) -> Value {
     let (status, text) = admin(server, "GET", "/admin/status", Some(ADMIN)).await;
     assert_eq!(status, 200);
-    assert!(!text.contains("Ana Souza") && !text.contains("5513999999999"), "{text}");
+    assert!(
+        !text.contains("Ana Souza") && !text.contains("5513999999999"),
+        "{text}"
+    );
     serde_json::from_str(&text).unwrap()
 }
 
 fn gated(dir: &Path, server: &TestServer) -> Reloader {
-    Reloader::new(dir.to_owned(), server.state.config.clone())
-        .gated_by(recado::replay::gate(server.state.journal.clone().unwrap(), false))
+    Reloader::new(dir.to_owned(), server.state.config.clone()).gated_by(recado::replay::gate(
+        server.state.journal.clone().unwrap(),
+        false,
+    ))
 }
 
 #[tokio::test]
@@ -339,13 +464,32 @@ async fn shadow_check_warns_and_the_edit_serves() {
     assert_eq!(report["failed"], 1);
     assert_eq!(report["blocked"], false);
     assert_eq!(report["example_failed"]["code"], "render_failed");
-    assert!(report["example_changed"]["change"]["field"].is_string(), "{report}");
+    assert!(
+        report["example_changed"]["change"]["field"].is_string(),
+        "{report}"
+    );
     // `warn` serves the edit.
-    let (status, answer) = server.post("/hooks/pedido?token=shop-token-1", request(90, json!({"pedido": "C", "cupom": "Y"}))).await;
+    let (status, answer) = server
+        .post(
+            "/hooks/pedido?token=shop-token-1",
+            request(90, json!({"pedido": "C", "cupom": "Y"})),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(answer[0]["value"], "Pedido nº C");
-    let metrics = server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("recado_shadow_failed{tenant=\"shop\",integration=\"pedido\"} 1"), "{metrics}");
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("recado_shadow_failed{tenant=\"shop\",integration=\"pedido\"} 1"),
+        "{metrics}"
+    );
     server.stop().await;
 }
 
@@ -362,9 +506,17 @@ async fn shadow_check_blocks_an_edit_that_fails_answered_requests() {
     let errors = status["errors"].as_array().unwrap();
     let text = errors[0]["text"].as_str().unwrap();
     assert!(text.starts_with("shop/pedido.yaml: "), "{text}");
-    assert!(text.contains("reload_guard: block") && text.contains("journal entry"), "{text}");
+    assert!(
+        text.contains("reload_guard: block") && text.contains("journal entry"),
+        "{text}"
+    );
     // The previous version keeps serving.
-    let (status, answer) = server.post("/hooks/pedido?token=shop-token-1", request(90, json!({"pedido": "C"}))).await;
+    let (status, answer) = server
+        .post(
+            "/hooks/pedido?token=shop-token-1",
+            request(90, json!({"pedido": "C"})),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(answer[0]["value"], "Pedido C");
 
@@ -375,7 +527,12 @@ async fn shadow_check_blocks_an_edit_that_fails_answered_requests() {
     let status = status_of(&server).await;
     assert!(status["errors"].as_array().unwrap().is_empty(), "{status}");
     assert_eq!(status["shadow"][0]["blocked"], false);
-    let (_, answer) = server.post("/hooks/pedido?token=shop-token-1", request(90, json!({"pedido": "C"}))).await;
+    let (_, answer) = server
+        .post(
+            "/hooks/pedido?token=shop-token-1",
+            request(90, json!({"pedido": "C"})),
+        )
+        .await;
     assert_eq!(answer[0]["value"], "Pedido número C");
     server.stop().await;
 }
@@ -392,10 +549,20 @@ async fn the_journal_stays_within_its_bounds() {
     })
     .await;
     for id in 0..12 {
-        server.post("/hooks/boleto?token=demo-token", boleto_request(id, boleto_data())).await;
+        server
+            .post(
+                "/hooks/boleto?token=demo-token",
+                boleto_request(id, boleto_data()),
+            )
+            .await;
     }
     let list = admin_json(&server, "GET", "/admin/requests?limit=100").await;
-    let ids: Vec<_> = list["entries"].as_array().unwrap().iter().map(|e| e["request_id"].as_u64().unwrap()).collect();
+    let ids: Vec<_> = list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["request_id"].as_u64().unwrap())
+        .collect();
     assert_eq!(ids, [11, 10, 9, 8, 7]);
     server.stop().await;
 }

@@ -68,7 +68,10 @@ impl Snapshot {
             }
         }
         self.tenants.insert(tenant.to_owned(), kept);
-        self.errors.entry(tenant.to_owned()).or_default().push(error);
+        self.errors
+            .entry(tenant.to_owned())
+            .or_default()
+            .push(error);
     }
 }
 
