@@ -25,6 +25,31 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 /// Default bound of the answer cache, in bytes of upstream JSON.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Largest upstream answer a [`CallLog`] keeps (larger ones are recorded
+/// without their value, and cannot be replayed offline).
+pub const MAX_LOGGED_ANSWER: usize = 64 * 1024;
+
+/// One upstream call of one request, as the request journal keeps it.
+#[derive(Debug, Clone)]
+pub struct CallOutcome {
+    pub name: String,
+    /// `ok`, or the error's [`EnrichError::kind`].
+    pub outcome: &'static str,
+    pub took: Duration,
+    /// Answered from the cache.
+    pub cached: bool,
+    /// The value the templates saw (the fallback when the call failed and
+    /// declared one); `None` when the call failed without a fallback or the
+    /// answer was larger than [`MAX_LOGGED_ANSWER`].
+    pub answer: Option<Value>,
+    /// Size of the upstream's JSON (an estimate for a fallback).
+    pub bytes: usize,
+}
+
+/// Where [`Upstream::run_logged`] reports each call. A mutex because the
+/// calls of one level run concurrently; it is never contended across requests.
+pub type CallLog = std::sync::Mutex<Vec<CallOutcome>>;
+
 /// Why a call failed. Messages never contain a URL, a header or a body: those
 /// may carry the tenant's secrets.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -250,6 +275,19 @@ impl Upstream {
         integration: &Integration,
         vars: &Value,
     ) -> Result<Value, EnrichError> {
+        self.run_logged(tenant, metrics, integration, vars, None)
+            .await
+    }
+
+    /// [`Upstream::run`], reporting each call's outcome to `log`.
+    pub async fn run_logged(
+        &self,
+        tenant: &Tenant,
+        metrics: &TenantMetrics,
+        integration: &Integration,
+        vars: &Value,
+        log: Option<&CallLog>,
+    ) -> Result<Value, EnrichError> {
         let compiled = integration.program.borrow_dependent();
         {
             let mut answers: BTreeMap<String, Value> = BTreeMap::new();
@@ -268,24 +306,33 @@ impl Upstream {
                 let calls: Vec<&CompiledCall<'_>> =
                     compiled.calls.iter().filter(|c| c.level == level).collect();
                 let results = match calls.as_slice() {
-                    [one] => vec![self.call(tenant, metrics, integration, one, &ctx).await],
+                    [one] => vec![self.timed(tenant, metrics, integration, one, &ctx).await],
                     many => {
                         futures_util::future::join_all(
                             many.iter()
-                                .map(|c| self.call(tenant, metrics, integration, c, &ctx)),
+                                .map(|c| self.timed(tenant, metrics, integration, c, &ctx)),
                         )
                         .await
                     }
                 };
-                for (call, result) in calls.into_iter().zip(results) {
-                    let value = match (result, &call.fallback) {
-                        (Ok(v), _) => v,
+                for (call, (result, cached, took)) in calls.into_iter().zip(results) {
+                    let outcome = match &result {
+                        Ok(_) => "ok",
+                        Err(e) => e.kind(),
+                    };
+                    let (value, bytes) = match (result, &call.fallback) {
+                        (Ok(a), _) => (Some(a.value), a.bytes as usize),
                         (Err(e), Some(fallback)) => {
                             tracing::warn!(integration = %integration.file, call = %call.name, error = %e, "upstream call failed; using its fallback");
-                            fallback.clone()
+                            (Some(fallback.clone()), 0)
                         }
-                        (Err(e), None) => return Err(e),
+                        (Err(e), None) => {
+                            log_call(log, call, outcome, took, cached, None, 0);
+                            return Err(e);
+                        }
                     };
+                    let value = value.unwrap_or_default();
+                    log_call(log, call, outcome, took, cached, Some(&value), bytes);
                     answers.insert(call.name.clone(), value);
                 }
             }
@@ -293,6 +340,21 @@ impl Upstream {
         }
     }
 
+    /// [`Upstream::call`] and how long it took.
+    async fn timed(
+        &self,
+        tenant: &Tenant,
+        metrics: &TenantMetrics,
+        integration: &Integration,
+        c: &CompiledCall<'_>,
+        ctx: &Value,
+    ) -> (Result<Answer, EnrichError>, bool, Duration) {
+        let started = std::time::Instant::now();
+        let (result, cached) = self.call(tenant, metrics, integration, c, ctx).await;
+        (result, cached, started.elapsed())
+    }
+
+    /// One call, and whether its answer came from the cache.
     async fn call(
         &self,
         tenant: &Tenant,
@@ -300,8 +362,12 @@ impl Upstream {
         integration: &Integration,
         c: &CompiledCall<'_>,
         ctx: &Value,
-    ) -> Result<Value, EnrichError> {
-        let mut request = prepare(tenant, c, ctx)?;
+    ) -> (Result<Answer, EnrichError>, bool) {
+        let mut request = match prepare(tenant, c, ctx) {
+            Ok(r) => r,
+            Err(e) => return (Err(e), false),
+        };
+        let mut hit = false;
         let result = match c.cache_ttl {
             None => match request.finish_url(c) {
                 Ok(()) => {
@@ -317,6 +383,7 @@ impl Upstream {
                 // than setting up a coalesced load.
                 let cached = cache.get(&key).await;
                 metrics.cache_lookup(cached.is_some());
+                hit = cached.is_some();
                 match cached {
                     Some(hit) => Ok(hit),
                     None => match request.finish_url(c) {
@@ -332,7 +399,7 @@ impl Upstream {
         if let Err(e) = &result {
             tracing::warn!(integration = %integration.file, call = %c.name, error = %e, "upstream call failed");
         }
-        result.map(|a| a.value)
+        (result, hit)
     }
 
     /// One call with its retries: idempotent methods only, on connection
@@ -443,6 +510,35 @@ impl Upstream {
             bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
         })
     }
+}
+
+/// Reports one call to the journal's log, if there is one.
+fn log_call(
+    log: Option<&CallLog>,
+    c: &CompiledCall<'_>,
+    outcome: &'static str,
+    took: Duration,
+    cached: bool,
+    value: Option<&Value>,
+    bytes: usize,
+) {
+    let Some(log) = log else { return };
+    // A fallback's size is unknown: measure it, only when logging.
+    let bytes = match value {
+        Some(v) if bytes == 0 => serde_json::to_vec(v).map_or(0, |b| b.len()),
+        _ => bytes,
+    };
+    let answer = value.filter(|_| bytes <= MAX_LOGGED_ANSWER).cloned();
+    log.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(CallOutcome {
+            name: c.name.clone(),
+            outcome,
+            took,
+            cached,
+            answer,
+            bytes,
+        });
 }
 
 /// The error and its causes, e.g. "error sending request: connection refused".

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use minijinja::context;
 
 use crate::config::{Integration, Limits, Snapshot, Tenant};
-use crate::enrich::Upstream;
+use crate::enrich::{CallLog, Upstream};
 use crate::error::ApiError;
 use crate::output::Message;
 use crate::render::{render, request_context};
@@ -37,6 +37,9 @@ pub async fn hook(State(app): State<AppState>, request: Request) -> Response {
         personal_data: app.settings.log_personal_data,
         ..RequestRecord::default()
     };
+    // The journal's: the body, the answer, each upstream call.
+    let mut journaled = None;
+    let calls = app.journal.as_ref().map(|_| CallLog::default());
     // A client that trickles its body must not hold a worker's attention
     // forever (stalled headers are the connection watchdog's).
     let result = match tokio::time::timeout_at(
@@ -49,11 +52,18 @@ pub async fn hook(State(app): State<AppState>, request: Request) -> Response {
         Ok(body) => {
             // One snapshot for the whole request, even if a reload lands meanwhile.
             let snapshot = app.config.load_full();
-            pipeline(&app, &snapshot, &parts, body, &mut record).await
+            journaled = app.journal.as_ref().and(body.as_ref().ok().cloned());
+            let calls = calls.as_ref();
+            pipeline(&app, &snapshot, &parts, body, &mut record, calls).await
         }
     };
+    let mut answer = None;
     let mut resp = match result {
         Ok(json) => {
+            let json = Bytes::from(json);
+            if journaled.is_some() {
+                answer = Some(json.clone());
+            }
             let mut resp = (StatusCode::OK, json).into_response();
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -66,6 +76,16 @@ pub async fn hook(State(app): State<AppState>, request: Request) -> Response {
             e.into_response()
         }
     };
+    if let (Some(journal), Some(body)) = (&app.journal, journaled) {
+        journal.record(
+            &record,
+            resp.status().as_u16(),
+            started,
+            body,
+            answer,
+            calls,
+        );
+    }
     resp.extensions_mut().insert(record);
     resp
 }
@@ -87,6 +107,7 @@ async fn pipeline(
     parts: &Parts,
     body: Result<Bytes, axum::Error>,
     record: &mut RequestRecord,
+    calls: Option<&CallLog>,
 ) -> Result<Vec<u8>, ApiError> {
     let limit = app.settings.body_limit;
     check_content_type(&parts.headers)?;
@@ -136,7 +157,8 @@ async fn pipeline(
     // limit and never takes the others' capacity.
     let _slot = state.in_flight.try_acquire().map_err(|_| ApiError::Busy)?;
     app.upstream.set_tenants(snapshot.tenants.len());
-    let messages = produce(&app.upstream, &tenant, &state.metrics, found, &req).await?;
+    let messages =
+        produce_logged(&app.upstream, &tenant, &state.metrics, found, &req, calls).await?;
     record.messages = Some(messages.len());
     encode(&messages, found, &tenant.limits)
 }
@@ -168,6 +190,18 @@ pub async fn produce(
     integration: &Integration,
     req: &PlatformRequest,
 ) -> Result<Vec<Message>, ApiError> {
+    produce_logged(upstream, tenant, metrics, integration, req, None).await
+}
+
+/// [`produce`], reporting each upstream call to `calls` (for the journal).
+pub async fn produce_logged(
+    upstream: &Upstream,
+    tenant: &Tenant,
+    metrics: &TenantMetrics,
+    integration: &Integration,
+    req: &PlatformRequest,
+    calls: Option<&CallLog>,
+) -> Result<Vec<Message>, ApiError> {
     let mut ctx = request_context(req);
     let compiled = integration.program.borrow_dependent();
     if !compiled.calls.is_empty() {
@@ -176,7 +210,7 @@ pub async fn produce(
         // template fuel. Boxed: the calls' future is large, and inline it
         // would make every request's future large too, enrichment or not.
         let (own, tenant_limit) = (compiled.deadline, tenant.limits.deadline);
-        let calls = Box::pin(upstream.run(tenant, metrics, integration, &ctx));
+        let calls = Box::pin(upstream.run_logged(tenant, metrics, integration, &ctx, calls));
         let answers = match tokio::time::timeout(own.min(tenant_limit), calls).await {
             Ok(answers) => answers,
             Err(_) if tenant_limit < own => return Err(ApiError::Timeout(tenant_limit)),

@@ -8,14 +8,17 @@
 //! path only reads its snapshots. [`state`] holds what handlers share and the
 //! request-time state of each tenant; [`telemetry`] records every answer.
 
+pub mod admin;
 pub mod config;
 pub mod enrich;
 pub mod error;
 pub mod filters;
 pub mod hook;
+pub mod journal;
 pub mod ops;
 pub mod output;
 pub mod render;
+pub mod replay;
 pub mod request;
 pub mod server;
 pub mod state;

@@ -133,6 +133,20 @@ struct ServeArgs {
     /// only Prometheus reaches, e.g. 127.0.0.1:9090).
     #[arg(long, env = "RECADO_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// The request journal (last answers per integration, for
+    /// `/admin/requests` and the shadow check of edits): `on` or `off`.
+    #[arg(long, value_enum, default_value = "on", env = "RECADO_JOURNAL")]
+    journal: OnOff,
+    /// Entries the journal keeps per integration.
+    #[arg(long, default_value_t = recado::journal::DEFAULT_ENTRIES)]
+    journal_size: usize,
+    /// Bytes (request bodies, answers, upstream answers) the journal keeps
+    /// per integration.
+    #[arg(long, default_value_t = recado::journal::DEFAULT_BYTES)]
+    journal_bytes: usize,
+    /// How long the journal keeps an entry.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    journal_age: std::time::Duration,
 }
 
 /// Descriptors kept for everything but client connections: upstream
@@ -161,6 +175,12 @@ fn connection_cap(asked: usize) -> usize {
         }
         _ => asked,
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -268,12 +288,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_header_bytes: args.max_header_bytes,
         max_connections: connection_cap(args.max_connections),
         metrics_token: args.metrics_token.as_deref().map(AdminToken::new),
+        journal: (args.journal == OnOff::On).then_some(recado::journal::JournalSettings {
+            entries: args.journal_size,
+            bytes: args.journal_bytes,
+            age: args.journal_age,
+        }),
         ..Settings::default()
     };
     let mut state = AppState::new(settings, snapshot);
     state.metrics = Some(metrics.clone());
-    let reloader = config::watch::Reloader::new(dir.clone(), state.config.clone())
+    let mut reloader = config::watch::Reloader::new(dir.clone(), state.config.clone())
         .observed_by(recado::telemetry::reloaded);
+    if let Some(journal) = &state.journal {
+        reloader = reloader.gated_by(recado::replay::gate(
+            journal.clone(),
+            args.log_personal_data,
+        ));
+    }
     let watcher = config::watch::watch(reloader)
         .with_context(|| format!("cannot watch {}", dir.display()))?;
 

@@ -89,7 +89,12 @@ pub async fn status(State(app): State<AppState>, headers: HeaderMap) -> Response
     if !admin.accepts(bearer(&headers)) {
         return ApiError::Unauthorized.into_response();
     }
-    Json(Status::of(&app.config.load())).into_response()
+    let mut status = serde_json::to_value(Status::of(&app.config.load())).unwrap_or_default();
+    // What the last shadow check of each edited integration found.
+    if let Some(journal) = &app.journal {
+        status["shadow"] = serde_json::to_value(journal.shadow_reports()).unwrap_or_default();
+    }
+    Json(status).into_response()
 }
 
 #[derive(Serialize)]

@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::admin;
 use crate::error::ApiError;
 use crate::hook::hook;
 use crate::ops;
@@ -40,6 +41,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/admin/status", get(ops::status))
         .route("/metrics", get(ops::metrics))
+        .route("/admin/requests", get(admin::list))
+        .route("/admin/requests/{entry}", get(admin::detail))
+        .route("/admin/requests/{entry}/replay", post(admin::replay))
+        .route("/admin/requests/{entry}/test", get(admin::test))
         .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Snapshot, Tenant};
 use crate::enrich::{Upstream, DEFAULT_CACHE_BYTES};
+use crate::journal::{Journal, JournalSettings};
 use crate::telemetry::TenantMetrics;
 
 /// Largest request body accepted. The platform's requests are a few hundred
@@ -59,6 +60,8 @@ pub struct Settings {
     /// accepted too). Without either, `/metrics` is only served on the
     /// metrics listener (`--metrics-listen`), if any.
     pub metrics_token: Option<AdminToken>,
+    /// The request journal's bounds; `None` turns it off (`--journal off`).
+    pub journal: Option<JournalSettings>,
 }
 
 impl Default for Settings {
@@ -73,6 +76,7 @@ impl Default for Settings {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             metrics_token: None,
+            journal: Some(JournalSettings::default()),
         }
     }
 }
@@ -101,6 +105,9 @@ pub struct AppState {
     /// The HTTP client and answer cache for enrichment calls.
     pub upstream: Arc<Upstream>,
     pub tenants: Arc<TenantStates>,
+    /// The last answers of each integration, for the admin API and the
+    /// shadow check; `None` when off.
+    pub journal: Option<Arc<Journal>>,
     /// The Prometheus recorder's handle for `GET /metrics`; `None` (no
     /// recorder installed) turns that endpoint off.
     pub metrics: Option<PrometheusHandle>,
@@ -113,6 +120,7 @@ impl AppState {
         AppState {
             config: Arc::new(ArcSwap::from_pointee(snapshot)),
             upstream: Arc::new(Upstream::new(settings.cache_bytes)),
+            journal: settings.journal.map(|j| Arc::new(Journal::new(j))),
             settings: Arc::new(settings),
             tenants: Arc::default(),
             metrics: None,

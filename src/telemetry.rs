@@ -224,6 +224,7 @@ fn route_label(path: &str) -> &'static str {
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
         "/admin/status" => "/admin/status",
+        p if p.starts_with("/admin/requests") => "/admin/requests",
         p if p.starts_with("/hooks/") => "/hooks/{integration}",
         _ => "other",
     }

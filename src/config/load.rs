@@ -71,6 +71,7 @@ pub fn load_tenant_from(
             limits: p.limits.clone(),
             catalogue: None,
             facts: p.facts.clone(),
+            reload_guard: p.reload_guard,
         }),
         None => parse_tenant(&bytes, &tenant_rel),
     };
@@ -187,6 +188,7 @@ pub fn load_tenant_from(
         limits: settings.limits,
         catalogue,
         catalogue_hash,
+        reload_guard: settings.reload_guard,
         opts: settings.opts,
         facts: settings.facts,
     };
@@ -225,22 +227,13 @@ fn with_current_credentials(
         return (Some(p.clone()), vec![err]);
     }
     let tenant = Tenant {
-        name: p.name.clone(),
         client_ids,
         token_digests,
-        integrations: p.integrations.clone(),
         // Never a file's hash: the next reload parses the file again
         // rather than reusing these mixed settings.
         hash: format!("{}+credentials", p.hash),
-        settings_modified: p.settings_modified,
         loaded_at: SystemTime::now(),
-        secrets: p.secrets.clone(),
-        upstreams: p.upstreams.clone(),
-        limits: p.limits.clone(),
-        catalogue: p.catalogue.clone(),
-        catalogue_hash: p.catalogue_hash.clone(),
-        opts: p.opts.clone(),
-        facts: p.facts.clone(),
+        ..(**p).clone()
     };
     (Some(Arc::new(tenant)), vec![err])
 }
@@ -332,6 +325,7 @@ struct TenantSettings {
     /// `templates.json` and its hash, read apart from `tenant.yaml`.
     catalogue: Option<(String, Arc<Catalogue>)>,
     facts: TenantFacts,
+    reload_guard: crate::config::spec::ReloadGuard,
 }
 
 /// Reads `templates.json`, if the folder has one. A broken or unreadable
@@ -437,6 +431,7 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
         limits: Limits::from_spec(&spec.limits),
         catalogue: None,
         facts,
+        reload_guard: spec.reload_guard,
     })
 }
 

@@ -43,6 +43,37 @@ impl Snapshot {
     pub fn integration_count(&self) -> usize {
         self.tenants.values().map(|t| t.integrations.len()).sum()
     }
+
+    /// Serves `prev`'s version of `tenant`'s `integration` instead of this
+    /// snapshot's (or none, if `prev` had none), and reports `error` as the
+    /// file's problem: a reload gate refused the new version.
+    pub fn keep_previous(
+        &mut self,
+        prev: &Snapshot,
+        tenant: &str,
+        integration: &str,
+        error: ConfigError,
+    ) {
+        let Some(current) = self.tenants.get(tenant) else {
+            return;
+        };
+        let old = prev
+            .tenants
+            .get(tenant)
+            .and_then(|t| t.integrations.get(integration))
+            .cloned();
+        let kept = Arc::new(current.with_integration(integration, old));
+        for owner in self.by_client.values_mut() {
+            if owner.name == tenant {
+                *owner = kept.clone();
+            }
+        }
+        self.tenants.insert(tenant.to_owned(), kept);
+        self.errors
+            .entry(tenant.to_owned())
+            .or_default()
+            .push(error);
+    }
 }
 
 /// Which tenant folders a reload re-reads.

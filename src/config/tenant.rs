@@ -11,7 +11,7 @@ use super::check::TenantFacts;
 use super::compile::{CompileOptions, Program};
 use super::spec::{self, Origin, TestSpec};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Tenant {
     /// The folder's name.
     pub name: String,
@@ -36,10 +36,28 @@ pub struct Tenant {
     /// Short SHA-256 of the catalogue in use: integrations are checked
     /// against it, so they are reused only while it stays the same.
     pub catalogue_hash: Option<String>,
+    /// `reload_guard:`, for the shadow check of edited integrations.
+    pub reload_guard: spec::ReloadGuard,
     pub(super) opts: CompileOptions,
     /// What the load-time checks knew of this tenant; its integrations are
     /// checked again when it changes.
     pub(super) facts: TenantFacts,
+}
+
+impl Tenant {
+    /// This tenant with its integration `name` set to `integration` (removed
+    /// when `None`): how a reload keeps an integration's previous version.
+    pub fn with_integration(&self, name: &str, integration: Option<Arc<Integration>>) -> Tenant {
+        let mut integrations = self.integrations.clone();
+        match integration {
+            Some(i) => integrations.insert(name.to_owned(), i),
+            None => integrations.remove(name),
+        };
+        Tenant {
+            integrations,
+            ..self.clone()
+        }
+    }
 }
 
 /// A tenant's limits, defaults filled in.

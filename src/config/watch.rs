@@ -34,12 +34,19 @@ const SETTLE_CAP: u32 = 20;
 /// Called with every snapshot swapped in.
 pub type Observer = Arc<dyn Fn(&Snapshot) + Send + Sync>;
 
+/// Sees every next snapshot before it is swapped in, with the current one,
+/// and returns the snapshot to swap in: how the process checks an edit
+/// against recent requests (and may keep a previous version) without config
+/// knowing of requests.
+pub type Gate = Arc<dyn Fn(&Snapshot, Snapshot) -> Snapshot + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Reloader {
     root: PathBuf,
     config: Arc<ArcSwap<Snapshot>>,
     observer: Option<Observer>,
     settle: Duration,
+    gate: Option<Gate>,
 }
 
 impl Reloader {
@@ -49,12 +56,22 @@ impl Reloader {
             config,
             observer: None,
             settle: SETTLE,
+            gate: None,
         }
     }
 
     /// Another settle time than [`SETTLE`].
     pub fn with_settle(mut self, settle: Duration) -> Reloader {
         self.settle = settle;
+        self
+    }
+
+    /// Passes every next snapshot through `gate` before it serves.
+    pub fn gated_by(
+        mut self,
+        gate: impl Fn(&Snapshot, Snapshot) -> Snapshot + Send + Sync + 'static,
+    ) -> Self {
+        self.gate = Some(Arc::new(gate));
         self
     }
 
@@ -69,7 +86,11 @@ impl Reloader {
     pub fn reload(&self, scope: &Scope) -> Arc<Snapshot> {
         let started = Instant::now();
         let prev = self.config.load_full();
-        let next = Arc::new(reload(&self.root, &prev, scope));
+        let mut next = reload(&self.root, &prev, scope);
+        if let Some(gate) = &self.gate {
+            next = gate(&prev, next);
+        }
+        let next = Arc::new(next);
         self.config.store(next.clone());
         log_changes(&prev, &next, started.elapsed());
         if let Some(observe) = &self.observer {

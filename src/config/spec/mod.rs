@@ -50,6 +50,23 @@ pub struct TenantSpec {
     /// Overrides of the per-tenant limits (see `docs/integrations.md`).
     #[serde(default)]
     pub limits: LimitsSpec,
+    /// What happens when an edited integration file would make requests
+    /// that were answered fail (replayed from the journal before the edit
+    /// goes live): `warn` (default) serves the edit and reports it, `block`
+    /// keeps the previous version.
+    #[serde(default)]
+    pub reload_guard: ReloadGuard,
+}
+
+/// See [`TenantSpec::reload_guard`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadGuard {
+    /// Serve the edit; report what it changes.
+    #[default]
+    Warn,
+    /// Keep the previous version when a request that was answered would now fail.
+    Block,
 }
 
 /// Per-tenant limits; anything left out keeps its default.

@@ -1,0 +1,264 @@
+//! The journal's admin API: `GET /admin/requests` (filtered, newest first,
+//! paginated), `GET /admin/requests/{entry}`, `POST
+//! /admin/requests/{entry}/replay` (a dry run against the current config,
+//! with the diff) and `GET /admin/requests/{entry}/test` (the entry as a
+//! `tests:` snippet). See `docs/journal.md`.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::journal::{self, Entry, Filter, Journal, Redactor};
+use crate::replay::{self, Outcome, ReplayError};
+use crate::state::AppState;
+
+/// Largest page of `GET /admin/requests`.
+const MAX_LIMIT: usize = 500;
+const DEFAULT_LIMIT: usize = 50;
+
+/// May the request's bearer see `tenant`'s requests (`None`: every
+/// tenant's)? Today only the admin token may; the studio will also let a
+/// tenant's own tokens in, for their tenant only, here.
+pub fn authorize(
+    app: &AppState,
+    headers: &HeaderMap,
+    tenant: Option<&str>,
+) -> Result<(), ApiError> {
+    let _ = tenant;
+    let Some(admin) = &app.settings.admin_token else {
+        return Err(ApiError::NoRoute(
+            "/admin (start recado with --admin-token to enable it)".into(),
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if admin.accepts(presented) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+fn journal_of(app: &AppState) -> Result<&Arc<Journal>, ApiError> {
+    app.journal.as_ref().ok_or_else(|| {
+        ApiError::NoRoute("/admin/requests (the journal is off: --journal on)".into())
+    })
+}
+
+/// A bad query parameter: 400 with what is wrong.
+fn bad(param: &str, message: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": {"code": "invalid_query", "message": message.into(), "path": param}})),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ListQuery {
+    tenant: Option<String>,
+    integration: Option<String>,
+    status: Option<String>,
+    id: Option<String>,
+    since: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /admin/requests?tenant=&integration=&status=&id=&since=&limit=&cursor=`.
+pub async fn list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return bad("query", e.body_text()),
+    };
+    if let Err(e) = authorize(&app, &headers, q.tenant.as_deref()) {
+        return e.into_response();
+    }
+    let journal = match journal_of(&app) {
+        Ok(j) => j,
+        Err(e) => return e.into_response(),
+    };
+    fn number<T: std::str::FromStr>(v: &Option<String>) -> Result<Option<T>, ()> {
+        v.as_deref()
+            .map(|s| s.trim().parse::<T>().map_err(|_| ()))
+            .transpose()
+    }
+    let Ok(status) = number::<u16>(&q.status) else {
+        return bad("status", "`status` is an HTTP status, e.g. 422");
+    };
+    let Ok(request_id) = number::<u64>(&q.id) else {
+        return bad("id", "`id` is the platform's request id, a number");
+    };
+    let Ok(limit) = number::<usize>(&q.limit) else {
+        return bad(
+            "limit",
+            format!("`limit` is a number from 1 to {MAX_LIMIT}"),
+        );
+    };
+    let Ok(before) = number::<u64>(&q.cursor) else {
+        return bad(
+            "cursor",
+            "`cursor` is the `next_cursor` of the previous page",
+        );
+    };
+    let since = match q.since.as_deref().map(str::parse::<jiff::Timestamp>) {
+        None => None,
+        Some(Ok(t)) => Some(std::time::SystemTime::from(t)),
+        Some(Err(_)) => {
+            return bad(
+                "since",
+                "`since` is an RFC 3339 time, e.g. 2026-05-01T12:00:00Z",
+            )
+        }
+    };
+    let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let filter = Filter {
+        tenant: q.tenant,
+        integration: q.integration,
+        status,
+        request_id,
+        since,
+        before,
+    };
+    let mut entries = journal.query(&filter, limit + 1);
+    let more = entries.len() > limit;
+    entries.truncate(limit);
+    let personal = app.settings.log_personal_data;
+    let next_cursor = more
+        .then(|| entries.last().map(|e| e.seq.to_string()))
+        .flatten();
+    Json(json!({
+        "entries": entries.iter().map(|e| journal::summary(e, personal)).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+    }))
+    .into_response()
+}
+
+/// The entry named by the path, once the caller may see its tenant.
+fn entry(app: &AppState, headers: &HeaderMap, id: &str) -> Result<Arc<Entry>, ApiError> {
+    let journal = journal_of(app)?;
+    let found = id.parse::<u64>().ok().and_then(|seq| journal.get(seq));
+    // Who may see an entry depends on its tenant; an unknown one is 404 only
+    // to those who may see every tenant, so others cannot probe for entries.
+    let Some(found) = found else {
+        authorize(app, headers, None)?;
+        return Err(ApiError::NoRoute(format!(
+            "/admin/requests/{id} (no such entry: it may have aged out of the journal)"
+        )));
+    };
+    authorize(app, headers, Some(&found.tenant))?;
+    Ok(found)
+}
+
+/// `GET /admin/requests/{entry}`.
+pub async fn detail(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match entry(&app, &headers, &id) {
+        Ok(e) => Json(journal::detail(&e, app.settings.log_personal_data)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ReplayQuery {
+    live: Option<bool>,
+}
+
+/// `POST /admin/requests/{entry}/replay[?live=true]`.
+pub async fn replay(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<ReplayQuery>, QueryRejection>,
+) -> Response {
+    let e = match entry(&app, &headers, &id) {
+        Ok(e) => e,
+        Err(e) => return e.into_response(),
+    };
+    let live = match query {
+        Ok(Query(q)) => q.live.unwrap_or(false),
+        Err(e) => return bad("live", e.body_text()),
+    };
+    let snapshot = app.config.load_full();
+    let current = snapshot
+        .tenants
+        .get(&*e.tenant)
+        .and_then(|t| Some((t.clone(), t.integrations.get(&*e.integration)?.clone())));
+    let Some((tenant, integration)) = current else {
+        return ApiError::NoRoute(format!("{} (the integration is no longer loaded)", e.file))
+            .into_response();
+    };
+    let now = if live {
+        let result = match replay::parse(&e) {
+            Ok(req) => {
+                let metrics = app.tenants.of(&tenant).metrics.clone();
+                crate::hook::produce(&app.upstream, &tenant, &metrics, &integration, &req)
+                    .await
+                    .map_err(ReplayError::Api)
+            }
+            Err(err) => Err(err),
+        };
+        Outcome::of(result, &tenant, &integration.file)
+    } else {
+        replay::replay_offline(&tenant, &integration, &e)
+    };
+    let then = Outcome::recorded(&e);
+    let r = Redactor::for_body(&e.body, app.settings.log_personal_data);
+    let mut changes = serde_json::to_value(replay::diff(&then, &now)).unwrap_or_default();
+    r.json(&mut changes);
+    Json(json!({
+        "entry": e.seq.to_string(),
+        "request_id": e.request_id,
+        "live": live,
+        "version_then": &*e.version,
+        "version_now": integration.hash,
+        "changed": then != now,
+        "then": then.to_json(&r),
+        "now": now.to_json(&r),
+        "diff": changes,
+    }))
+    .into_response()
+}
+
+/// `GET /admin/requests/{entry}/test`: YAML to append to the integration file.
+pub async fn test(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let e = match entry(&app, &headers, &id) {
+        Ok(e) => e,
+        Err(e) => return e.into_response(),
+    };
+    let snapshot = app.config.load_full();
+    let current = snapshot
+        .tenants
+        .get(&*e.tenant)
+        .and_then(|t| Some((t.clone(), t.integrations.get(&*e.integration)?.clone())));
+    let current = current.as_ref().map(|(t, i)| (&**t, &**i));
+    match replay::test_snippet(&e, current, app.settings.log_personal_data) {
+        Ok(yaml) => ([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response(),
+        Err(err) => (
+            StatusCode::CONFLICT,
+            Json(json!({"error": {"code": "not_testable", "message": err.to_string()}})),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,595 @@
+//! The request journal (`docs/journal.md`): entries listed and filtered,
+//! personal data masked in every view, the admin token required, replay
+//! after an edit, an entry turned into a config test, and the shadow check
+//! of an edit before it serves.
+
+mod common;
+
+use std::path::Path;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use common::{integrations_with, read, request, workload, write_files, TestServer};
+use recado::config::watch::Reloader;
+use recado::config::Scope;
+use recado::state::AdminToken;
+use serde_json::{json, Value};
+
+const ADMIN: &str = "journal-admin-token";
+const PHONE: &str = "5513999999999";
+/// Every form of the workload's contact that must never show.
+const PERSONAL: &[&str] = &["5513999999999", "13999999999", "João", "JOÃO", "Silva"];
+
+async fn start(dir: &Path) -> TestServer {
+    TestServer::start_with(dir, |s| s.admin_token = Some(AdminToken::new(ADMIN))).await
+}
+
+async fn admin(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut req = server
+        .client
+        .request(method.parse().unwrap(), server.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+async fn admin_json(server: &TestServer, method: &str, path: &str) -> Value {
+    let (status, text) = admin(server, method, path, Some(ADMIN)).await;
+    assert_eq!(status, 200, "{path}: {text}");
+    assert_no_personal_data(&text);
+    serde_json::from_str(&text).unwrap()
+}
+
+fn assert_no_personal_data(text: &str) {
+    for p in PERSONAL {
+        assert!(!text.contains(p), "`{p}` shows in {text}");
+    }
+}
+
+/// The workload's request (contact João da Silva, 5513999999999) with `id`
+/// and `data` changed.
+fn boleto_request(id: u64, data: Value) -> String {
+    let mut v: Value = serde_json::from_slice(&read(workload("request.json"))).unwrap();
+    v["id"] = json!(id);
+    v["data"] = data;
+    v.to_string()
+}
+
+fn boleto_data() -> Value {
+    json!({"valor": 1234.5, "vencimento": "2026-12-10", "boleto_url": "https://example.com/b.pdf", "pedido": "A-1001"})
+}
+
+#[tokio::test]
+async fn entries_are_listed_filtered_masked_and_need_the_admin_token() {
+    let dir = integrations_with(&[]);
+    let server = start(dir.path()).await;
+    let hook = "/hooks/boleto?token=demo-token";
+    let (status, _) = server.post(hook, boleto_request(101, boleto_data())).await;
+    assert_eq!(status, 200);
+    let mut missing = boleto_data();
+    missing.as_object_mut().unwrap().remove("pedido");
+    let (status, _) = server.post(hook, boleto_request(102, missing)).await;
+    assert_eq!(status, 422);
+    // Outsiders' requests are not journaled.
+    let (status, _) = server
+        .post(
+            "/hooks/boleto?token=wrong",
+            boleto_request(103, boleto_data()),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = server
+        .post(
+            "/hooks/nope?token=demo-token",
+            boleto_request(104, boleto_data()),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    for path in [
+        "/admin/requests",
+        "/admin/requests/1",
+        "/admin/requests/1/test",
+    ] {
+        assert_eq!(admin(&server, "GET", path, None).await.0, 401, "{path}");
+        assert_eq!(
+            admin(&server, "GET", path, Some("wrong-token")).await.0,
+            401,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        admin(&server, "POST", "/admin/requests/1/replay", None)
+            .await
+            .0,
+        401
+    );
+
+    let all = admin_json(&server, "GET", "/admin/requests").await;
+    let entries = all["entries"].as_array().unwrap();
+    let ids: Vec<_> = entries
+        .iter()
+        .map(|e| e["request_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [102, 101], "newest first, outsiders left out: {all}");
+    assert_eq!(entries[1]["status"], 200);
+    assert_eq!(entries[1]["tenant"], "demo");
+    assert_eq!(entries[1]["integration"], "boleto");
+    assert_eq!(entries[1]["messages"], 4);
+    assert_eq!(entries[1]["answer"][0]["value"], "Olá, J***!");
+    assert_eq!(entries[0]["status"], 422);
+    assert_eq!(entries[0]["error"]["code"], "render_failed");
+
+    let by_id = admin_json(&server, "GET", "/admin/requests?id=101").await;
+    assert_eq!(by_id["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(by_id["entries"][0]["request_id"], 101);
+    let by_status = admin_json(&server, "GET", "/admin/requests?status=422").await;
+    assert_eq!(by_status["entries"][0]["request_id"], 102);
+    assert_eq!(by_status["entries"].as_array().unwrap().len(), 1);
+    let by_integration = admin_json(&server, "GET", "/admin/requests?integration=plano").await;
+    assert!(by_integration["entries"].as_array().unwrap().is_empty());
+    let by_both = admin_json(
+        &server,
+        "GET",
+        "/admin/requests?tenant=demo&integration=boleto",
+    )
+    .await;
+    assert_eq!(by_both["entries"].as_array().unwrap().len(), 2);
+    let future = admin_json(&server, "GET", "/admin/requests?since=2999-01-01T00:00:00Z").await;
+    assert!(future["entries"].as_array().unwrap().is_empty());
+    let (status, text) = admin(
+        &server,
+        "GET",
+        "/admin/requests?since=yesterday",
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("RFC 3339"), "{text}");
+
+    // Pagination: one at a time, by cursor.
+    let page = admin_json(&server, "GET", "/admin/requests?limit=1").await;
+    assert_eq!(page["entries"][0]["request_id"], 102);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let next = admin_json(
+        &server,
+        "GET",
+        &format!("/admin/requests?limit=1&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(next["entries"][0]["request_id"], 101);
+    assert!(next["next_cursor"].is_null());
+
+    let entry = entries[1]["entry"].as_str().unwrap();
+    let detail = admin_json(&server, "GET", &format!("/admin/requests/{entry}")).await;
+    assert_eq!(
+        detail["request"]["data"]["pedido"], "A-1001",
+        "data as sent, to the admin"
+    );
+    assert_eq!(detail["request"]["contact"]["key"], "*********9999");
+    assert_eq!(detail["request"]["contact"]["name"], "J*** d* S****");
+    assert_eq!(detail["version"].as_str().unwrap().len(), 16);
+    assert_eq!(
+        admin(&server, "GET", "/admin/requests/999999", Some(ADMIN))
+            .await
+            .0,
+        404
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn personal_data_shows_only_when_asked() {
+    let dir = integrations_with(&[]);
+    let server = TestServer::start_with(dir.path(), |s| {
+        s.admin_token = Some(AdminToken::new(ADMIN));
+        s.log_personal_data = true;
+    })
+    .await;
+    let (status, _) = server
+        .post(
+            "/hooks/boleto?token=demo-token",
+            boleto_request(7, boleto_data()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, text) = admin(&server, "GET", "/admin/requests", Some(ADMIN)).await;
+    assert!(text.contains("Olá, João!"), "{text}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn journal_off_records_nothing() {
+    let dir = integrations_with(&[]);
+    let server = TestServer::start_with(dir.path(), |s| {
+        s.admin_token = Some(AdminToken::new(ADMIN));
+        s.journal = None;
+    })
+    .await;
+    let (status, _) = server
+        .post(
+            "/hooks/boleto?token=demo-token",
+            boleto_request(7, boleto_data()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(server.state.journal.is_none());
+    let (status, _) = admin(&server, "GET", "/admin/requests", Some(ADMIN)).await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn replay_after_an_edit_shows_the_diff() {
+    let dir = integrations_with(&[]);
+    let server = start(dir.path()).await;
+    let (status, _) = server
+        .post(
+            "/hooks/boleto?token=demo-token",
+            boleto_request(5, boleto_data()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let list = admin_json(&server, "GET", "/admin/requests").await;
+    let entry = list["entries"][0]["entry"].as_str().unwrap().to_owned();
+
+    let same = admin_json(&server, "POST", &format!("/admin/requests/{entry}/replay")).await;
+    assert_eq!(same["changed"], false, "{same}");
+    assert!(same["diff"].as_array().unwrap().is_empty());
+
+    let file = dir.path().join("demo/boleto.yaml");
+    // Without the file's own `tests:`, which would refuse the breaking edit
+    // below before the replay could show it.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let text = text[..text.find("\ntests:").unwrap_or(text.len()) + 1].to_owned();
+    std::fs::write(
+        &file,
+        text.replace(
+            "Olá, {{ contact.name | first_name }}!",
+            "Oi, {{ contact.name | first_name }}, tudo bem?",
+        ),
+    )
+    .unwrap();
+    Reloader::new(dir.path().to_owned(), server.state.config.clone()).reload(&Scope::All);
+
+    let replay = admin_json(&server, "POST", &format!("/admin/requests/{entry}/replay")).await;
+    assert_eq!(replay["changed"], true, "{replay}");
+    assert_ne!(replay["version_then"], replay["version_now"]);
+    assert_eq!(
+        replay["diff"],
+        json!([{"message": 0, "field": "value", "before": "Olá, J***!", "after": "Oi, J***, tudo bem?"}])
+    );
+    assert_eq!(replay["now"]["answer"][0]["value"], "Oi, J***, tudo bem?");
+
+    // An edit that breaks the request: the diff is the error.
+    std::fs::write(
+        &file,
+        text.replace("{{ data.pedido }}", "{{ data.pedido | brl }}"),
+    )
+    .unwrap();
+    Reloader::new(dir.path().to_owned(), server.state.config.clone()).reload(&Scope::All);
+    let broken = admin_json(&server, "POST", &format!("/admin/requests/{entry}/replay")).await;
+    assert_eq!(broken["now"]["status"], 422, "{broken}");
+    assert_eq!(broken["now"]["error"]["code"], "render_failed");
+    assert_eq!(broken["diff"][0]["field"], "error");
+    server.stop().await;
+}
+
+/// A stand-in ERP on loopback: `/clientes/{key}` answers the contact's plan.
+async fn erp() -> std::net::SocketAddr {
+    let app = Router::new().route(
+        "/clientes/{key}",
+        get(|| async { Json(json!({"plano": "Ouro", "vencimento": "2026-12-10", "valor": 99.9, "pontos": 120, "titular": "João da Silva"})) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn plano(port: u16) -> String {
+    let text = String::from_utf8(read(common::fixtures().join("demo/plano.yaml"))).unwrap();
+    text.replace("127.0.0.1:8081", &format!("127.0.0.1:{port}"))
+}
+
+#[tokio::test]
+async fn upstream_calls_are_recorded_and_an_entry_becomes_a_test() {
+    let erp = erp().await;
+    let dir = integrations_with(&[("demo/plano.yaml", &plano(erp.port()))]);
+    let server = start(dir.path()).await;
+    let (status, answer) = server
+        .post(
+            "/hooks/plano?token=demo-token",
+            boleto_request(9, json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let list = admin_json(&server, "GET", "/admin/requests").await;
+    let e = &list["entries"][0];
+    assert_eq!(e["calls"][0]["name"], "cliente");
+    assert_eq!(e["calls"][0]["outcome"], "ok");
+    assert_eq!(e["calls"][0]["cached"], false);
+    let entry = e["entry"].as_str().unwrap().to_owned();
+    let detail = admin_json(&server, "GET", &format!("/admin/requests/{entry}")).await;
+    assert_eq!(detail["calls"][0]["answer"]["plano"], "Ouro");
+    assert_eq!(
+        detail["calls"][0]["answer"]["titular"], "J*** d* S****",
+        "masked in upstream answers too"
+    );
+
+    // The recorded answer replays with no network: the ERP is not asked.
+    let replay = admin_json(&server, "POST", &format!("/admin/requests/{entry}/replay")).await;
+    assert_eq!(replay["changed"], false, "{replay}");
+    let live = admin_json(
+        &server,
+        "POST",
+        &format!("/admin/requests/{entry}/replay?live=true"),
+    )
+    .await;
+    assert_eq!(live["changed"], false, "{live}");
+
+    let (status, yaml) = admin(
+        &server,
+        "GET",
+        &format!("/admin/requests/{entry}/test"),
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(status, 200, "{yaml}");
+    assert_no_personal_data(&yaml);
+    // The `tests:` shape of the configtests branch; `recado test` runs it
+    // once both branches are merged.
+    let doc: Value = serde_yaml::from_str(&yaml).unwrap();
+    let tests = doc["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 1);
+    let t = &tests[0];
+    assert!(t["name"].as_str().unwrap().contains("request 9"), "{yaml}");
+    let contact = &t["request"]["contact"];
+    assert_eq!(contact["name"], "Maria da Souza", "{yaml}");
+    assert_eq!(contact["key"].as_str().unwrap().len(), PHONE.len());
+    assert_eq!(t["enrich"]["cliente"]["plano"], "Ouro");
+    assert_eq!(
+        t["expect"],
+        json!([
+            {"text": "Olá, Maria! Seu plano Ouro vence em 10/12/2026."},
+            {"text": "Valor: R$ 99,90. Você tem 120 pontos."},
+        ]),
+        "{yaml}"
+    );
+    assert!(t.get("expect_error").is_none());
+    let keys: Vec<_> = t.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["enrich", "expect", "name", "request"]);
+
+    // End to end: the snippet as the file's `tests:` passes `recado test`.
+    let file = dir.path().join("demo/plano.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let without = &text[..text.find("\ntests:").map_or(text.len(), |i| i + 1)];
+    std::fs::write(&file, format!("{without}{yaml}")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recado"))
+        .args(["test", "--dir"])
+        .arg(dir.path())
+        .arg("demo/plano")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().last(),
+        Some("1 passed, 0 failed"),
+        "{stdout}"
+    );
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_entry_becomes_an_expect_error_test() {
+    let dir = integrations_with(&[]);
+    let server = start(dir.path()).await;
+    let (status, _) = server
+        .post(
+            "/hooks/boleto?token=demo-token",
+            boleto_request(11, json!({"valor": "x"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let list = admin_json(&server, "GET", "/admin/requests").await;
+    let entry = list["entries"][0]["entry"].as_str().unwrap().to_owned();
+    let (status, yaml) = admin(
+        &server,
+        "GET",
+        &format!("/admin/requests/{entry}/test"),
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(status, 200, "{yaml}");
+    let doc: Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(doc["tests"][0]["expect_error"], "render_failed", "{yaml}");
+    assert_eq!(doc["tests"][0]["request"]["data"], json!({"valor": "x"}));
+    server.stop().await;
+}
+
+const SHOP_V1: &str = "messages:\n  - text: \"Pedido {{ data.pedido }}\"\n  - text: \"Obrigado, {{ contact.name | first_name }}\"\n";
+
+fn shop(guard: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(
+        dir.path(),
+        &[
+            (
+                "shop/tenant.yaml",
+                &format!("client_ids: [90]\ntokens: [shop-token-1]\nreload_guard: {guard}\n"),
+            ),
+            ("shop/pedido.yaml", SHOP_V1),
+        ],
+    );
+    dir
+}
+
+async fn shop_traffic(server: &TestServer) {
+    for (i, data) in [
+        json!({"pedido": "A-1"}),
+        json!({"pedido": "B-2", "cupom": "X"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, _) = server
+            .post("/hooks/pedido?token=shop-token-1", request(90, data))
+            .await;
+        assert_eq!(status, 200, "request {i}");
+    }
+}
+
+/// An edit that changes every answer and fails the request without `cupom`.
+const SHOP_V2: &str =
+    "messages:\n  - text: \"Pedido nº {{ data.pedido }}\"\n  - text: \"Cupom {{ data.cupom }}\"\n";
+
+async fn status_of(server: &TestServer) -> Value {
+    let (status, text) = admin(server, "GET", "/admin/status", Some(ADMIN)).await;
+    assert_eq!(status, 200);
+    assert!(
+        !text.contains("Ana Souza") && !text.contains("5513999999999"),
+        "{text}"
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+fn gated(dir: &Path, server: &TestServer) -> Reloader {
+    Reloader::new(dir.to_owned(), server.state.config.clone()).gated_by(recado::replay::gate(
+        server.state.journal.clone().unwrap(),
+        false,
+    ))
+}
+
+#[tokio::test]
+async fn shadow_check_warns_and_the_edit_serves() {
+    let dir = shop("warn");
+    let server = start(dir.path()).await;
+    shop_traffic(&server).await;
+    std::fs::write(dir.path().join("shop/pedido.yaml"), SHOP_V2).unwrap();
+    gated(dir.path(), &server).reload(&Scope::All);
+
+    let status = status_of(&server).await;
+    let report = &status["shadow"][0];
+    assert_eq!(report["tenant"], "shop", "{status}");
+    assert_eq!(report["integration"], "pedido");
+    assert_eq!(report["checked"], 2);
+    assert_eq!(report["changed"], 2);
+    assert_eq!(report["failed"], 1);
+    assert_eq!(report["blocked"], false);
+    assert_eq!(report["example_failed"]["code"], "render_failed");
+    assert!(
+        report["example_changed"]["change"]["field"].is_string(),
+        "{report}"
+    );
+    // `warn` serves the edit.
+    let (status, answer) = server
+        .post(
+            "/hooks/pedido?token=shop-token-1",
+            request(90, json!({"pedido": "C", "cupom": "Y"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer[0]["value"], "Pedido nº C");
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("recado_shadow_failed{tenant=\"shop\",integration=\"pedido\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shadow_check_blocks_an_edit_that_fails_answered_requests() {
+    let dir = shop("block");
+    let server = start(dir.path()).await;
+    shop_traffic(&server).await;
+    std::fs::write(dir.path().join("shop/pedido.yaml"), SHOP_V2).unwrap();
+    gated(dir.path(), &server).reload(&Scope::All);
+
+    let status = status_of(&server).await;
+    assert_eq!(status["shadow"][0]["blocked"], true, "{status}");
+    let errors = status["errors"].as_array().unwrap();
+    let text = errors[0]["text"].as_str().unwrap();
+    assert!(text.starts_with("shop/pedido.yaml: "), "{text}");
+    assert!(
+        text.contains("reload_guard: block") && text.contains("journal entry"),
+        "{text}"
+    );
+    // The previous version keeps serving.
+    let (status, answer) = server
+        .post(
+            "/hooks/pedido?token=shop-token-1",
+            request(90, json!({"pedido": "C"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer[0]["value"], "Pedido C");
+
+    // An edit that fails nothing goes live, and the error is gone.
+    let v3 = SHOP_V1.replace("Pedido {{", "Pedido número {{");
+    std::fs::write(dir.path().join("shop/pedido.yaml"), v3).unwrap();
+    gated(dir.path(), &server).reload(&Scope::All);
+    let status = status_of(&server).await;
+    assert!(status["errors"].as_array().unwrap().is_empty(), "{status}");
+    assert_eq!(status["shadow"][0]["blocked"], false);
+    let (_, answer) = server
+        .post(
+            "/hooks/pedido?token=shop-token-1",
+            request(90, json!({"pedido": "C"})),
+        )
+        .await;
+    assert_eq!(answer[0]["value"], "Pedido número C");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_journal_stays_within_its_bounds() {
+    let dir = integrations_with(&[]);
+    let server = TestServer::start_with(dir.path(), |s| {
+        s.admin_token = Some(AdminToken::new(ADMIN));
+        s.journal = Some(recado::journal::JournalSettings {
+            entries: 5,
+            ..Default::default()
+        });
+    })
+    .await;
+    for id in 0..12 {
+        server
+            .post(
+                "/hooks/boleto?token=demo-token",
+                boleto_request(id, boleto_data()),
+            )
+            .await;
+    }
+    let list = admin_json(&server, "GET", "/admin/requests?limit=100").await;
+    let ids: Vec<_> = list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["request_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [11, 10, 9, 8, 7]);
+    server.stop().await;
+}
