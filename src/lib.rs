@@ -19,5 +19,6 @@ pub mod render;
 pub mod request;
 pub mod server;
 pub mod state;
+pub mod studio;
 pub mod telemetry;
 pub mod tenant;

@@ -93,6 +93,10 @@ struct ServeArgs {
     /// Upper bound of the upstream answer cache, in bytes.
     #[arg(long, default_value_t = recado::enrich::DEFAULT_CACHE_BYTES)]
     cache_bytes: u64,
+    /// Mark the studio's session cookie `Secure` (recado behind an https
+    /// proxy that does not send `X-Forwarded-Proto: https`).
+    #[arg(long, env = "RECADO_STUDIO_SECURE_COOKIES")]
+    studio_secure_cookies: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -180,6 +184,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         log_personal_data: args.log_personal_data,
         idle_timeout: args.idle_timeout,
         cache_bytes: args.cache_bytes,
+        studio_secure_cookies: args.studio_secure_cookies,
         ..Settings::default()
     };
     let mut state = AppState::new(settings, snapshot);

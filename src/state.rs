@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Snapshot, Tenant};
 use crate::enrich::{Upstream, DEFAULT_CACHE_BYTES};
+use crate::studio::session::Sessions;
 use crate::telemetry::TenantMetrics;
 
 /// Largest request body accepted. The platform's requests are a few hundred
@@ -39,6 +40,9 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Upper bound of the upstream answer cache, in bytes.
     pub cache_bytes: u64,
+    /// Mark the studio's session cookie `Secure` even when the request does
+    /// not say (by `X-Forwarded-Proto: https`) that it came over https.
+    pub studio_secure_cookies: bool,
 }
 
 impl Default for Settings {
@@ -49,6 +53,7 @@ impl Default for Settings {
             log_personal_data: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            studio_secure_cookies: false,
         }
     }
 }
@@ -80,6 +85,8 @@ pub struct AppState {
     /// The Prometheus recorder's handle for `GET /metrics`; `None` (no
     /// recorder installed) turns that endpoint off.
     pub metrics: Option<PrometheusHandle>,
+    /// Signed-in studio sessions (`/studio`).
+    pub studio: Arc<Sessions>,
 }
 
 impl AppState {
@@ -90,6 +97,7 @@ impl AppState {
             settings: Arc::new(settings),
             tenants: Arc::default(),
             metrics: None,
+            studio: Arc::default(),
         }
     }
 }

@@ -51,6 +51,7 @@ pub fn load_tenant_from(
         Some(p) => TenantSettings {
             client_ids: p.client_ids.clone(),
             token_digests: p.token_digests.clone(),
+            studio_token_digests: p.studio_token_digests.clone(),
             secrets: p.secrets.clone(),
             upstreams: p.upstreams.clone(),
             opts: p.opts.clone(),
@@ -128,6 +129,7 @@ pub fn load_tenant_from(
     if let Some(p) = prev {
         let unchanged = p.hash == hash
             && p.token_digests == settings.token_digests
+            && p.studio_token_digests == settings.studio_token_digests
             && p.secrets.0 == settings.secrets.0
             && p.integrations.len() == integrations.len()
             && p.integrations
@@ -142,6 +144,7 @@ pub fn load_tenant_from(
         name: name.to_owned(),
         client_ids: settings.client_ids,
         token_digests: settings.token_digests,
+        studio_token_digests: settings.studio_token_digests,
         integrations,
         hash,
         settings_modified,
@@ -157,6 +160,7 @@ pub fn load_tenant_from(
 struct TenantSettings {
     client_ids: Vec<u64>,
     token_digests: Vec<[u8; 32]>,
+    studio_token_digests: Vec<[u8; 32]>,
     secrets: Secrets,
     upstreams: Vec<Origin>,
     opts: CompileOptions,
@@ -173,14 +177,8 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
     }
     Ok(TenantSettings {
         client_ids: spec.client_ids,
-        token_digests: spec
-            .tokens
-            .iter()
-            .map(|t| match t {
-                TokenSpec::Sha256(d) => *d,
-                TokenSpec::Plain(s) => Sha256::digest(s.expose().as_bytes()).into(),
-            })
-            .collect(),
+        token_digests: digests(&spec.tokens),
+        studio_token_digests: digests(&spec.studio_tokens),
         secrets: Secrets(minijinja::Value::from(
             spec.secrets
                 .into_iter()
@@ -194,6 +192,16 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
         },
         limits: Limits::from_spec(&spec.limits),
     })
+}
+
+fn digests(tokens: &[TokenSpec]) -> Vec<[u8; 32]> {
+    tokens
+        .iter()
+        .map(|t| match t {
+            TokenSpec::Sha256(d) => *d,
+            TokenSpec::Plain(s) => Sha256::digest(s.expose().as_bytes()).into(),
+        })
+        .collect()
 }
 
 /// Parses and compiles one integration file.
@@ -232,6 +240,7 @@ pub fn load_integration(
         file: rel.to_owned(),
         hash: short_hash(bytes),
         loaded_at: SystemTime::now(),
+        source: String::from_utf8_lossy(bytes).into(),
         program,
     })
 }

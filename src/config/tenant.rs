@@ -17,6 +17,9 @@ pub struct Tenant {
     /// SHA-256 of each accepted token: comparing digests keeps the comparison
     /// constant-time whatever the tokens' lengths.
     pub token_digests: Vec<[u8; 32]>,
+    /// SHA-256 of each `studio_tokens` entry: who may open this tenant's
+    /// pages in the studio.
+    pub studio_token_digests: Vec<[u8; 32]>,
     pub integrations: BTreeMap<String, Arc<Integration>>,
     /// Short SHA-256 of `tenant.yaml`, to skip re-reading an unchanged file.
     pub hash: String,
@@ -29,6 +32,14 @@ pub struct Tenant {
     pub upstreams: Vec<Origin>,
     pub limits: Limits,
     pub(super) opts: CompileOptions,
+}
+
+impl Tenant {
+    /// The options this tenant's integrations are compiled with, to compile
+    /// a draft exactly as the file would be.
+    pub fn compile_options(&self) -> &CompileOptions {
+        &self.opts
+    }
 }
 
 /// A tenant's limits, defaults filled in.
@@ -86,5 +97,7 @@ pub struct Integration {
     /// Short SHA-256 of the file's bytes, to tell versions apart.
     pub hash: String,
     pub loaded_at: SystemTime,
+    /// The file's text as loaded: the studio shows the version that serves.
+    pub source: Arc<str>,
     pub program: Program,
 }
