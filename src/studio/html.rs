@@ -51,7 +51,7 @@ pub fn page(status: StatusCode, title: &str, csrf: Option<&str>, body: &str) -> 
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 {csrf_meta}<title>{title} · recado studio</title>
 <link rel="stylesheet" href="/studio/assets/studio.css">
 <script src="/studio/assets/studio.js" defer></script>
