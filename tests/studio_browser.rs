@@ -197,7 +197,11 @@ impl Driver {
         }
     }
 
+    /// Saves a screenshot of the page's top (desktop) or of the preview
+    /// (phone width, where it comes first).
     async fn screenshot(&self, name: &str) {
+        self.script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);")
+            .await;
         let v = self.call("GET", "/screenshot", json!({})).await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap())

@@ -188,7 +188,7 @@ pub async fn integration(
     for (n, line) in i.source.lines().enumerate() {
         let _ = write!(
             body,
-            "<span class=\"line\" id=\"L{n}\" data-n=\"{n}\">{}</span>\n",
+            "<span class=\"line\" id=\"L{n}\" data-n=\"{n}\">{}</span>",
             Esc(line),
             n = n + 1
         );

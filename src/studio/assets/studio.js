@@ -31,7 +31,7 @@
       const span = el("span", "line", line);
       span.id = "L" + (i + 1);
       span.dataset.n = String(i + 1);
-      code.append(span, "\n");
+      code.append(span);
     });
   }
 
