@@ -54,6 +54,10 @@ enum Command {
         request: PathBuf,
         #[command(flatten)]
         dir: DirArg,
+        /// After the JSON, print each message as the contact reads it
+        /// (templates filled in from the tenant's templates.json).
+        #[arg(long)]
+        show_text: bool,
     },
 }
 
@@ -132,7 +136,8 @@ fn main() -> ExitCode {
             target,
             request,
             dir,
-        }) => render(&dir.dir, &target, &request),
+            show_text,
+        }) => render(&dir.dir, &target, &request, show_text),
     };
     match result {
         Ok(code) => code,
@@ -248,7 +253,7 @@ fn check(dir: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn render(dir: &Path, target: &str, request: &Path) -> anyhow::Result<ExitCode> {
+fn render(dir: &Path, target: &str, request: &Path, show_text: bool) -> anyhow::Result<ExitCode> {
     let (tenant_name, integration) = target
         .split_once('/')
         .context("the target is `<tenant>/<integration>`, e.g. `demo/boleto`")?;
@@ -305,6 +310,12 @@ fn render(dir: &Path, target: &str, request: &Path) -> anyhow::Result<ExitCode> 
     )) {
         Ok(messages) => {
             println!("{}", serde_json::to_string_pretty(&messages)?);
+            if show_text {
+                print!(
+                    "\n{}",
+                    recado::render::show_text(&messages, tenant.catalogue.as_deref())
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

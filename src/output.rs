@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::config::catalogue::{Header, Params, Template, INVISIBLE, LANGUAGES};
+
 /// WhatsApp's limit for a text message, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
 
@@ -76,19 +78,57 @@ pub struct Violation {
 impl Message {
     /// Checks the values against the contract and WhatsApp's limits.
     pub fn validate(&self) -> Result<(), Violation> {
+        self.validate_with(None)
+    }
+
+    /// Like [`validate`](Self::validate); a template message is also checked
+    /// against its catalogue entry, when the integration resolved one.
+    pub fn validate_with(&self, template: Option<&Template>) -> Result<(), Violation> {
         match self {
             Message::Text { value } => check_text(value),
             Message::File { value } | Message::Image { value } | Message::Audio { value } => {
                 check_url(value)
             }
-            Message::Template(t) => t.validate(),
+            Message::Template(t) => t.validate(template),
         }
     }
 }
 
+/// WhatsApp's limits for template parameters, in characters (Meta's
+/// "parameter object": 60 for a header's text, 1024 for a body's when the
+/// template has other components), for a template's body as read, and for a
+/// URL button's link and a coupon code.
+pub const MAX_HEADER_PARAM_CHARS: usize = 60;
+pub const MAX_BODY_PARAM_CHARS: usize = 1024;
+pub const MAX_BODY_CHARS: usize = 1024;
+pub const MAX_BUTTON_URL_CHARS: usize = 2000;
+pub const MAX_CODE_CHARS: usize = 15;
+/// Meta's limit for a template's name.
+pub const MAX_NAME_CHARS: usize = 512;
+
 impl TemplateMessage {
-    fn validate(&self) -> Result<(), Violation> {
+    /// The values as [`catalogue::Template::fill`](crate::config::catalogue::Template::fill) takes them.
+    pub fn params(&self) -> Params<'_> {
+        fn values(p: &Option<Parameters>) -> Vec<&str> {
+            p.iter()
+                .flat_map(|p| &p.parameters)
+                .map(|p| p.value.as_str())
+                .collect()
+        }
+        Params {
+            header: values(&self.header).first().copied(),
+            body: values(&self.body),
+            buttons: self
+                .buttons
+                .iter()
+                .map(|b| b.parameters.first().map(|p| p.value.as_str()))
+                .collect(),
+        }
+    }
+
+    fn validate(&self, template: Option<&Template>) -> Result<(), Violation> {
         if self.name.is_empty()
+            || self.name.len() > MAX_NAME_CHARS
             || !self
                 .name
                 .bytes()
@@ -97,22 +137,23 @@ impl TemplateMessage {
             return Err(violation(
                 "name",
                 format!(
-                    "must be a WhatsApp template name (lowercase letters, digits, `_`), got {:?}",
+                    "must be a WhatsApp template name (lowercase letters, digits, `_`, at most {MAX_NAME_CHARS}), got {:?}",
                     self.name
                 ),
             ));
         }
-        let lang_ok = !self.language.is_empty()
-            && self.language.len() <= 8
-            && self
-                .language
-                .bytes()
-                .all(|b| b.is_ascii_alphabetic() || b == b'_');
-        if !lang_ok {
+        // A catalogue entry was found by this very language: Meta's own answer.
+        if template.is_none() && !LANGUAGES.contains(&self.language.as_str()) {
+            let hint = self.language.replace('-', "_");
+            let hint = if LANGUAGES.contains(&hint.as_str()) {
+                format!(" (WhatsApp writes it `{hint}`)")
+            } else {
+                String::new()
+            };
             return Err(violation(
                 "language",
                 format!(
-                    "must be a language code such as `pt_BR`, got {:?}",
+                    "must be one of the language codes WhatsApp supports for templates, such as `pt_BR`, `en_US` or `es`; got {:?}{hint}",
                     self.language
                 ),
             ));
@@ -124,10 +165,36 @@ impl TemplateMessage {
                     "must have at most one element, with index 1".into(),
                 ));
             }
-            check_params("header", &header.parameters)?;
+            match template.and_then(|t| t.header.as_ref()) {
+                Some(Header::Media(kind)) => {
+                    for (i, p) in header.parameters.iter().enumerate() {
+                        if !is_url(&p.value) {
+                            return Err(violation(
+                                &format!("header.parameters[{i}].value"),
+                                format!("must be the absolute http(s) URL of the {kind} the template's header shows"),
+                            ));
+                        }
+                    }
+                }
+                _ => check_params(
+                    "header",
+                    &header.parameters,
+                    MAX_HEADER_PARAM_CHARS,
+                    "a header",
+                )?,
+            }
         }
         if let Some(body) = &self.body {
-            check_params("body", &body.parameters)?;
+            check_params("body", &body.parameters, MAX_BODY_PARAM_CHARS, "a body")?;
+            if let Some(text) = template.and_then(|t| t.body.as_ref()) {
+                let chars = text.filled_chars(&body.parameters);
+                if chars > MAX_BODY_CHARS {
+                    return Err(violation(
+                        "body",
+                        format!("would have {chars} characters as the contact reads it (the template's text with the values in); WhatsApp allows at most {MAX_BODY_CHARS} (error #132005); shorten the values"),
+                    ));
+                }
+            }
         }
         for (i, button) in self.buttons.iter().enumerate() {
             if button.parameters.len() > 1 || button.parameters.iter().any(|p| p.index != 1) {
@@ -136,9 +203,47 @@ impl TemplateMessage {
                     "must have at most one element, with index 1".into(),
                 ));
             }
-            check_params(&format!("buttons[{i}]"), &button.parameters)?;
+            check_params(
+                &format!("buttons[{i}]"),
+                &button.parameters,
+                usize::MAX,
+                "a button",
+            )?;
+            let (Some(b), Some(p)) = (
+                template.and_then(|t| t.buttons.get(i)),
+                button.parameters.first(),
+            ) else {
+                continue;
+            };
+            let field = || format!("buttons[{i}].parameters[0].value");
+            if let Some((before, after)) = b.url_parts() {
+                let url = [before, p.value.as_str(), after].concat();
+                if url.chars().count() > MAX_BUTTON_URL_CHARS
+                    || !is_url(&url)
+                    || url::Url::parse(&url).is_err()
+                {
+                    return Err(violation(
+                        &field(),
+                        format!("does not make a valid link once put in the button's URL ({}): WhatsApp would refuse it; the value must be URL text (no spaces; at most {MAX_BUTTON_URL_CHARS} characters in all)", b.url.as_deref().unwrap_or_default()),
+                    ));
+                }
+            } else if matches!(b.kind.as_str(), "COPY_CODE" | "OTP") {
+                let chars = p.value.chars().count();
+                if chars > MAX_CODE_CHARS {
+                    return Err(violation(
+                        &field(),
+                        format!("has {chars} characters; WhatsApp allows at most {MAX_CODE_CHARS} in a {} button's code", b.kind),
+                    ));
+                }
+            }
         }
         Ok(())
+    }
+}
+
+impl AsRef<str> for Parameter {
+    fn as_ref(&self) -> &str {
+        &self.value
     }
 }
 
@@ -171,6 +276,17 @@ fn check_text(value: &str) -> Result<(), Violation> {
 /// for every media message and a full URL parse cost more than the rest of
 /// the message's rendering; anything it accepts is fetchable by a client.
 fn check_url(value: &str) -> Result<(), Violation> {
+    if is_url(value) {
+        Ok(())
+    } else {
+        Err(violation(
+            "value",
+            format!("must be an absolute http(s) URL, got {value:?}"),
+        ))
+    }
+}
+
+fn is_url(value: &str) -> bool {
     let rest = strip_prefix_ignore_case(value, "https://")
         .or_else(|| strip_prefix_ignore_case(value, "http://"));
     let ok = rest.is_some_and(|rest| {
@@ -190,14 +306,7 @@ fn check_url(value: &str) -> Result<(), Violation> {
                 .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'))
             && !value.chars().any(|c| c.is_whitespace() || c.is_control())
     });
-    if ok {
-        Ok(())
-    } else {
-        Err(violation(
-            "value",
-            format!("must be an absolute http(s) URL, got {value:?}"),
-        ))
-    }
+    ok
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -206,32 +315,78 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
-/// WhatsApp refuses template parameters that are empty, contain a new line or
-/// a tab, or have more than four consecutive spaces.
-fn check_params(group: &str, params: &[Parameter]) -> Result<(), Violation> {
+/// WhatsApp refuses a template parameter that is empty, holds a new line or
+/// a tab, or more than four spaces in a row (Meta's error #100 "invalid
+/// parameter", or #131009 "parameter value is not valid"). Read broadly: every line and paragraph separator and control
+/// character counts as a new line, every kind of space (non-breaking too)
+/// as a space, and text of only invisible characters as empty. Messages
+/// never quote the value: it is the contact's data.
+fn check_params(
+    group: &str,
+    params: &[Parameter],
+    max_chars: usize,
+    kind: &str,
+) -> Result<(), Violation> {
     for (i, p) in params.iter().enumerate() {
         let field = || format!("{group}.parameters[{i}].value");
-        if p.value.trim().is_empty() {
+        let value = p.value.as_str();
+        if value
+            .chars()
+            .all(|c| c.is_whitespace() || INVISIBLE.contains(&c))
+        {
             return Err(violation(
                 &field(),
-                "is empty; WhatsApp refuses empty template parameters".into(),
+                "is empty (or only spaces and invisible characters); WhatsApp refuses empty template parameters".into(),
             ));
         }
-        if p.value.contains(['\n', '\r', '\t']) {
+        if let Some(c) = value
+            .chars()
+            .find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+        {
             return Err(violation(
                 &field(),
-                "contains a new line or a tab, which WhatsApp refuses in template parameters"
-                    .into(),
+                format!(
+                    "contains {}, which WhatsApp refuses in template parameters (no new lines, tabs or control characters)",
+                    char_name(c)
+                ),
             ));
         }
-        if p.value.contains("     ") {
-            return Err(violation(
-                &field(),
-                "contains more than four consecutive spaces, which WhatsApp refuses".into(),
-            ));
+        let mut run = 0;
+        for c in value.chars() {
+            run = if c.is_whitespace() { run + 1 } else { 0 };
+            if run > 4 {
+                return Err(violation(
+                    &field(),
+                    "contains more than four consecutive spaces (non-breaking and other spaces count), which WhatsApp refuses".into(),
+                ));
+            }
+        }
+        if max_chars != usize::MAX {
+            let chars = value.chars().count();
+            if chars > max_chars {
+                return Err(violation(
+                    &field(),
+                    format!("has {chars} characters; WhatsApp allows at most {max_chars} in {kind} parameter"),
+                ));
+            }
         }
     }
     Ok(())
+}
+
+fn char_name(c: char) -> String {
+    match c {
+        '\n' => "a new line".into(),
+        '\r' => "a carriage return".into(),
+        '\t' => "a tab".into(),
+        '\u{0B}' => "a vertical tab".into(),
+        '\u{0C}' => "a form feed".into(),
+        '\0' => "a NUL character".into(),
+        '\u{85}' => "a next-line character (U+0085)".into(),
+        '\u{2028}' => "a line separator (U+2028)".into(),
+        '\u{2029}' => "a paragraph separator (U+2029)".into(),
+        c => format!("a control character (U+{:04X})", c as u32),
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use minijinja::value::{Enumerator, Object};
 use minijinja::{context, Value};
 
+use crate::config::catalogue::Catalogue;
 use crate::config::compile::{CompiledContent, CompiledMessage, Program, Text};
 use crate::config::spec::QrKind;
 use crate::output::{Button, Message, Parameter, Parameters, TemplateMessage, Violation};
@@ -272,6 +273,7 @@ fn emit(
             header,
             body,
             buttons,
+            catalogue: _,
         } => {
             let header = header
                 .as_ref()
@@ -308,8 +310,12 @@ fn emit(
             })
         }
     };
+    let template = match content {
+        CompiledContent::Template { catalogue, .. } => catalogue.as_deref(),
+        CompiledContent::Qr { .. } => None,
+    };
     message
-        .validate()
+        .validate_with(template)
         .map_err(|violation| RenderError::Output {
             path: loc.to_string(),
             violation,
@@ -341,4 +347,65 @@ fn template_error(loc: Loc, field: Field, e: &minijinja::Error) -> RenderError {
         source = cause.source();
     }
     RenderError::Template { path, detail }
+}
+
+/// The messages as the contact reads them, one block each: a template's
+/// text with the values in (header, body, footer, buttons) when `catalogue`
+/// has it, its values otherwise. For `recado render --show-text`.
+pub fn show_text(messages: &[Message], catalogue: Option<&Catalogue>) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for (i, m) in messages.iter().enumerate() {
+        let _ = writeln!(out, "── message {} ──", i + 1);
+        match m {
+            Message::Text { value } => {
+                let _ = writeln!(out, "{value}");
+            }
+            Message::File { value } => {
+                let _ = writeln!(out, "[FILE] {value}");
+            }
+            Message::Image { value } => {
+                let _ = writeln!(out, "[IMAGE] {value}");
+            }
+            Message::Audio { value } => {
+                let _ = writeln!(out, "[AUDIO] {value}");
+            }
+            Message::Template(t) => {
+                let params = t.params();
+                match catalogue.and_then(|c| c.get(&t.name, &t.language)) {
+                    Some(template) => {
+                        let filled = template.fill(&params);
+                        let _ = writeln!(out, "template {} ({})", t.name, t.language);
+                        if let Some(h) = &filled.header {
+                            let _ = writeln!(out, "*{h}*");
+                        }
+                        let _ = writeln!(out, "{}", filled.body);
+                        if let Some(f) = &filled.footer {
+                            let _ = writeln!(out, "_{f}_");
+                        }
+                        for b in &filled.buttons {
+                            let _ = writeln!(out, "{b}");
+                        }
+                    }
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "template {} ({}), not in the catalogue; its values:",
+                            t.name, t.language
+                        );
+                        if let Some(h) = params.header {
+                            let _ = writeln!(out, "header: {h}");
+                        }
+                        for (j, b) in params.body.iter().enumerate() {
+                            let _ = writeln!(out, "body {{{{{}}}}}: {b}", j + 1);
+                        }
+                        for (j, b) in params.buttons.iter().enumerate() {
+                            let _ = writeln!(out, "button {}: {}", j + 1, b.unwrap_or("~"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
 }

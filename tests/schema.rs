@@ -35,6 +35,10 @@ fn every_shipped_file_validates_and_unknown_keys_do_not() {
     for dir in dirs {
         for file in std::fs::read_dir(dir).unwrap() {
             let path = file.unwrap().path();
+            // templates.json is the WhatsApp API's answer, not a recado file.
+            if path.extension().is_some_and(|e| e == "json") {
+                continue;
+            }
             let doc = yaml(&std::fs::read_to_string(&path).unwrap());
             let validator = if path.ends_with("tenant.yaml") {
                 &tenant

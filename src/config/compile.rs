@@ -2,7 +2,7 @@
 //! with every template and expression compiled, ready to render many times.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use minijinja::{Environment, Expression, Template, UndefinedBehavior, Value};
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 use http::HeaderName;
 use minijinja::value::Serde;
 
+use super::catalogue;
 use super::error::FieldPath;
 use super::interpolation::Interpolation;
 use super::spec::{BodyTree, Content, HttpMethod, IntegrationSpec, Origin, QrKind, TemplateSrc};
@@ -115,6 +116,10 @@ pub enum CompiledContent<'env> {
         header: Option<Text<'env>>,
         body: Vec<Text<'env>>,
         buttons: Vec<Option<Text<'env>>>,
+        /// The catalogue's template, resolved at load when `name` and
+        /// `language` are fixed text: the run-time checks that need the
+        /// template's text (the body as read, the buttons' links) use it.
+        catalogue: Option<Arc<catalogue::Template>>,
     },
 }
 
@@ -204,6 +209,17 @@ fn base_environment(opts: &CompileOptions) -> Environment<'static> {
 /// Compiles every template and expression of `spec`. Syntax was already
 /// checked while parsing, so an error here is unexpected but still reported.
 pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program, minijinja::Error> {
+    compile_with(spec, opts, &[])
+}
+
+/// Like [`compile`], with each message's catalogue template (by message
+/// index; missing or `None` where there is none): named body values are put
+/// in the template's order, and the template rides along for run-time checks.
+pub fn compile_with(
+    spec: &IntegrationSpec,
+    opts: &CompileOptions,
+    templates: &[Option<Arc<catalogue::Template>>],
+) -> Result<Program, minijinja::Error> {
     let mut env = base_environment(opts);
     for (i, msg) in spec.messages.iter().enumerate() {
         for (field, src) in msg.content.templates() {
@@ -239,31 +255,35 @@ pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program,
                     kind: *kind,
                     value: text(FieldPath::key(kind.key()), value)?,
                 },
-                Content::Template(t) => CompiledContent::Template {
-                    name: text(template.then("name"), &t.name)?,
-                    language: text(template.then("language"), &t.language)?,
-                    header: t
-                        .header
-                        .as_ref()
-                        .map(|h| text(template.then("header"), h))
-                        .transpose()?,
-                    body: t
-                        .body
-                        .iter()
-                        .enumerate()
-                        .map(|(j, b)| text(template.then("body").at(j), b))
-                        .collect::<Result<_, _>>()?,
-                    buttons: t
-                        .buttons
-                        .iter()
-                        .enumerate()
-                        .map(|(j, b)| {
-                            b.as_ref()
-                                .map(|b| text(template.then("buttons").at(j), b))
-                                .transpose()
-                        })
-                        .collect::<Result<_, _>>()?,
-                },
+                Content::Template(t) => {
+                    let resolved = templates.get(i).cloned().flatten();
+                    CompiledContent::Template {
+                        name: text(template.then("name"), &t.name)?,
+                        language: text(template.then("language"), &t.language)?,
+                        header: t
+                            .header
+                            .as_ref()
+                            .map(|h| text(template.then("header"), h))
+                            .transpose()?,
+                        body: t
+                            .body
+                            .ordered(resolved.as_deref())
+                            .into_iter()
+                            .map(|(path, b)| text(path, b))
+                            .collect::<Result<_, _>>()?,
+                        buttons: t
+                            .buttons
+                            .iter()
+                            .enumerate()
+                            .map(|(j, b)| {
+                                b.as_ref()
+                                    .map(|b| text(template.then("buttons").at(j), b))
+                                    .transpose()
+                            })
+                            .collect::<Result<_, _>>()?,
+                        catalogue: resolved,
+                    }
+                }
             };
             messages.push(CompiledMessage {
                 when: msg

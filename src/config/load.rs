@@ -8,9 +8,10 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+use super::catalogue::{self, BodyValues, Catalogue};
 use super::compile::{self, CompileOptions};
 use super::error::{ConfigError, FieldPath};
-use super::spec::{IntegrationSpec, Origin, TenantSpec, TokenSpec};
+use super::spec::{Content, IntegrationSpec, Origin, TenantSpec, TokenSpec, TEMPLATE_KEY};
 use super::tenant::{Integration, Limits, Secrets, Tenant};
 use super::yaml::{self, Positions};
 use super::TENANT_FILE;
@@ -47,7 +48,7 @@ pub fn load_tenant_from(
     let settings_modified = std::fs::metadata(dir.join(TENANT_FILE))
         .and_then(|m| m.modified())
         .ok();
-    let settings = match prev.filter(|p| p.hash == hash && !reread_settings) {
+    let mut settings = match prev.filter(|p| p.hash == hash && !reread_settings) {
         Some(p) => TenantSettings {
             client_ids: p.client_ids.clone(),
             token_digests: p.token_digests.clone(),
@@ -56,17 +57,21 @@ pub fn load_tenant_from(
             upstreams: p.upstreams.clone(),
             opts: p.opts.clone(),
             limits: p.limits.clone(),
+            catalogue: None,
         },
         None => match parse_tenant(&bytes, &tenant_rel) {
             Ok(s) => s,
             Err(e) => return keep_prev(e),
         },
     };
-    // Compiled integrations can be reused only if they were compiled with
-    // the same options.
-    let reusable = prev.filter(|p| p.opts == settings.opts);
-
     let mut errors = Vec::new();
+    settings.catalogue = load_catalogue(&dir, name, prev, &mut errors);
+    let catalogue_hash = settings.catalogue.as_ref().map(|(h, _)| h.clone());
+    let catalogue = settings.catalogue.as_ref().map(|(_, c)| c.clone());
+    // Compiled integrations can be reused only if they were compiled with
+    // the same options and checked against the same catalogue.
+    let reusable = prev.filter(|p| p.opts == settings.opts && p.catalogue_hash == catalogue_hash);
+
     let mut integrations = BTreeMap::new();
     let files = match list_dir(&dir) {
         Ok(f) => f,
@@ -110,7 +115,10 @@ pub fn load_tenant_from(
             .map_err(|e| ConfigError::whole_file(&rel, format!("cannot read: {e}")))
             .and_then(|bytes| match old {
                 Some(old) if old.hash == short_hash(&bytes) => Ok(old.clone()),
-                _ => load_integration(&bytes, &rel, stem, &settings.opts).map(Arc::new),
+                _ => {
+                    load_integration_with(&bytes, &rel, stem, &settings.opts, catalogue.as_deref())
+                        .map(Arc::new)
+                }
             });
         match loaded {
             Ok(i) => {
@@ -131,6 +139,7 @@ pub fn load_tenant_from(
             && p.token_digests == settings.token_digests
             && p.studio_token_digests == settings.studio_token_digests
             && p.secrets.0 == settings.secrets.0
+            && p.catalogue_hash == catalogue_hash
             && p.integrations.len() == integrations.len()
             && p.integrations
                 .iter()
@@ -152,6 +161,8 @@ pub fn load_tenant_from(
         secrets: settings.secrets,
         upstreams: settings.upstreams,
         limits: settings.limits,
+        catalogue,
+        catalogue_hash,
         opts: settings.opts,
     };
     (Some(Arc::new(tenant)), errors)
@@ -165,6 +176,43 @@ struct TenantSettings {
     upstreams: Vec<Origin>,
     opts: CompileOptions,
     limits: Limits,
+    /// `templates.json` and its hash, read apart from `tenant.yaml`.
+    catalogue: Option<(String, Arc<Catalogue>)>,
+}
+
+/// Reads `templates.json`, if the folder has one. A broken or unreadable
+/// catalogue is reported and the last good one kept, so the integrations
+/// stay checked against what was known to be true.
+fn load_catalogue(
+    dir: &Path,
+    name: &str,
+    prev: Option<&Arc<Tenant>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<(String, Arc<Catalogue>)> {
+    let rel = format!("{name}/{}", catalogue::FILE);
+    let last_good = || {
+        let p = prev?;
+        Some((p.catalogue_hash.clone()?, p.catalogue.clone()?))
+    };
+    let bytes = match std::fs::read(dir.join(catalogue::FILE)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            errors.push(ConfigError::whole_file(&rel, format!("cannot read: {e}")));
+            return last_good();
+        }
+    };
+    let hash = short_hash(&bytes);
+    if let Some(p) = prev.filter(|p| p.catalogue_hash.as_deref() == Some(hash.as_str())) {
+        return Some((hash, p.catalogue.clone()?));
+    }
+    match Catalogue::parse(&bytes, &rel) {
+        Ok(c) => Some((hash, Arc::new(c))),
+        Err(e) => {
+            errors.push(e);
+            last_good()
+        }
+    }
 }
 
 fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> {
@@ -191,6 +239,7 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
             fuel: spec.limits.fuel.unwrap_or(compile::DEFAULT_FUEL),
         },
         limits: Limits::from_spec(&spec.limits),
+        catalogue: None,
     })
 }
 
@@ -204,12 +253,25 @@ fn digests(tokens: &[TokenSpec]) -> Vec<[u8; 32]> {
         .collect()
 }
 
-/// Parses and compiles one integration file.
+/// Parses and compiles one integration file, for a tenant without a
+/// template catalogue.
 pub fn load_integration(
     bytes: &[u8],
     rel: &str,
     name: &str,
     opts: &CompileOptions,
+) -> Result<Integration, ConfigError> {
+    load_integration_with(bytes, rel, name, opts, None)
+}
+
+/// Parses and compiles one integration file; every `template` message is
+/// checked against `catalogue` when the tenant has one.
+pub fn load_integration_with(
+    bytes: &[u8],
+    rel: &str,
+    name: &str,
+    opts: &CompileOptions,
+    catalogue: Option<&Catalogue>,
 ) -> Result<Integration, ConfigError> {
     let spec: IntegrationSpec = yaml::parse(bytes, rel)?;
     if spec.messages.is_empty() {
@@ -233,7 +295,8 @@ pub fn load_integration(
             }
         }
     }
-    let program = compile::compile(&spec, opts)
+    let templates = check_templates(&spec, bytes, rel, catalogue)?;
+    let program = compile::compile_with(&spec, opts, &templates)
         .map_err(|e| ConfigError::whole_file(rel, format!("template error: {e}")))?;
     Ok(Integration {
         name: name.to_owned(),
@@ -243,6 +306,54 @@ pub fn load_integration(
         source: String::from_utf8_lossy(bytes).into(),
         program,
     })
+}
+
+/// The catalogue's template for each message (by index), once every
+/// `template` message is checked against it.
+fn check_templates(
+    spec: &IntegrationSpec,
+    bytes: &[u8],
+    rel: &str,
+    catalogue: Option<&Catalogue>,
+) -> Result<Vec<Option<Arc<catalogue::Template>>>, ConfigError> {
+    let mut out = Vec::with_capacity(spec.messages.len());
+    for (i, msg) in spec.messages.iter().enumerate() {
+        let Content::Template(t) = &msg.content else {
+            out.push(None);
+            continue;
+        };
+        let at = FieldPath::key("messages").at(i);
+        let fail = |path: FieldPath, msg: String| {
+            Positions::of(bytes).error(rel, &path.under(&at), None, msg)
+        };
+        let named = matches!(t.body, BodyValues::Named(_));
+        // A mapping's first value: the mapping's own position is a colon.
+        let body_at = || {
+            t.body.entries().first().map_or_else(
+                || FieldPath::key(TEMPLATE_KEY).then("body"),
+                |(p, _)| p.clone(),
+            )
+        };
+        let Some(catalogue) = catalogue else {
+            if named {
+                return Err(fail(
+                    body_at(),
+                    format!("body values by name need the tenant's template catalogue ({}) to know their order; add the catalogue (see docs/templates.md) or list the values in order", catalogue::FILE),
+                ));
+            }
+            out.push(None);
+            continue;
+        };
+        let found = catalogue.check(t).map_err(|(path, msg)| fail(path, msg))?;
+        if named && found.is_none() {
+            return Err(fail(
+                body_at(),
+                "body values by name need a fixed `name` and `language` (no `{{ }}`), so the catalogue can order them; list the values in order".to_owned(),
+            ));
+        }
+        out.push(found);
+    }
+    Ok(out)
 }
 
 fn short_hash(bytes: &[u8]) -> String {

@@ -10,8 +10,9 @@
 //!
 //! Stages, one module each: [`spec`] (the YAML's types, checked while read)
 //! → [`yaml`] (positions) → [`compile`] (templates) → [`load`] (one tenant
-//! folder into a [`tenant::Tenant`]) → [`snapshot`] (all tenants, reload) → [`watch`] (when to reload).
+//! folder into a [`tenant::Tenant`], with its [`catalogue`] of WhatsApp templates) → [`snapshot`] (all tenants, reload) → [`watch`] (when to reload).
 
+pub mod catalogue;
 pub mod compile;
 pub mod error;
 pub mod interpolation;
@@ -25,7 +26,7 @@ pub mod watch;
 pub mod yaml;
 
 pub use error::{ConfigError, FieldPath};
-pub use load::{is_integration_name, load_integration, load_tenant_from};
+pub use load::{is_integration_name, load_integration, load_integration_with, load_tenant_from};
 pub use snapshot::{load_dir, reload, Scope, Snapshot};
 pub use tenant::{Integration, Limits, Secrets, Tenant};
 

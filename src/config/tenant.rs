@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::catalogue::Catalogue;
 use super::compile::{CompileOptions, Program};
 use super::spec::{self, Origin};
 
@@ -31,6 +32,12 @@ pub struct Tenant {
     /// `upstreams:`; when not empty, the only origins calls may reach.
     pub upstreams: Vec<Origin>,
     pub limits: Limits,
+    /// `templates.json`: the WhatsApp templates the company has, when the
+    /// folder has one. A broken file keeps the last good catalogue.
+    pub catalogue: Option<Arc<Catalogue>>,
+    /// Short SHA-256 of the catalogue in use: integrations are checked
+    /// against it, so they are reused only while it stays the same.
+    pub catalogue_hash: Option<String>,
     pub(super) opts: CompileOptions,
 }
 

@@ -21,7 +21,7 @@ pub use dates::{
     dateformat, datetimeformat, iso_date_in_default_format, timeformat, DEFAULT_DATE_FORMAT,
 };
 pub use money::{brl, number_br};
-pub use names::first_name;
+pub use names::{first_name, first_name_filter};
 pub use phones::phone_br;
 
 /// Registered after minijinja-contrib's filters, so the date filters here
@@ -32,7 +32,7 @@ pub fn register(env: &mut Environment<'_>) {
     env.add_filter("timeformat", timeformat);
     env.add_filter("brl", brl);
     env.add_filter("number_br", number_br);
-    env.add_filter("first_name", first_name);
+    env.add_filter("first_name", first_name_filter);
     env.add_filter("phone_br", phone_br);
 }
 

@@ -29,15 +29,19 @@ pub fn first_name(value: &str) -> Result<String, Error> {
         .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
         .find(|w| w.chars().any(char::is_alphabetic))
         .ok_or_else(|| {
+            // The name itself is personal data: errors say what is wrong
+            // with it, never what it is.
             error(if value.trim().is_empty() {
                 "the name is empty".to_owned()
             } else {
-                format!("the name {value:?} has no visible letter")
+                "the name has no visible letter (only digits, symbols, emoji or invisible characters)"
+                    .to_owned()
             })
         })?;
     if PARTICLES.iter().any(|p| word.eq_ignore_ascii_case(p)) {
         return Err(error(format!(
-            "the name {value:?} starts with `{word}`, which is not a first name"
+            "the name starts with `{}`, which is not a first name",
+            word.to_lowercase()
         )));
     }
     let mut out = String::with_capacity(word.len());
@@ -52,6 +56,20 @@ pub fn first_name(value: &str) -> Result<String, Error> {
         }
     }
     Ok(out)
+}
+
+/// The filter as templates call it: `first_name`, or
+/// `first_name(fallback="cliente")` to greet with the fallback instead of
+/// failing when the contact's name has no usable first name (WhatsApp names
+/// are often a phone number or an emoji).
+pub fn first_name_filter(value: &str, kwargs: minijinja::value::Kwargs) -> Result<String, Error> {
+    let fallback: Option<String> = kwargs.get("fallback")?;
+    kwargs.assert_all_used()?;
+    match (first_name(value), fallback) {
+        (Ok(name), _) => Ok(name),
+        (Err(_), Some(fallback)) => Ok(fallback),
+        (Err(e), None) => Err(e),
+    }
 }
 
 /// Characters that print as nothing, or as a blank, in a chat message:
@@ -139,7 +157,7 @@ mod tests {
             ("5511999999999", Err("no visible letter")),
             // particles are not first names
             ("da Silva", Err("starts with `da`")),
-            ("DOS SANTOS", Err("starts with `DOS`")),
+            ("DOS SANTOS", Err("starts with `dos`")),
             ("de", Err("starts with `de`")),
         ];
         for (input, expected) in cases {
@@ -153,5 +171,30 @@ mod tests {
                 (want, got) => panic!("{input:?}: {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn errors_never_show_the_name_and_a_fallback_replaces_them() {
+        for name in ["5511987654321", "da Silva Pereira", "🙂🙂"] {
+            let e = first_name(name).unwrap_err().to_string();
+            assert!(!e.contains(name), "{e:?} shows the name");
+        }
+        let env = crate::config::compile::environment(&crate::config::compile::CompileOptions {
+            timezone: "America/Sao_Paulo".into(),
+            fuel: 1000,
+        });
+        let render = |name: &str| {
+            env.render_str(
+                "Olá, {{ n | first_name(fallback='cliente') }}!",
+                minijinja::context! { n => name },
+            )
+        };
+        assert_eq!(render("5511987654321").unwrap(), "Olá, cliente!");
+        assert_eq!(render("JOÃO DA SILVA").unwrap(), "Olá, João!");
+        let typo = env.render_str(
+            "{{ n | first_name(fallbak='x') }}",
+            minijinja::context! { n => "Ana" },
+        );
+        assert!(typo.is_err(), "an unknown keyword is an error");
     }
 }

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{csrf_refused, viewer};
 use crate::config::yaml::Positions;
-use crate::config::{is_integration_name, load_integration, FieldPath, Integration, Tenant};
+use crate::config::catalogue::Catalogue;
+use crate::config::{is_integration_name, load_integration_with, FieldPath, Integration, Tenant};
 use crate::output::Message;
 use crate::render::{render_traced, request_context, RenderError};
 use crate::request::PlatformRequest;
@@ -79,6 +80,57 @@ struct Bubble {
     /// The line of the `messages:` entry that made it.
     line: Option<usize>,
     message: Message,
+    /// A TEMPLATE as the contact reads it, when the tenant's catalogue
+    /// (`templates.json`) has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template: Option<TemplateText>,
+}
+
+#[derive(Serialize)]
+struct TemplateText {
+    header: Option<String>,
+    body: String,
+    footer: Option<String>,
+    buttons: Vec<ButtonText>,
+}
+
+#[derive(Serialize)]
+struct ButtonText {
+    text: String,
+    /// What the button opens or copies, when it has a value.
+    value: Option<String>,
+}
+
+fn template_text(catalogue: Option<&Catalogue>, message: &Message) -> Option<TemplateText> {
+    let Message::Template(t) = message else {
+        return None;
+    };
+    let filled = catalogue?.get(&t.name, &t.language)?.fill(&t.params());
+    Some(TemplateText {
+        header: filled.header,
+        body: filled.body,
+        footer: filled.footer,
+        buttons: filled
+            .buttons
+            .into_iter()
+            .map(|b| {
+                // `[label] → link` or `[label] code`, as `Template::fill` writes them.
+                match b.strip_prefix('[').and_then(|r| r.split_once(']')) {
+                    Some((label, rest)) => {
+                        let rest = rest.trim().trim_start_matches('→').trim();
+                        ButtonText {
+                            text: label.to_owned(),
+                            value: (!rest.is_empty()).then(|| rest.to_owned()),
+                        }
+                    }
+                    None => ButtonText {
+                        text: b,
+                        value: None,
+                    },
+                }
+            })
+            .collect(),
+    })
 }
 
 #[derive(Serialize)]
@@ -174,11 +226,12 @@ fn run(tenant: &Tenant, serving: Option<&Arc<Integration>>, input: PreviewIn) ->
         (Some(yaml), _) => {
             out.source = "draft";
             let rel = format!("{}/{}.yaml", tenant.name, input.integration);
-            match load_integration(
+            match load_integration_with(
                 yaml.as_bytes(),
                 &rel,
                 &input.integration,
                 tenant.compile_options(),
+                tenant.catalogue.as_deref(),
             ) {
                 Ok(i) => (Arc::new(i), yaml.as_str().into()),
                 Err(e) => {
@@ -263,6 +316,7 @@ fn run(tenant: &Tenant, serving: Option<&Arc<Integration>>, input: PreviewIn) ->
                     line: positions
                         .get(&FieldPath::key("messages").at(i))
                         .map(|(l, _)| l),
+                    template: template_text(tenant.catalogue.as_deref(), &message),
                     message,
                 })
                 .collect();

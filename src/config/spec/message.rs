@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
+use crate::config::catalogue::BodyValues;
 use crate::config::FieldPath;
 
 use super::template::{check_vars, ExprSrc, TemplateSrc, CONTEXT_NAMES, GLOBAL_NAMES};
@@ -67,13 +68,25 @@ pub struct TemplateContent {
     /// The header's single variable, if the template has one.
     #[serde(default)]
     pub header: Option<TemplateSrc>,
-    /// One value per variable of the template's body, in order.
+    /// One value per variable of the template's body, in order; or, for a
+    /// `parameter_format: NAMED` template in the tenant's catalogue, a
+    /// mapping from the variables' names to their values.
     #[serde(default)]
-    pub body: Vec<TemplateSrc>,
+    #[schemars(with = "BodySchema")]
+    pub body: BodyValues,
     /// One entry per button of the template, in order; `~` (null) for a button
     /// that takes no parameter.
     #[serde(default)]
     pub buttons: Vec<Option<TemplateSrc>>,
+}
+
+/// The schema of [`BodyValues`]: a list, or a mapping by variable name.
+#[allow(dead_code)]
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum BodySchema {
+    List(Vec<TemplateSrc>),
+    Named(std::collections::BTreeMap<String, TemplateSrc>),
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -225,12 +238,7 @@ impl Content {
                 if let Some(h) = &t.header {
                     out.push((at.then("header"), h));
                 }
-                out.extend(
-                    t.body
-                        .iter()
-                        .enumerate()
-                        .map(|(i, b)| (at.then("body").at(i), b)),
-                );
+                out.extend(t.body.entries());
                 out.extend(
                     t.buttons
                         .iter()

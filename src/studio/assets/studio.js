@@ -166,14 +166,15 @@
       b.append(card);
     } else if (m.type === "TEMPLATE") {
       b.classList.add("tpl");
-      b.append(el("div", "tpl-name", "Modelo aprovado " + m.name + " (" + m.language + ")"));
+      b.append(el("div", "tpl-name", "Modelo " + m.name + " (" + m.language + ")" + (item.template ? "" : " — fora do catálogo: só os valores")));
       const params = (p) => (p && p.parameters) || [];
-      if (m.text) {
-        if (m.text.header) b.append(el("div", "tpl-header", m.text.header));
+      const filled = item.template;
+      if (filled) {
+        if (filled.header) b.append(el("div", "tpl-header", filled.header));
         const t = el("div", "text");
-        formatInto(t, m.text.body || "");
+        formatInto(t, filled.body || "");
         b.append(t);
-        if (m.text.footer) b.append(el("div", "meta", m.text.footer));
+        if (filled.footer) b.append(el("div", "meta", filled.footer));
       } else {
         params(m.header).forEach((p) => b.append(el("div", "tpl-header", "Cabeçalho {{" + p.index + "}}: " + p.value)));
         const list = el("ol", "tpl-params");
@@ -182,7 +183,7 @@
           b.append(el("div", "meta", "Valores do corpo:"), list);
         }
       }
-      const buttons = (m.text && m.text.buttons) || (m.buttons || []).map((x) => ({
+      const buttons = (filled && filled.buttons) || (m.buttons || []).map((x) => ({
         text: "Botão " + x.index, value: params(x).map((p) => p.value).join(", "),
       }));
       if (buttons.length) {
