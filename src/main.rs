@@ -101,6 +101,54 @@ struct ServeArgs {
     /// proxy that does not send `X-Forwarded-Proto: https`).
     #[arg(long, env = "RECADO_STUDIO_SECURE_COOKIES")]
     studio_secure_cookies: bool,
+    /// Close a connection whose header block is not complete this long
+    /// after it started (closed after between one and two of these).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    header_timeout: std::time::Duration,
+    /// Largest header block, request line included; larger gets 431.
+    #[arg(long, default_value_t = recado::state::DEFAULT_MAX_HEADER_BYTES)]
+    max_header_bytes: usize,
+    /// Connections open at once; more are closed at accept (counted in
+    /// `recado_connections_refused_total`). Lowered to fit the open-files
+    /// limit.
+    #[arg(long, default_value_t = recado::state::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Token for `GET /metrics` (Bearer); the admin token is accepted too.
+    /// Without either, `/metrics` is only on `--metrics-listen`.
+    #[arg(long, env = "RECADO_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// Also serve `GET /metrics`, without a token, on this address (one
+    /// only Prometheus reaches, e.g. 127.0.0.1:9090).
+    #[arg(long, env = "RECADO_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+}
+
+/// Descriptors kept for everything but client connections: upstream
+/// connections, the config files, the watcher, logs.
+const RESERVED_FDS: usize = 256;
+
+/// `--max-connections`, lowered so connections cannot take the descriptors
+/// the rest of the server needs (Linux: the soft open-files limit).
+fn connection_cap(asked: usize) -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        });
+    match soft {
+        Some(soft) if soft.saturating_sub(RESERVED_FDS) < asked => {
+            let cap = soft.saturating_sub(RESERVED_FDS).max(16);
+            tracing::warn!(
+                asked,
+                cap,
+                open_files_limit = soft,
+                "--max-connections lowered to fit the open-files limit (raise it with `ulimit -n`)"
+            );
+            cap
+        }
+        _ => asked,
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -177,12 +225,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "config loaded"
     );
     recado::telemetry::reloaded(&snapshot);
-    if let Some(token) = &args.admin_token {
+    for (flag, token) in [
+        ("--admin-token", &args.admin_token),
+        ("--metrics-token", &args.metrics_token),
+    ] {
         // An empty token would let a request without any header in.
-        anyhow::ensure!(
-            token.chars().count() >= 8,
-            "--admin-token must be at least 8 characters"
-        );
+        if let Some(token) = token {
+            anyhow::ensure!(
+                token.chars().count() >= 8,
+                "{flag} must be at least 8 characters"
+            );
+        }
     }
     let settings = Settings {
         admin_token: args.admin_token.as_deref().map(AdminToken::new),
@@ -190,6 +243,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         idle_timeout: args.idle_timeout,
         cache_bytes: args.cache_bytes,
         studio_secure_cookies: args.studio_secure_cookies,
+        header_timeout: args.header_timeout,
+        max_header_bytes: args.max_header_bytes,
+        max_connections: connection_cap(args.max_connections),
+        metrics_token: args.metrics_token.as_deref().map(AdminToken::new),
         ..Settings::default()
     };
     let mut state = AppState::new(settings, snapshot);
@@ -217,7 +274,31 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 }
             });
         }
-        server::serve(listener, state, shutdown_signal(), args.shutdown_timeout).await?;
+        // One signal, for both listeners.
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let stopped = move || {
+            let mut stopping = stopping.clone();
+            async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            }
+        };
+        if let Some(addr) = args.metrics_listen {
+            let metrics_listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?;
+            tracing::info!(listen = %metrics_listener.local_addr()?, "serving /metrics");
+            tokio::spawn(server::serve_metrics(
+                metrics_listener,
+                state.clone(),
+                stopped(),
+                args.shutdown_timeout,
+            ));
+        }
+        server::serve(listener, state, stopped(), args.shutdown_timeout).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

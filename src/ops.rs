@@ -3,15 +3,18 @@
 //! `GET /admin/status` (what is loaded, and every config error) and
 //! `GET /metrics` (Prometheus).
 
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{ConfigError, Snapshot};
 use crate::error::ApiError;
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 pub async fn healthz() -> &'static str {
@@ -29,20 +32,88 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(app): State<AppState>) -> Response {
+/// `GET /metrics` on the main listener: Prometheus text format, with
+/// `Authorization: Bearer <--metrics-token or --admin-token>`. It names
+/// every tenant, and a render costs CPU, so it is not open to whoever can
+/// reach the webhook port.
+pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let tokens = [&app.settings.metrics_token, &app.settings.admin_token];
+    if tokens.iter().all(|t| t.is_none()) {
+        return ApiError::NoRoute(
+            "/metrics (start recado with --metrics-token, or serve it apart with --metrics-listen)"
+                .into(),
+        )
+        .into_response();
+    }
+    let presented = bearer(&headers);
+    if !tokens
+        .iter()
+        .flat_map(|t| t.iter())
+        .any(|t| t.accepts(presented))
+    {
+        return ApiError::Unauthorized.into_response();
+    }
+    metrics_unguarded(State(app)).await
+}
+
+/// `GET /metrics` without credentials, for the metrics listener.
+pub async fn metrics_unguarded(State(app): State<AppState>) -> Response {
     let Some(handle) = &app.metrics else {
         return ApiError::NoRoute("/metrics (no metrics recorder is installed)".into())
             .into_response();
     };
-    let (entries, bytes) = app.upstream.cache_stats().await;
-    crate::telemetry::cache_size(entries, bytes);
-    handle.run_upkeep();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response()
+    let text = app.scrapes.render(&app, handle).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// How long a rendered `/metrics` page is served again: with thousands of
+/// integrations a render is megabytes and tens of milliseconds of CPU, and
+/// a client scraping in a loop must not take that from the webhooks.
+pub const METRICS_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The last rendered `/metrics` page. Scrapes within [`METRICS_MAX_AGE`]
+/// of a render get its bytes; concurrent scrapes wait for one render.
+#[derive(Default)]
+pub struct MetricsCache {
+    last: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
+    renders: AtomicU64,
+}
+
+impl MetricsCache {
+    /// How many times the page was rendered.
+    pub fn renders(&self) -> u64 {
+        self.renders.load(Ordering::Relaxed)
+    }
+
+    async fn render(&self, app: &AppState, handle: &PrometheusHandle) -> Bytes {
+        let mut last = self.last.lock().await;
+        if let Some((at, text)) = &*last {
+            if at.elapsed() < METRICS_MAX_AGE {
+                return text.clone();
+            }
+        }
+        let (entries, bytes) = app.upstream.cache_stats().await;
+        crate::telemetry::cache_size(entries, bytes);
+        let handle = handle.clone();
+        // Megabytes of text: off the threads that serve webhooks.
+        let text = tokio::task::spawn_blocking(move || {
+            handle.run_upkeep();
+            Bytes::from(handle.render())
+        })
+        .await
+        .unwrap_or_default();
+        self.renders.fetch_add(1, Ordering::Relaxed);
+        *last = Some((Instant::now(), text.clone()));
+        text
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
 }
 
 /// `GET /admin/status` with `Authorization: Bearer <admin token>`.
@@ -53,12 +124,7 @@ pub async fn status(State(app): State<AppState>, headers: HeaderMap) -> Response
         )
         .into_response();
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !admin.accepts(presented) {
+    if !admin.accepts(bearer(&headers)) {
         return ApiError::Unauthorized.into_response();
     }
     Json(Status::of(&app.config.load())).into_response()

@@ -3,23 +3,31 @@
 //! every request goes through, with the cross-cutting layers (access record,
 //! panics) composed once in [`router`]. The webhook itself is [`crate::hook`].
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::http::Uri;
+use axum::http::{header, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use futures_util::future::Either;
+use http_body_util::{BodyExt, Limited};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use metrics::{counter, gauge, Gauge};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
 use crate::hook::hook;
 use crate::ops;
-use crate::state::AppState;
+use crate::state::{AppState, Settings};
 use crate::telemetry::AccessLayer;
 
 /// Every route, the webhook included, behind the same layers: the access
@@ -52,28 +60,48 @@ fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Internal("the request hit a bug in recado; it is logged".into()).into_response()
 }
 
-/// Requests started plus requests finished on one connection: odd while one
-/// is in flight. A watchdog compares it across `idle_timeout` ticks.
+/// What one connection's watchdog needs to know, kept in three counters
+/// the connection's task bumps.
 ///
 /// This replaces hyper's header read timeout, which arms, boxes and drops a
 /// timer for every request (about 4% of a webhook's CPU); here a request
-/// costs two uncontended atomic adds and the connection one timer per tick.
-/// It covers the same attacks and a little more: a client that trickles its
-/// headers, one that keeps a connection idle, and one that stops reading its
-/// answer are all closed after between one and two `idle_timeout`s. A slow
-/// body has its own timeout, and a request waiting on upstreams is bounded
-/// by its tenant's deadline.
+/// costs two uncontended atomic adds, a socket read one plain atomic store,
+/// and the connection one timer per tick. A client that trickles or stalls
+/// its header block is closed after between one and two `header_timeout`s;
+/// one that keeps a connection idle, or stops reading its answer, after
+/// between one and two `idle_timeout`s. A slow body has its own timeout,
+/// and a request waiting on upstreams is bounded by its tenant's deadline.
 #[derive(Default)]
-struct Activity(std::sync::atomic::AtomicU64);
+struct Activity {
+    /// Requests started plus requests finished: odd while one is in flight.
+    requests: AtomicU64,
+    /// Socket reads that returned bytes. Only the connection's task writes it.
+    reads: AtomicU64,
+    /// `reads` when the last request finished: more reads since mean the
+    /// next header block has started.
+    reads_at_finish: AtomicU64,
+}
 
 impl Activity {
-    fn count(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    fn requests(&self) -> u64 {
+        self.requests.load(Relaxed)
+    }
+
+    /// Bytes came in since the last request finished, and no request has
+    /// started since: a header block is on its way.
+    fn header_started(&self) -> bool {
+        self.requests() % 2 == 0 && self.reads.load(Relaxed) != self.reads_at_finish.load(Relaxed)
+    }
+
+    fn read(&self) {
+        // One writer: a plain store, no locked instruction.
+        self.reads
+            .store(self.reads.load(Relaxed).wrapping_add(1), Relaxed);
     }
 
     /// Marks a request in flight until the guard is dropped.
     fn busy(self: &Arc<Self>) -> Busy {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.requests.fetch_add(1, Relaxed);
         Busy(self.clone())
     }
 }
@@ -82,29 +110,187 @@ struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0 .0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let activity = &self.0;
+        activity
+            .reads_at_finish
+            .store(activity.reads.load(Relaxed), Relaxed);
+        activity.requests.fetch_add(1, Relaxed);
     }
 }
 
+/// The socket as hyper sees it: counts reads for the watchdog, and closes
+/// with a lingering drain (see [`linger`]).
+struct Socket {
+    stream: Option<TcpStream>,
+    activity: Arc<Activity>,
+    /// hyper shut our side down: it closes the connection, the client may
+    /// still be sending.
+    shut_down: bool,
+    /// The client closed its side: nothing left to drain.
+    eof: bool,
+}
+
+impl Socket {
+    fn stream(&mut self) -> Pin<&mut TcpStream> {
+        Pin::new(
+            self.stream
+                .as_mut()
+                .expect("the stream is only taken on drop"),
+        )
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = self.stream().poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            if buf.filled().len() > before {
+                self.activity.read();
+            } else {
+                self.eof = true;
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.stream().poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.stream().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.as_ref().is_some_and(|s| s.is_write_vectored())
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.stream().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.shut_down = true;
+        self.stream().poll_shutdown(cx)
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        if self.shut_down && !self.eof {
+            if let (Some(stream), Ok(runtime)) =
+                (self.stream.take(), tokio::runtime::Handle::try_current())
+            {
+                runtime.spawn(linger(stream));
+            }
+        }
+    }
+}
+
+/// How long, and how much, a closing connection still reads.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads and drops what the client still sends after we closed our side,
+/// for a bounded time and amount, before closing the socket. Closing with
+/// unread bytes makes the kernel reset the connection, and a client still
+/// writing its request (a body over the limit, which got its 413 early)
+/// sees a broken pipe instead of the answer: nginx's lingering close.
+async fn linger(mut stream: TcpStream) {
+    let drain = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
+/// When the watchdog closes a connection.
+#[derive(Clone, Copy)]
+struct Limits {
+    idle: Duration,
+    header: Duration,
+}
+
 /// Waits for the connection task `conn` to end, and aborts it (which closes
-/// the socket) once a whole `idle` period passes with no request in flight
-/// and none started or finished. A task of its own, so the connection's
-/// task never polls a timer per request.
-async fn watchdog(mut conn: tokio::task::JoinHandle<()>, activity: Arc<Activity>, idle: Duration) {
-    let mut seen = activity.count();
+/// the socket) when it stalls: see [`Activity`]. On shutdown, a connection
+/// with a header block under way and no request in flight is closed at once
+/// (hyper closes idle ones itself, and would wait for the header block).
+/// A task of its own, so the connection's task never polls a timer per
+/// request.
+async fn watchdog(
+    mut conn: tokio::task::JoinHandle<()>,
+    activity: Arc<Activity>,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) {
+    // A zero timeout would spin; a millisecond is as good as zero here.
+    let tick = limits.idle.min(limits.header).max(Duration::from_millis(1));
+    let mut seen = activity.requests();
+    let mut quiet = Duration::ZERO;
+    let mut header: Option<Duration> = None;
+    let mut stopping = *stop.borrow();
     loop {
         tokio::select! {
             _ = &mut conn => return,
-            () = tokio::time::sleep(idle) => {
-                let now = activity.count();
-                if now == seen && now % 2 == 0 {
-                    tracing::debug!(idle = ?idle, "closing an idle or stalled connection");
+            _ = stop.changed(), if !stopping => stopping = true,
+            () = tokio::time::sleep(tick) => {
+                let now = activity.requests();
+                if now != seen || now % 2 == 1 {
+                    seen = now;
+                    quiet = Duration::ZERO;
+                    header = None;
+                    continue;
+                }
+                quiet += tick;
+                if activity.header_started() {
+                    header = Some(header.map_or(Duration::ZERO, |h| h + tick));
+                }
+                if quiet >= limits.idle || header.is_some_and(|h| h >= limits.header) {
+                    tracing::debug!(?quiet, "closing an idle or stalled connection");
                     conn.abort();
                     return;
                 }
-                seen = now;
             }
         }
+        if stopping && activity.header_started() {
+            tracing::debug!("shutting down: closing a connection with an unfinished header block");
+            conn.abort();
+            return;
+        }
+    }
+}
+
+/// A connection's place under `--max-connections`, and its count in the
+/// `recado_connections` gauge, until dropped.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    gauge: Gauge,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.gauge.decrement(1.0);
     }
 }
 
@@ -120,8 +306,53 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let idle = state.settings.idle_timeout;
-    let app = router(state);
+    let settings = state.settings.clone();
+    serve_router(listener, router(state), &settings, shutdown, grace).await
+}
+
+/// Serves only `GET /metrics`, without credentials, for `--metrics-listen`:
+/// an address only Prometheus reaches.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let settings = state.settings.clone();
+    let app = Router::new()
+        .route("/metrics", get(ops::metrics_unguarded))
+        .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(panicked));
+    serve_router(listener, app, &settings, shutdown, grace).await
+}
+
+async fn serve_router(
+    listener: TcpListener,
+    app: Router,
+    settings: &Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let limits = Limits {
+        idle: settings.idle_timeout,
+        header: settings.header_timeout,
+    };
+    let mut http = http1::Builder::new();
+    http
+        // A client may send its request and shut down its write side; it
+        // still wants the answer.
+        .half_close(true)
+        .max_header_size(settings.max_header_bytes)
+        // The read buffer is what a stalled header block holds; hyper's
+        // default is ~400 KiB per connection.
+        .max_buf_size(settings.max_header_bytes.max(16 * 1024));
+    let slots = Arc::new(Semaphore::new(
+        settings.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
+    let open = gauge!("recado_connections");
+    let refused = counter!("recado_connections_refused_total");
+    let (stop, stopping) = watch::channel(false);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -137,19 +368,45 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            // Closed at once: the descriptor and its buffers are back, and
+            // the client learns now rather than after a timeout.
+            refused.increment(1);
+            tracing::debug!("--max-connections reached; closing a new connection");
+            drop(stream);
+            continue;
+        };
+        open.increment(1.0);
+        let slot = Slot {
+            _permit: permit,
+            gauge: open.clone(),
+        };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::default());
-        let conn = http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service(app.clone(), activity.clone()));
+        let socket = Socket {
+            stream: Some(stream),
+            activity: activity.clone(),
+            shut_down: false,
+            eof: false,
+        };
+        let conn = http.serve_connection(
+            TokioIo::new(socket),
+            service(app.clone(), activity.clone(), settings.body_limit),
+        );
         let conn = graceful.watch(conn);
         let conn = tokio::spawn(async move {
             let _ = conn.await;
         });
-        tokio::spawn(watchdog(conn, activity, idle));
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            watchdog(conn, activity, limits, stopping).await;
+            drop(slot);
+        });
     }
     // Stop accepting, let requests in flight finish (idle keep-alive
-    // connections close at once), but not forever.
+    // connections close at once, half-sent ones too), but not forever.
     drop(listener);
+    let _ = stop.send(true);
     tracing::info!(in_flight_connections = graceful.count(), grace = ?grace, "shutting down");
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
@@ -160,11 +417,22 @@ pub async fn serve(
     Ok(())
 }
 
+/// Only the webhook reads request bodies; see [`drained`].
+fn reads_its_body(req: &hyper::Request<hyper::body::Incoming>) -> bool {
+    req.method() == hyper::Method::POST && req.uri().path().starts_with("/hooks/")
+}
+
+/// How much of a body a route that does not read it is read and dropped,
+/// so the connection can serve the next request.
+const DRAIN_BYTES: usize = 64 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
 /// One connection's service: every request goes to the whole router, and
 /// counts as activity for the connection's watchdog while in flight.
 fn service(
     app: Router,
     activity: Arc<Activity>,
+    body_limit: usize,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
     Response = Response,
@@ -173,10 +441,46 @@ fn service(
 > + Clone {
     hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let busy = activity.busy();
-        let response = tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new));
-        async move {
-            let _busy = busy;
-            response.await
+        if hyper::body::Body::is_end_stream(req.body()) || reads_its_body(&req) {
+            let response = tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new));
+            Either::Left(async move {
+                let _busy = busy;
+                response.await
+            })
+        } else {
+            Either::Right(Box::pin(drained(
+                app.clone(),
+                req,
+                body_limit.min(DRAIN_BYTES),
+                busy,
+            )))
         }
     })
+}
+
+/// A request with a body to a route that does not read it (not the hot
+/// path). hyper would give up on the connection after the answer, without
+/// telling the client (no `Connection: close`): read the body first, and if
+/// it is too big or too slow, say `Connection: close`.
+async fn drained(
+    app: Router,
+    req: hyper::Request<hyper::body::Incoming>,
+    limit: usize,
+    busy: Busy,
+) -> Result<Response, std::convert::Infallible> {
+    let _busy = busy;
+    let (parts, body) = req.into_parts();
+    let collected = tokio::time::timeout(DRAIN_TIME, Limited::new(body, limit).collect()).await;
+    let (body, whole) = match collected {
+        Ok(Ok(c)) => (axum::body::Body::from(c.to_bytes()), true),
+        _ => (axum::body::Body::empty(), false),
+    };
+    let mut response =
+        tower::ServiceExt::oneshot(app, hyper::Request::from_parts(parts, body)).await?;
+    if !whole {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
 }

@@ -25,6 +25,15 @@ pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
 /// See [`Settings::idle_timeout`].
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// See [`Settings::header_timeout`].
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// See [`Settings::max_header_bytes`]: nginx's default too.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// See [`Settings::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// The server's settings: everything `recado serve` takes from its flags.
 #[derive(Clone)]
 pub struct Settings {
@@ -43,6 +52,17 @@ pub struct Settings {
     /// Mark the studio's session cookie `Secure` even when the request does
     /// not say (by `X-Forwarded-Proto: https`) that it came over https.
     pub studio_secure_cookies: bool,
+    /// A connection that started a header block and has not finished it
+    /// this long after is closed (between one and two of these).
+    pub header_timeout: Duration,
+    /// Largest header block (request line included); larger gets 431.
+    pub max_header_bytes: usize,
+    /// Connections open at once, per listener; more are closed at accept.
+    pub max_connections: usize,
+    /// Guards `GET /metrics` on the main listener (the admin token is
+    /// accepted too). Without either, `/metrics` is only served on the
+    /// metrics listener (`--metrics-listen`), if any.
+    pub metrics_token: Option<AdminToken>,
 }
 
 impl Default for Settings {
@@ -54,6 +74,10 @@ impl Default for Settings {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             cache_bytes: DEFAULT_CACHE_BYTES,
             studio_secure_cookies: false,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            metrics_token: None,
         }
     }
 }
@@ -87,6 +111,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Signed-in studio sessions (`/studio`).
     pub studio: Arc<Sessions>,
+    /// The last rendered `/metrics` page, served again for a second.
+    pub scrapes: Arc<crate::ops::MetricsCache>,
 }
 
 impl AppState {
@@ -98,6 +124,7 @@ impl AppState {
             tenants: Arc::default(),
             metrics: None,
             studio: Arc::default(),
+            scrapes: Arc::default(),
         }
     }
 }

@@ -61,7 +61,8 @@ async fn metrics_count_known_traffic() {
     for (rel, text) in tenant_files(TENANT, up) {
         common::write_files(dir.path(), &[(&rel, &text)]);
     }
-    let server = TestServer::start(dir.path()).await;
+    let token = recado::state::AdminToken::new("metrics-token-1");
+    let server = TestServer::start_with(dir.path(), |s| s.metrics_token = Some(token)).await;
     let hook = |name: &str| format!("/hooks/{name}?token=opsm-token-1");
     for _ in 0..3 {
         assert_eq!(
@@ -100,6 +101,7 @@ async fn metrics_count_known_traffic() {
     let text = server
         .client
         .get(server.url("/metrics"))
+        .bearer_auth("metrics-token-1")
         .send()
         .await
         .unwrap()

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -64,7 +64,7 @@ impl Reloader {
 /// Keeps the watch alive; dropping it stops watching.
 pub struct Watcher {
     requests: mpsc::Sender<Scope>,
-    _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    _debouncer: Arc<Mutex<Debouncer<RecommendedWatcher, RecommendedCache>>>,
 }
 
 impl Watcher {
@@ -74,24 +74,15 @@ impl Watcher {
     }
 }
 
-/// Watches the reloader's folder recursively and reloads on every change.
+/// Watches the reloader's folder and each tenant folder in it (not deeper:
+/// a symlink in a tenant folder to a big tree would otherwise cost an
+/// inotify watch per directory in it), and reloads on every change.
 pub fn watch(reloader: Reloader) -> notify_debouncer_full::notify::Result<Watcher> {
     let root = reloader
         .root
         .canonicalize()
         .unwrap_or_else(|_| reloader.root.clone());
     let (tx, rx) = mpsc::channel::<Scope>();
-    std::thread::Builder::new()
-        .name("recado-reload".into())
-        .spawn(move || {
-            while let Ok(first) = rx.recv() {
-                // Merge whatever queued up while the last reload ran.
-                let scope = rx.try_iter().fold(first, merge);
-                reloader.reload(&scope);
-            }
-        })
-        .expect("spawning the reload thread");
-
     let events = tx.clone();
     let event_root = root.clone();
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
@@ -116,11 +107,91 @@ pub fn watch(reloader: Reloader) -> notify_debouncer_full::notify::Result<Watche
             let _ = events.send(scope);
         }
     })?;
-    debouncer.watch(&root, RecursiveMode::Recursive)?;
+    debouncer.watch(&root, RecursiveMode::NonRecursive)?;
+    let mut tenants = TenantWatches::default();
+    tenants.sync(&mut debouncer, &root, false);
+    let debouncer = Arc::new(Mutex::new(debouncer));
+
+    // Weak, so dropping the [`Watcher`] stops the watch and this thread.
+    let watches = Arc::downgrade(&debouncer);
+    std::thread::Builder::new()
+        .name("recado-reload".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                // Merge whatever queued up while the last reload ran.
+                let mut scope = rx.try_iter().fold(first, merge);
+                loop {
+                    reloader.reload(&scope);
+                    let Some(watches) = watches.upgrade() else {
+                        return;
+                    };
+                    // Tenant folders come and go; after a swap of the whole
+                    // folder (Kubernetes' `..data`) the same names are new
+                    // directories.
+                    let mut debouncer = watches.lock().unwrap_or_else(|e| e.into_inner());
+                    let added = tenants.sync(&mut debouncer, &root, matches!(scope, Scope::All));
+                    if added.is_empty() {
+                        break;
+                    }
+                    // Files written between that reload and the new watch.
+                    scope = Scope::Tenants(added);
+                }
+            }
+        })
+        .expect("spawning the reload thread");
     Ok(Watcher {
         requests: tx,
         _debouncer: debouncer,
     })
+}
+
+/// The tenant folders watched (each alone, not recursively).
+#[derive(Default)]
+struct TenantWatches(BTreeSet<String>);
+
+impl TenantWatches {
+    /// Watches the tenant folders now under `root` and unwatches the gone
+    /// ones; with `renew`, watches every folder afresh. Returns the tenants
+    /// newly watched.
+    fn sync(
+        &mut self,
+        debouncer: &mut Debouncer<RecommendedWatcher, RecommendedCache>,
+        root: &Path,
+        renew: bool,
+    ) -> BTreeSet<String> {
+        let now: BTreeSet<String> = std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // A tenant folder may be a symlink (Kubernetes mounts are).
+                let is_dir = std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir());
+                (is_dir && !name.starts_with('.')).then_some(name)
+            })
+            .collect();
+        for gone in self.0.iter().filter(|t| renew || !now.contains(*t)) {
+            let _ = debouncer.unwatch(root.join(gone));
+        }
+        if renew {
+            self.0.clear();
+        }
+        self.0.retain(|t| now.contains(t));
+        let mut added = BTreeSet::new();
+        for tenant in now.difference(&self.0.clone()) {
+            match debouncer.watch(root.join(tenant), RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.0.insert(tenant.clone());
+                    added.insert(tenant.clone());
+                }
+                Err(e) => tracing::warn!(tenant, error = %e, "cannot watch a tenant folder"),
+            }
+        }
+        if renew {
+            added.clear();
+        }
+        added
+    }
 }
 
 /// The tenant folder a changed path belongs to. A change at the root itself,
