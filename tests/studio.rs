@@ -35,7 +35,11 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn get(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> (u16, HeaderMap, String) {
+async fn get(
+    server: &TestServer,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, HeaderMap, String) {
     let mut req = client().get(server.url(path));
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -65,7 +69,10 @@ async fn sign_in(server: &TestServer, token: &str, extra: &[(&str, &str)]) -> (S
 }
 
 fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf-token\" content=\"").expect("a csrf meta tag") + 27;
+    let at = html
+        .find("name=\"csrf-token\" content=\"")
+        .expect("a csrf meta tag")
+        + 27;
     html[at..at + 64].to_owned()
 }
 
@@ -82,10 +89,15 @@ async fn without_credentials_no_tenant_or_integration_is_named() {
     ] {
         let (status, headers, html) = get(&server, path, &[]).await;
         assert!(status == 200 || status == 401, "{path}: {status}");
-        for name in ["demo", "acme", "boleto", "chamado", "cobranca", "plano", "aviso"] {
+        for name in [
+            "demo", "acme", "boleto", "chamado", "cobranca", "plano", "aviso",
+        ] {
             assert!(!html.contains(name), "{path} names {name}: {html}");
         }
-        assert!(html.contains("Token de acesso"), "{path} shows the sign-in form");
+        assert!(
+            html.contains("Token de acesso"),
+            "{path} shows the sign-in form"
+        );
         assert!(headers["content-security-policy"]
             .to_str()
             .unwrap()
@@ -199,7 +211,12 @@ async fn posts_need_the_sessions_csrf_token() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 403);
-    assert_eq!(get(&server, "/studio/t/demo", &[("cookie", &cookie)]).await.0, 200);
+    assert_eq!(
+        get(&server, "/studio/t/demo", &[("cookie", &cookie)])
+            .await
+            .0,
+        200
+    );
     let resp = client()
         .post(server.url("/studio/logout"))
         .header(COOKIE, &cookie)
@@ -208,7 +225,12 @@ async fn posts_need_the_sessions_csrf_token() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 303);
-    assert_eq!(get(&server, "/studio/t/demo", &[("cookie", &cookie)]).await.0, 401);
+    assert_eq!(
+        get(&server, "/studio/t/demo", &[("cookie", &cookie)])
+            .await
+            .0,
+        401
+    );
     // A sign-in form posted from another site is refused.
     let resp = client()
         .post(server.url("/studio/login"))
@@ -227,7 +249,10 @@ async fn the_session_cookie_is_httponly_strict_and_secure_over_https() {
     let dir = two_tenants();
     let server = start(dir.path()).await;
     let (_, plain) = sign_in(&server, DEMO, &[]).await;
-    assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Strict"), "{plain}");
+    assert!(
+        plain.contains("HttpOnly") && plain.contains("SameSite=Strict"),
+        "{plain}"
+    );
     assert!(plain.contains("Path=/studio"));
     assert!(!plain.contains("Secure"), "{plain}");
     let id = plain.split(';').next().unwrap().split('=').nth(1).unwrap();
@@ -252,7 +277,12 @@ async fn a_removed_studio_token_ends_its_sessions() {
     let dir = two_tenants();
     let server = start(dir.path()).await;
     let (cookie, _) = sign_in(&server, ACME, &[]).await;
-    assert_eq!(get(&server, "/studio/t/acme", &[("cookie", &cookie)]).await.0, 200);
+    assert_eq!(
+        get(&server, "/studio/t/acme", &[("cookie", &cookie)])
+            .await
+            .0,
+        200
+    );
     common::write_files(
         dir.path(),
         &[(
@@ -266,7 +296,12 @@ async fn a_removed_studio_token_ends_its_sessions() {
         &recado::config::Scope::All,
     );
     server.state.config.store(std::sync::Arc::new(next));
-    assert_eq!(get(&server, "/studio/t/acme", &[("cookie", &cookie)]).await.0, 401);
+    assert_eq!(
+        get(&server, "/studio/t/acme", &[("cookie", &cookie)])
+            .await
+            .0,
+        401
+    );
     server.stop().await;
 }
 
@@ -283,7 +318,8 @@ async fn drafts_are_compiled_in_memory_and_call_nothing() {
             .send()
     };
     // A draft with an error: the error at its line, nothing sent.
-    let draft = "description: rascunho\nmessages:\n  - text: \"Olá {{ contact.name | sem_filtro }}\"\n";
+    let draft =
+        "description: rascunho\nmessages:\n  - text: \"Olá {{ contact.name | sem_filtro }}\"\n";
     let out: Value = preview(json!({"tenant": "demo", "integration": "boleto", "yaml": draft}))
         .await
         .unwrap()
@@ -302,7 +338,10 @@ async fn drafts_are_compiled_in_memory_and_call_nothing() {
         .json()
         .await
         .unwrap();
-    assert!(out["notes"][0].as_str().unwrap().contains("`cliente`"), "{out}");
+    assert!(
+        out["notes"][0].as_str().unwrap().contains("`cliente`"),
+        "{out}"
+    );
     assert_eq!(out["errors"][0]["line"], 13, "{out}");
     let out: Value = preview(json!({
         "tenant": "demo", "integration": "plano",
@@ -313,7 +352,10 @@ async fn drafts_are_compiled_in_memory_and_call_nothing() {
     .json()
     .await
     .unwrap();
-    assert_eq!(out["messages"][0]["message"]["value"], "Olá, Maria! Seu plano Ouro vence em 02/01/2026.");
+    assert_eq!(
+        out["messages"][0]["message"]["value"],
+        "Olá, Maria! Seu plano Ouro vence em 02/01/2026."
+    );
     // No session and no token: refused, nothing named.
     let resp = client()
         .post(server.url("/studio/api/preview"))

@@ -67,7 +67,10 @@ impl Driver {
         let http = reqwest::Client::new();
         let started = Instant::now();
         while http.get(format!("{base}/status")).send().await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "chromedriver did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chromedriver did not start"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let profile = tempfile::tempdir().unwrap();
@@ -131,26 +134,40 @@ impl Driver {
 
     async fn find(&self, css: &str) -> String {
         let v = self
-            .call("POST", "/element", json!({"using": "css selector", "value": css}))
+            .call(
+                "POST",
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
             .await;
         v[ELEMENT].as_str().unwrap().to_owned()
     }
 
     async fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css).await;
-        self.call("POST", &format!("/element/{e}/clear"), json!({})).await;
-        self.call("POST", &format!("/element/{e}/value"), json!({ "text": text }))
+        self.call("POST", &format!("/element/{e}/clear"), json!({}))
             .await;
+        self.call(
+            "POST",
+            &format!("/element/{e}/value"),
+            json!({ "text": text }),
+        )
+        .await;
     }
 
     async fn click(&self, css: &str) {
         let e = self.find(css).await;
-        self.call("POST", &format!("/element/{e}/click"), json!({})).await;
+        self.call("POST", &format!("/element/{e}/click"), json!({}))
+            .await;
     }
 
     async fn script(&self, script: &str) -> Value {
-        self.call("POST", "/execute/sync", json!({"script": script, "args": []}))
-            .await
+        self.call(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
     }
 
     async fn text(&self, css: &str) -> String {
@@ -179,8 +196,12 @@ impl Driver {
     }
 
     async fn resize(&self, width: u32, height: u32) {
-        self.call("POST", "/window/rect", json!({"width": width, "height": height}))
-            .await;
+        self.call(
+            "POST",
+            "/window/rect",
+            json!({"width": width, "height": height}),
+        )
+        .await;
         // The window's outer size includes no chrome in headless mode, but
         // make the viewport exact whatever the build does.
         let inner = self
@@ -200,8 +221,10 @@ impl Driver {
     /// Saves a screenshot of the page's top (desktop) or of the preview
     /// (phone width, where it comes first).
     async fn screenshot(&self, name: &str) {
-        self.script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);")
-            .await;
+        self.script(
+            "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);",
+        )
+        .await;
         let v = self.call("GET", "/screenshot", json!({})).await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap())
@@ -234,7 +257,8 @@ async fn sign_in(d: &Driver, server: &TestServer, token: &str) {
 }
 
 const BOLETO_DATA: &str = r#"{"valor": 1234.5, "vencimento": "2026-12-10", "boleto_url": "https://boletos.example.com/2026/boleto-A-1001.pdf", "pedido": "A-1001"}"#;
-const CHAMADO_DATA: &str = r#"{"protocolo": "2026-0042", "assunto": "Troca de senha", "ticket_id": "42"}"#;
+const CHAMADO_DATA: &str =
+    r#"{"protocolo": "2026-0042", "assunto": "Troca de senha", "ticket_id": "42"}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn studio_in_a_real_browser() {
@@ -247,16 +271,25 @@ async fn studio_in_a_real_browser() {
     sign_in(&d, &server, "demo-studio-token").await;
     assert_eq!(d.text("h1").await, "demo");
     d.click("a[href='/studio/t/demo/i/boleto']").await;
-    d.wait_text("#chat", |t| t.contains("contato não recebe nada") || t.contains("Olá")).await;
+    d.wait_text("#chat", |t| {
+        t.contains("contato não recebe nada") || t.contains("Olá")
+    })
+    .await;
 
     // A sample request: change the contact's name, see the bubble change.
     d.type_into("#data", BOLETO_DATA).await;
     d.type_into("#contact-name", "Beatriz Lima").await;
     let chat = d.wait_text("#chat", |t| t.contains("Olá, Beatriz!")).await;
     assert!(chat.contains("R$ 1.234,50"), "{chat}");
-    assert!(chat.contains("boleto-A-1001.pdf"), "the document card names the file: {chat}");
+    assert!(
+        chat.contains("boleto-A-1001.pdf"),
+        "the document card names the file: {chat}"
+    );
     d.type_into("#contact-name", "Carla Dias").await;
-    d.wait_text("#chat", |t| t.contains("Olá, Carla!") && !t.contains("Beatriz")).await;
+    d.wait_text("#chat", |t| {
+        t.contains("Olá, Carla!") && !t.contains("Beatriz")
+    })
+    .await;
     // Each bubble points at its line of the YAML.
     let first_line = d
         .script("return document.querySelector('#chat .bubble').dataset.line;")

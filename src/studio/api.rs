@@ -16,8 +16,8 @@ use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 
 use super::{csrf_refused, viewer};
-use crate::config::yaml::Positions;
 use crate::config::catalogue::Catalogue;
+use crate::config::yaml::Positions;
 use crate::config::{is_integration_name, load_integration_with, FieldPath, Integration, Tenant};
 use crate::output::Message;
 use crate::render::{render_traced, request_context, RenderError};

@@ -46,7 +46,10 @@ pub fn routes() -> Router<AppState> {
         .route("/studio/login", post(login))
         .route("/studio/logout", post(logout))
         .route("/studio/t/{tenant}", get(pages::tenant))
-        .route("/studio/t/{tenant}/i/{integration}", get(pages::integration))
+        .route(
+            "/studio/t/{tenant}/i/{integration}",
+            get(pages::integration),
+        )
         .route("/studio/api/preview", post(api::preview))
         .route(
             "/studio/assets/studio.css",
@@ -212,7 +215,10 @@ fn cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
 fn redirect(to: &str) -> Response {
     (
         StatusCode::SEE_OTHER,
-        [(header::LOCATION, HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/studio")))],
+        [(
+            header::LOCATION,
+            HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/studio")),
+        )],
     )
         .into_response()
 }

@@ -10,10 +10,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::html::{self, page, seg, Esc};
+use super::session::Who;
 use super::{redirect, viewer, Viewer};
 use crate::config::{ConfigError, Snapshot, Tenant};
 use crate::state::AppState;
-use super::session::Who;
 
 /// `GET /studio`: the sign-in page, the admin's list of tenants, or (for a
 /// tenant's token) that tenant's page.
@@ -28,9 +28,9 @@ pub async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let mut body = String::from("<h1>Empresas</h1>\n<ul class=\"cards\">\n");
     for t in snapshot.tenants.values() {
         let errors = snapshot.errors.get(&t.name).map_or(0, Vec::len);
-        let _ = write!(
+        let _ = writeln!(
             body,
-            "<li><a href=\"/studio/t/{}\">{}</a> <span class=\"meta\">{} integrações{}</span></li>\n",
+            "<li><a href=\"/studio/t/{}\">{}</a> <span class=\"meta\">{} integrações{}</span></li>",
             seg(&t.name),
             Esc(&t.name),
             t.integrations.len(),
@@ -63,13 +63,13 @@ fn open_tenant(
     snapshot: &Snapshot,
     headers: &HeaderMap,
     tenant: &str,
-) -> Result<(Viewer, std::sync::Arc<Tenant>), Response> {
+) -> Result<(Viewer, std::sync::Arc<Tenant>), Box<Response>> {
     let Some(v) = viewer(app, snapshot, headers) else {
-        return Err(html::login(StatusCode::UNAUTHORIZED, None));
+        return Err(Box::new(html::login(StatusCode::UNAUTHORIZED, None)));
     };
     match snapshot.tenants.get(tenant).filter(|_| v.who.sees(tenant)) {
         Some(t) => Ok((v, t.clone())),
-        None => Err(html::not_found(v.csrf())),
+        None => Err(Box::new(html::not_found(v.csrf()))),
     }
 }
 
@@ -82,7 +82,7 @@ pub async fn tenant(
     let snapshot = app.config.load();
     let (v, t) = match open_tenant(&app, &snapshot, &headers, &name) {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let errors: &[ConfigError] = snapshot.errors.get(&t.name).map_or(&[], Vec::as_slice);
     let mut body = String::new();
@@ -100,9 +100,9 @@ pub async fn tenant(
         } else {
             "<span class=\"good\">no ar</span>".to_owned()
         };
-        let _ = write!(
+        let _ = writeln!(
             body,
-            "<tr><th scope=\"row\"><a href=\"/studio/t/{}/i/{}\">{}</a><div class=\"meta\">{}</div></th><td>{state}</td><td><code>{}</code></td><td>{}</td></tr>\n",
+            "<tr><th scope=\"row\"><a href=\"/studio/t/{}/i/{}\">{}</a><div class=\"meta\">{}</div></th><td>{state}</td><td><code>{}</code></td><td>{}</td></tr>",
             seg(&t.name),
             seg(&i.name),
             Esc(&i.name),
@@ -119,9 +119,9 @@ pub async fn tenant(
         .collect();
     down.dedup();
     for f in down {
-        let _ = write!(
+        let _ = writeln!(
             body,
-            "<tr><th scope=\"row\">{}</th><td><span class=\"bad\">fora do ar: o arquivo tem erros</span></td><td>—</td><td>—</td></tr>\n",
+            "<tr><th scope=\"row\">{}</th><td><span class=\"bad\">fora do ar: o arquivo tem erros</span></td><td>—</td><td>—</td></tr>",
             Esc(f)
         );
     }
@@ -144,7 +144,7 @@ pub async fn integration(
     let snapshot = app.config.load();
     let (v, t) = match open_tenant(&app, &snapshot, &headers, &tenant) {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let Some(i) = t.integrations.get(&name) else {
         return html::not_found(v.csrf());
@@ -280,6 +280,7 @@ fn when(t: &Tenant, at: SystemTime) -> String {
     let Ok(ts) = jiff::Timestamp::try_from(at) else {
         return String::new();
     };
-    let tz = jiff::tz::TimeZone::get(&t.compile_options().timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let tz =
+        jiff::tz::TimeZone::get(&t.compile_options().timezone).unwrap_or(jiff::tz::TimeZone::UTC);
     ts.to_zoned(tz).strftime("%d/%m/%Y %H:%M:%S").to_string()
 }
