@@ -327,6 +327,18 @@ async fn studio_in_a_real_browser() {
         .script("const b = document.querySelector('#chat .bubble .text'); return [b.querySelector('strong').textContent, b.querySelector('em').textContent, b.querySelector('s').textContent];")
         .await;
     assert_eq!(formatted, json!(["Oi", "Até", "logo"]));
+    // Markup in a message is text, never HTML.
+    d.type_into(
+        "#draft",
+        "messages:\n  - text: \"<b id=x>{{ contact.name }}</b><img src=x>\"\n",
+    )
+    .await;
+    d.wait_text("#chat", |t| t.contains("<b id=x>Carla Dias</b><img src=x>"))
+        .await;
+    let injected = d
+        .script("return document.querySelectorAll('#chat b, #chat img, #x').length;")
+        .await;
+    assert_eq!(injected, json!(0));
 
     // The TEMPLATE integration.
     d.goto(&server.url("/studio/t/demo/i/chamado")).await;
@@ -334,6 +346,10 @@ async fn studio_in_a_real_browser() {
     d.type_into("#contact-name", "Beatriz Lima").await;
     let chat = d.wait_text("#chat", |t| t.contains("Beatriz")).await;
     assert!(chat.contains("ticket_activated"), "{chat}");
+    // The catalogue's text, values filled in, header and buttons.
+    assert!(chat.contains("Chamado 2026-0042"), "{chat}");
+    assert!(chat.contains("Troca de senha"), "{chat}");
+    assert!(chat.contains("Ver chamado"), "{chat}");
     d.resize(1280, 800).await;
     d.screenshot("chamado-desktop").await;
     d.resize(390, 844).await;
