@@ -270,6 +270,8 @@ async fn studio_in_a_real_browser() {
     // Signed in with the demo tenant's studio token.
     sign_in(&d, &server, "demo-studio-token").await;
     assert_eq!(d.text("h1").await, "demo");
+    d.resize(1280, 800).await;
+    d.screenshot("tenant-desktop").await;
     d.click("a[href='/studio/t/demo/i/boleto']").await;
     d.wait_text("#chat", |t| {
         t.contains("contato não recebe nada") || t.contains("Olá")
