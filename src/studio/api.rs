@@ -355,6 +355,77 @@ fn position_of_error(positions: &Positions, e: &RenderError) -> Option<(usize, u
     found
 }
 
-/// The sample pickers of an integration's page: its config tests and
-/// recent journal entries, when recado has them (none yet: a form only).
-pub(super) fn sample_pickers(_out: &mut String, _tenant: &Tenant, _integration: &Integration) {}
+/// The sample picker of an integration's page, when its file has config
+/// tests (`tests:`): each test's request and `enrich` answers, ready to
+/// preview. Nothing when there are none: the form alone.
+pub(super) fn sample_pickers(out: &mut String, _tenant: &Tenant, integration: &Integration) {
+    use std::fmt::Write;
+    let samples = test_samples(&integration.source);
+    if samples.is_empty() {
+        return;
+    }
+    out.push_str("<label for=\"sample\">Usar um teste do arquivo como exemplo</label>\n<select id=\"sample\">\n<option value=\"\">— nenhum: preencher à mão —</option>\n");
+    for (name, sample) in samples {
+        let _ = writeln!(
+            out,
+            "<option value=\"{}\" data-sample=\"{}\">{}</option>",
+            super::html::Esc(&name),
+            super::html::Esc(sample),
+            super::html::Esc(&name)
+        );
+    }
+    out.push_str("</select>\n");
+}
+
+/// `tests:` of an integration file, read loosely (a sample needs only the
+/// request and the call answers): `(name, {contact, data, enrich})`.
+fn test_samples(source: &str) -> Vec<(String, serde_json::Value)> {
+    let Ok(doc) = serde_yaml::from_str::<serde_json::Value>(source) else {
+        return Vec::new();
+    };
+    let Some(tests) = doc.get("tests").and_then(|t| t.as_array()) else {
+        return Vec::new();
+    };
+    tests
+        .iter()
+        .enumerate()
+        .map(|(n, t)| {
+            let name = t
+                .get("name")
+                .and_then(|v| v.as_str())
+                .map_or_else(|| format!("teste {}", n + 1), str::to_owned);
+            let request = t.get("request");
+            let contact = request.and_then(|r| r.get("contact"));
+            let field = |k: &str| contact.and_then(|c| c.get(k)).cloned();
+            let sample = serde_json::json!({
+                "contact": {
+                    "name": field("name").unwrap_or_else(|| "Maria Silva".into()),
+                    "key": field("key").unwrap_or_else(|| "5511999990000".into()),
+                },
+                "data": request.and_then(|r| r.get("data")).cloned().unwrap_or_else(|| serde_json::json!({})),
+                "enrich": t.get("enrich").cloned().unwrap_or_else(|| serde_json::json!({})),
+            });
+            (name, sample)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_samples;
+
+    #[test]
+    fn config_tests_become_samples() {
+        let src = "messages:\n  - text: oi\ntests:\n  - name: em dia\n    request:\n      contact: {name: JOÃO}\n      data: {valor: 10}\n    enrich: {cliente: {plano: Ouro}}\n  - name: vazio\n";
+        let s = test_samples(src);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].0, "em dia");
+        assert_eq!(s[0].1["contact"]["name"], "JOÃO");
+        assert_eq!(s[0].1["contact"]["key"], "5511999990000");
+        assert_eq!(s[0].1["data"]["valor"], 10);
+        assert_eq!(s[0].1["enrich"]["cliente"]["plano"], "Ouro");
+        assert_eq!(s[1].1["data"], serde_json::json!({}));
+        assert!(test_samples("messages: [").is_empty());
+        assert!(test_samples("messages:\n  - text: oi\n").is_empty());
+    }
+}
