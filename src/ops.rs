@@ -3,18 +3,15 @@
 //! `GET /admin/status` (what is loaded, and every config error) and
 //! `GET /metrics` (Prometheus).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use crate::config::{ConfigError, Snapshot};
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 pub async fn healthz() -> &'static str {
@@ -62,50 +59,15 @@ pub async fn metrics_unguarded(State(app): State<AppState>) -> Response {
         return ApiError::NoRoute("/metrics (no metrics recorder is installed)".into())
             .into_response();
     };
-    let text = app.scrapes.render(&app, handle).await;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-/// How long a rendered `/metrics` page is served again: with thousands of
-/// integrations a render is megabytes and tens of milliseconds of CPU, and
-/// a client scraping in a loop must not take that from the webhooks.
-pub const METRICS_MAX_AGE: Duration = Duration::from_secs(1);
-
-/// The last rendered `/metrics` page. Scrapes within [`METRICS_MAX_AGE`]
-/// of a render get its bytes; concurrent scrapes wait for one render.
-#[derive(Default)]
-pub struct MetricsCache {
-    last: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
-    renders: AtomicU64,
-}
-
-impl MetricsCache {
-    /// How many times the page was rendered.
-    pub fn renders(&self) -> u64 {
-        self.renders.load(Ordering::Relaxed)
-    }
-
-    async fn render(&self, app: &AppState, handle: &PrometheusHandle) -> Bytes {
-        let mut last = self.last.lock().await;
-        if let Some((at, text)) = &*last {
-            if at.elapsed() < METRICS_MAX_AGE {
-                return text.clone();
-            }
-        }
-        let (entries, bytes) = app.upstream.cache_stats().await;
-        crate::telemetry::cache_size(entries, bytes);
-        let handle = handle.clone();
-        // Megabytes of text: off the threads that serve webhooks.
-        let text = tokio::task::spawn_blocking(move || {
-            handle.run_upkeep();
-            Bytes::from(handle.render())
+    let upstream = app.upstream.clone();
+    let text = app
+        .scrapes
+        .render(handle, async move {
+            let (entries, bytes) = upstream.cache_stats().await;
+            crate::telemetry::cache_size(entries, bytes);
         })
-        .await
-        .unwrap_or_default();
-        self.renders.fetch_add(1, Ordering::Relaxed);
-        *last = Some((Instant::now(), text.clone()));
-        text
-    }
+        .await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 fn bearer(headers: &HeaderMap) -> &str {

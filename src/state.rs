@@ -112,7 +112,7 @@ pub struct AppState {
     /// Signed-in studio sessions (`/studio`).
     pub studio: Arc<Sessions>,
     /// The last rendered `/metrics` page, served again for a second.
-    pub scrapes: Arc<crate::ops::MetricsCache>,
+    pub scrapes: Arc<crate::telemetry::MetricsCache>,
 }
 
 impl AppState {

@@ -5,9 +5,12 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use metrics::{counter, gauge, histogram, Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -334,6 +337,54 @@ pub fn reloaded(snapshot: &crate::config::Snapshot) {
     gauge!("recado_tenants_loaded").set(snapshot.tenants.len() as f64);
     gauge!("recado_integrations_loaded").set(snapshot.integration_count() as f64);
     gauge!("recado_config_errors").set(snapshot.all_errors().count() as f64);
+}
+
+/// How long a rendered `/metrics` page is served again: with thousands of
+/// integrations a render is megabytes and tens of milliseconds of CPU, and
+/// a client scraping in a loop must not take that from the webhooks.
+pub const METRICS_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The last rendered `/metrics` page. Scrapes within [`METRICS_MAX_AGE`]
+/// of a render get its bytes; concurrent scrapes wait for one render.
+#[derive(Default)]
+pub struct MetricsCache {
+    last: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
+    renders: AtomicU64,
+}
+
+impl MetricsCache {
+    /// How many times the page was rendered.
+    pub fn renders(&self) -> u64 {
+        self.renders.load(Ordering::Relaxed)
+    }
+
+    /// The page, rendered anew (after `refresh` updates the gauges that are
+    /// read rather than counted) when the last one is older than
+    /// [`METRICS_MAX_AGE`].
+    pub async fn render(
+        &self,
+        handle: &PrometheusHandle,
+        refresh: impl std::future::Future<Output = ()>,
+    ) -> Bytes {
+        let mut last = self.last.lock().await;
+        if let Some((at, text)) = &*last {
+            if at.elapsed() < METRICS_MAX_AGE {
+                return text.clone();
+            }
+        }
+        refresh.await;
+        let handle = handle.clone();
+        // Megabytes of text: off the threads that serve webhooks.
+        let text = tokio::task::spawn_blocking(move || {
+            handle.run_upkeep();
+            Bytes::from(handle.render())
+        })
+        .await
+        .unwrap_or_default();
+        self.renders.fetch_add(1, Ordering::Relaxed);
+        *last = Some((Instant::now(), text.clone()));
+        text
+    }
 }
 
 #[cfg(test)]

@@ -111,7 +111,6 @@ fn config(up: SocketAddr) -> tempfile::TempDir {
             "acme/fallback.yaml".into(),
             call("fail", "    on_error: fallback\n    fallback: {plan: básico}\n").replace("tojson", "tojson }} {{ enrich.c.plan"),
         ),
-        ("acme/host.yaml".into(), host),
         (
             "acme/path.yaml".into(),
             format!("enrich:\n  c:\n    url: \"{base}/{{{{ data.path }}}}\"\nmessages:\n  - text: \"{{{{ enrich.c | tojson }}}}\"\n"),
@@ -324,15 +323,30 @@ async fn request_data_cannot_change_the_host() {
     let (addr, up) = start_upstream().await;
     let (server, _dir) = start(addr).await;
     // Data placed right after the host could rewrite it: without an allow-list
-    // that is refused outright, and nothing is sent.
-    for path in ["@evil.example.com/customer/1", "/orders/ok"] {
-        let (status, body, _) = call(&server, "host", 1, json!({"path": path})).await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (422, Some("upstream_refused")),
-            "{path}: {body}"
-        );
-    }
+    // that is refused outright, at load (so it never goes live).
+    let dir = tempfile::tempdir().unwrap();
+    common::write_files(
+        dir.path(),
+        &[
+            ("acme/tenant.yaml", "client_ids: [1]\ntokens: [acme-token-1]\n"),
+            (
+                "acme/host.yaml",
+                &format!("enrich:\n  c:\n    url: \"http://{addr}{{{{ data.path }}}}\"\nmessages:\n  - text: \"{{{{ enrich.c | tojson }}}}\"\n"),
+            ),
+        ],
+    );
+    let errors: Vec<String> = recado::config::load_dir(dir.path())
+        .all_errors()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .starts_with("acme/host.yaml:3:10: the URL's `scheme://host[:port]` is a template"),
+        "{errors:?}"
+    );
+    let (status, _, _) = call(&server, "host", 1, json!({"path": "/orders/ok"})).await;
+    assert_eq!(status, 404);
     assert_eq!(up.hits("orders/ok"), 0);
     // With the tenant's allow-list, the rendered origin must be listed.
     for path in ["@evil.example.com/customer/1", "@127.0.0.2/customer/1"] {

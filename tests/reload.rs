@@ -300,7 +300,7 @@ async fn run(mode: Mode) {
     assert!(failures.is_empty(), "{mode:?}: {failures:?}");
     let log = common::logs_text(false);
     assert!(
-        log.contains("hot/live.yaml:2:15: messages[0].text: template syntax error"),
+        log.contains("hot/live.yaml:2:21: messages[0].text: template syntax error"),
         "the log does not show the error"
     );
 }

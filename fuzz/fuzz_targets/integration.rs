@@ -25,7 +25,7 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| environment(&OPTS)
 static CTX: LazyLock<Value> = LazyLock::new(|| request_context(&REQUEST));
 
 fuzz_target!(|yaml: &[u8]| {
-    if let Ok(integration) = load_integration(yaml, "fuzz/x.yaml", "x", &OPTS) {
+    if let Ok(integration) = load_integration(yaml, "fuzz/x.yaml", "x", &OPTS, &Default::default(), None) {
         if integration.program.borrow_dependent().calls.is_empty() {
             let _ = render(&integration.program, &CTX, 50);
         }

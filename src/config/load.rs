@@ -1,7 +1,7 @@
 //! Reading one tenant folder: `tenant.yaml` and its integration files,
 //! parsed, checked and compiled, reusing whatever did not change.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -9,9 +9,12 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 
 use super::catalogue::{self, BodyValues, Catalogue};
+use super::check::{self, TenantFacts};
 use super::compile::{self, CompileOptions};
 use super::error::{ConfigError, FieldPath};
-use super::spec::{Content, IntegrationSpec, Origin, TenantSpec, TokenSpec, TEMPLATE_KEY};
+use super::spec::{
+    Content, IntegrationSpec, Origin, TenantSpec, Timezone, TokenSpec, TEMPLATE_KEY,
+};
 use super::tenant::{Integration, Limits, Secrets, Tenant};
 use super::yaml::{self, Positions};
 use super::TENANT_FILE;
@@ -48,8 +51,8 @@ pub fn load_tenant_from(
     let settings_modified = std::fs::metadata(dir.join(TENANT_FILE))
         .and_then(|m| m.modified())
         .ok();
-    let mut settings = match prev.filter(|p| p.hash == hash && !reread_settings) {
-        Some(p) => TenantSettings {
+    let settings = match prev.filter(|p| p.hash == hash && !reread_settings) {
+        Some(p) => Ok(TenantSettings {
             client_ids: p.client_ids.clone(),
             token_digests: p.token_digests.clone(),
             studio_token_digests: p.studio_token_digests.clone(),
@@ -58,19 +61,49 @@ pub fn load_tenant_from(
             opts: p.opts.clone(),
             limits: p.limits.clone(),
             catalogue: None,
-        },
-        None => match parse_tenant(&bytes, &tenant_rel) {
-            Ok(s) => s,
-            Err(e) => return keep_prev(e),
-        },
+            facts: p.facts.clone(),
+        }),
+        None => parse_tenant(&bytes, &tenant_rel),
+    };
+    let mut settings = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            // The tenant stays as it was (or out), but its integrations are
+            // still checked, with default settings, so one slip in
+            // tenant.yaml does not hide every other error of the folder.
+            let mut errors = vec![e];
+            if let Ok(files) = list_dir(&dir) {
+                let opts = CompileOptions {
+                    timezone: Timezone::default().0,
+                    fuel: compile::DEFAULT_FUEL,
+                };
+                for (stem, rel, path) in integration_files(name, &files, &mut errors) {
+                    let loaded = std::fs::read(&path)
+                        .map_err(|e| {
+                            vec![ConfigError::whole_file(&rel, format!("cannot read: {e}"))]
+                        })
+                        .and_then(|b| {
+                            let facts = TenantFacts::default();
+                            load_integration(&b, &rel, &stem, &opts, &facts, None)
+                        });
+                    if let Err(e) = loaded {
+                        errors.extend(e);
+                    }
+                }
+            }
+            return (prev.cloned(), errors);
+        }
     };
     let mut errors = Vec::new();
     settings.catalogue = load_catalogue(&dir, name, prev, &mut errors);
     let catalogue_hash = settings.catalogue.as_ref().map(|(h, _)| h.clone());
     let catalogue = settings.catalogue.as_ref().map(|(_, c)| c.clone());
     // Compiled integrations can be reused only if they were compiled with
-    // the same options and checked against the same catalogue.
-    let reusable = prev.filter(|p| p.opts == settings.opts && p.catalogue_hash == catalogue_hash);
+    // the same options and checked against the same secrets, upstreams and
+    // catalogue.
+    let reusable = prev.filter(|p| {
+        p.opts == settings.opts && p.facts == settings.facts && p.catalogue_hash == catalogue_hash
+    });
 
     let mut integrations = BTreeMap::new();
     let files = match list_dir(&dir) {
@@ -82,43 +115,24 @@ pub fn load_tenant_from(
             ))
         }
     };
-    for path in files {
-        let file = file_name(&path);
-        let Some(stem) = file
-            .strip_suffix(".yaml")
-            .or_else(|| file.strip_suffix(".yml"))
-        else {
-            continue;
-        };
-        if file == TENANT_FILE || !path.is_file() {
-            continue;
-        }
-        let rel = format!("{name}/{file}");
-        if !is_integration_name(stem) {
-            errors.push(ConfigError::whole_file(
-                &rel,
-                "an integration's file name becomes its URL: use lowercase letters, digits, `-` and `_`",
-            ));
-            continue;
-        }
-        if integrations.contains_key(stem) {
-            errors.push(ConfigError::whole_file(
-                &rel,
-                format!("another file already defines integration `{stem}`"),
-            ));
-            continue;
-        }
+    for (stem, rel, path) in integration_files(name, &files, &mut errors) {
+        let stem = stem.as_str();
         let old = reusable
             .and_then(|p| p.integrations.get(stem))
             .filter(|i| i.file == rel);
         let loaded = std::fs::read(&path)
-            .map_err(|e| ConfigError::whole_file(&rel, format!("cannot read: {e}")))
+            .map_err(|e| vec![ConfigError::whole_file(&rel, format!("cannot read: {e}"))])
             .and_then(|bytes| match old {
                 Some(old) if old.hash == short_hash(&bytes) => Ok(old.clone()),
-                _ => {
-                    load_integration_with(&bytes, &rel, stem, &settings.opts, catalogue.as_deref())
-                        .map(Arc::new)
-                }
+                _ => load_integration(
+                    &bytes,
+                    &rel,
+                    stem,
+                    &settings.opts,
+                    &settings.facts,
+                    catalogue.as_deref(),
+                )
+                .map(Arc::new),
             });
         match loaded {
             Ok(i) => {
@@ -129,7 +143,7 @@ pub fn load_tenant_from(
                 if let Some(old) = prev.and_then(|p| p.integrations.get(stem)) {
                     integrations.insert(stem.to_owned(), old.clone());
                 }
-                errors.push(e);
+                errors.extend(e);
             }
         }
     }
@@ -164,6 +178,7 @@ pub fn load_tenant_from(
         catalogue,
         catalogue_hash,
         opts: settings.opts,
+        facts: settings.facts,
     };
     (Some(Arc::new(tenant)), errors)
 }
@@ -178,6 +193,7 @@ struct TenantSettings {
     limits: Limits,
     /// `templates.json` and its hash, read apart from `tenant.yaml`.
     catalogue: Option<(String, Arc<Catalogue>)>,
+    facts: TenantFacts,
 }
 
 /// Reads `templates.json`, if the folder has one. A broken or unreadable
@@ -215,8 +231,51 @@ fn load_catalogue(
     }
 }
 
+/// The folder's integration files as (name, path relative to the root, path);
+/// files whose names cannot be integrations are reported in `errors`.
+fn integration_files(
+    tenant: &str,
+    files: &[PathBuf],
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(String, String, PathBuf)> {
+    let mut out: Vec<(String, String, PathBuf)> = Vec::new();
+    for path in files {
+        let file = file_name(path);
+        let Some(stem) = file
+            .strip_suffix(".yaml")
+            .or_else(|| file.strip_suffix(".yml"))
+        else {
+            continue;
+        };
+        if file == TENANT_FILE || !path.is_file() {
+            continue;
+        }
+        let rel = format!("{tenant}/{file}");
+        if !is_integration_name(stem) {
+            errors.push(ConfigError::whole_file(
+                &rel,
+                "an integration's file name becomes its URL: use lowercase letters, digits, `-` and `_`",
+            ));
+            continue;
+        }
+        if out.iter().any(|(s, _, _)| s == stem) {
+            errors.push(ConfigError::whole_file(
+                &rel,
+                format!("another file already defines integration `{stem}`"),
+            ));
+            continue;
+        }
+        out.push((stem.to_owned(), rel, path.clone()));
+    }
+    out
+}
+
 fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> {
     let spec: TenantSpec = yaml::parse(bytes, rel)?;
+    let facts = TenantFacts {
+        secrets: Some(spec.secrets.keys().cloned().collect()),
+        upstreams: Some(spec.upstreams.clone()),
+    };
     if spec.client_ids.is_empty() || spec.tokens.is_empty() {
         return Err(ConfigError::whole_file(
             rel,
@@ -240,6 +299,7 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
         },
         limits: Limits::from_spec(&spec.limits),
         catalogue: None,
+        facts,
     })
 }
 
@@ -253,51 +313,40 @@ fn digests(tokens: &[TokenSpec]) -> Vec<[u8; 32]> {
         .collect()
 }
 
-/// Parses and compiles one integration file, for a tenant without a
-/// template catalogue.
+/// Parses, checks and compiles one integration file. `facts` is what is
+/// known of its tenant (secrets, upstreams); every `template` message is
+/// checked against `catalogue` when the tenant has one. Reports every
+/// problem the checks after parsing find, not just the first; a YAML or
+/// schema error stops at itself.
 pub fn load_integration(
     bytes: &[u8],
     rel: &str,
     name: &str,
     opts: &CompileOptions,
-) -> Result<Integration, ConfigError> {
-    load_integration_with(bytes, rel, name, opts, None)
-}
-
-/// Parses and compiles one integration file; every `template` message is
-/// checked against `catalogue` when the tenant has one.
-pub fn load_integration_with(
-    bytes: &[u8],
-    rel: &str,
-    name: &str,
-    opts: &CompileOptions,
+    facts: &TenantFacts,
     catalogue: Option<&Catalogue>,
-) -> Result<Integration, ConfigError> {
-    let spec: IntegrationSpec = yaml::parse(bytes, rel)?;
+) -> Result<Integration, Vec<ConfigError>> {
+    let spec: IntegrationSpec = yaml::parse(bytes, rel).map_err(|e| vec![e])?;
     if spec.messages.is_empty() {
-        return Err(ConfigError::whole_file(
+        return Err(vec![ConfigError::whole_file(
             rel,
             "`messages` is empty: list at least one message",
-        ));
+        )]);
     }
-    let calls: BTreeSet<&str> = spec.enrich.calls.iter().map(|(n, _)| n.as_str()).collect();
-    for (i, msg) in spec.messages.iter().enumerate() {
-        for (field, src) in msg.content.templates() {
-            if let Some(unknown) = src.enrich_reads().find(|r| !calls.contains(r.as_str())) {
-                let path = field.under(&FieldPath::key("messages").at(i));
-                let inner = position_of(&src.source, &format!("enrich.{unknown}"));
-                return Err(Positions::of(bytes).error(
-                    rel,
-                    &path,
-                    inner,
-                    format!("`{path}` reads `enrich.{unknown}`, but `enrich:` has no call named `{unknown}`; declare it under `enrich:` or fix the name"),
-                ));
-            }
-        }
+    let findings = check::integration(&spec, facts);
+    if !findings.is_empty() {
+        let positions = Positions::of(bytes);
+        let mut errors: Vec<ConfigError> = findings
+            .into_iter()
+            .map(|f| positions.error(rel, &f.path, f.inner, f.message))
+            .collect();
+        errors.sort_by_key(|e| (e.line, e.column));
+        errors.dedup();
+        return Err(errors);
     }
-    let templates = check_templates(&spec, bytes, rel, catalogue)?;
+    let templates = check_templates(&spec, bytes, rel, catalogue).map_err(|e| vec![e])?;
     let program = compile::compile_with(&spec, opts, &templates)
-        .map_err(|e| ConfigError::whole_file(rel, format!("template error: {e}")))?;
+        .map_err(|e| vec![ConfigError::whole_file(rel, format!("template error: {e}"))])?;
     Ok(Integration {
         name: name.to_owned(),
         file: rel.to_owned(),
@@ -388,13 +437,4 @@ pub(super) fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-/// Line and column (1-based) of the first `needle` in a template's text.
-fn position_of(text: &str, needle: &str) -> Option<(usize, usize)> {
-    let at = text.find(needle)?;
-    let before = &text[..at];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    Some((line, column))
 }

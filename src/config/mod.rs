@@ -13,6 +13,7 @@
 //! folder into a [`tenant::Tenant`], with its [`catalogue`] of WhatsApp templates) → [`snapshot`] (all tenants, reload) → [`watch`] (when to reload).
 
 pub mod catalogue;
+pub mod check;
 pub mod compile;
 pub mod error;
 pub mod interpolation;
@@ -26,7 +27,7 @@ pub mod watch;
 pub mod yaml;
 
 pub use error::{ConfigError, FieldPath};
-pub use load::{is_integration_name, load_integration, load_integration_with, load_tenant_from};
+pub use load::{is_integration_name, load_integration, load_tenant_from};
 pub use snapshot::{load_dir, reload, Scope, Snapshot};
 pub use tenant::{Integration, Limits, Secrets, Tenant};
 

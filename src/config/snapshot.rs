@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, FieldPath};
 use super::load::{file_name, list_dir, load_tenant_from};
 use super::tenant::Tenant;
+use super::yaml::Positions;
 use super::TENANT_FILE;
 
 /// Everything the request path needs, built once per (re)load and never
@@ -115,7 +116,7 @@ pub fn reload(root: &Path, prev: &Snapshot, scope: &Scope) -> Snapshot {
             }
         }
     }
-    let (by_client, refused) = assign_client_ids(&mut tenants, &fresh, prev, &mut errors);
+    let (by_client, refused) = assign_client_ids(root, &mut tenants, &fresh, prev, &mut errors);
     Snapshot {
         tenants,
         by_client,
@@ -135,6 +136,7 @@ pub fn reload(root: &Path, prev: &Snapshot, scope: &Scope) -> Snapshot {
 /// first, then the ones whose `tenant.yaml` is older: at a cold start, with
 /// no owners yet, the file edited last is the likelier mistake.
 fn assign_client_ids(
+    root: &Path,
     tenants: &mut BTreeMap<String, Arc<Tenant>>,
     fresh: &[String],
     prev: &Snapshot,
@@ -142,28 +144,41 @@ fn assign_client_ids(
 ) -> (HashMap<u64, Arc<Tenant>>, BTreeSet<String>) {
     let mut refused = BTreeSet::new();
     let mut by_client: HashMap<u64, Arc<Tenant>> = HashMap::new();
-    let claim =
-        |by_client: &mut HashMap<u64, Arc<Tenant>>, t: &Arc<Tenant>| -> Result<(), (u64, String)> {
-            if let Some((id, owner)) = t
-                .client_ids
-                .iter()
-                .find_map(|id| by_client.get(id).map(|o| (*id, o)))
-            {
-                return Err((id, owner.name.clone()));
-            }
-            for id in &t.client_ids {
-                by_client.insert(*id, t.clone());
-            }
-            Ok(())
-        };
+    // Token digests too: a token is one company's key, and the same token in
+    // two tenants is a copy-paste slip that hands one company the other's.
+    let mut by_token: HashMap<[u8; 32], String> = HashMap::new();
+    let claim = |by_client: &mut HashMap<u64, Arc<Tenant>>,
+                 by_token: &mut HashMap<[u8; 32], String>,
+                 t: &Arc<Tenant>|
+     -> Result<(), Conflict> {
+        if let Some((id, owner)) = t
+            .client_ids
+            .iter()
+            .find_map(|id| by_client.get(id).map(|o| (*id, o)))
+        {
+            return Err(Conflict::ClientId(id, owner.name.clone()));
+        }
+        if let Some((i, owner)) = t
+            .token_digests
+            .iter()
+            .enumerate()
+            .find_map(|(i, d)| by_token.get(d).filter(|o| **o != t.name).map(|o| (i, o)))
+        {
+            return Err(Conflict::Token(i, owner.clone()));
+        }
+        for id in &t.client_ids {
+            by_client.insert(*id, t.clone());
+        }
+        for d in &t.token_digests {
+            by_token.insert(*d, t.name.clone());
+        }
+        Ok(())
+    };
     for (name, t) in tenants.iter().filter(|(n, _)| !fresh.contains(n)) {
         // Consistent in the previous snapshot, so this cannot fail; if it
         // ever did, the reload thread must report it, not die.
-        if let Err((id, owner)) = claim(&mut by_client, t) {
-            let err = ConfigError::whole_file(
-                name,
-                format!("clientId {id} is also claimed by `{owner}`"),
-            );
+        if let Err(conflict) = claim(&mut by_client, &mut by_token, t) {
+            let err = ConfigError::whole_file(name, conflict.to_string());
             errors.entry(name.clone()).or_default().push(err);
         }
     }
@@ -180,17 +195,29 @@ fn assign_client_ids(
     });
     for name in &fresh {
         let t = tenants[name].clone();
-        if let Err((id, owner)) = claim(&mut by_client, &t) {
-            let err = ConfigError::whole_file(
-                &format!("{name}/{TENANT_FILE}"),
-                format!("clientId {id} already belongs to tenant `{owner}`; this version of the tenant is not loaded"),
-            );
+        if let Err(conflict) = claim(&mut by_client, &mut by_token, &t) {
+            let rel = format!("{name}/{TENANT_FILE}");
+            let message = format!("{conflict}; this version of the tenant is not loaded");
+            let err = match &conflict {
+                // Pointed at the token's line; the file is read again only
+                // for this error.
+                Conflict::Token(i, _) => match std::fs::read(root.join(&rel)) {
+                    Ok(bytes) => Positions::of(&bytes).error(
+                        &rel,
+                        &FieldPath::key("tokens").at(*i),
+                        None,
+                        message,
+                    ),
+                    Err(_) => ConfigError::whole_file(&rel, message),
+                },
+                Conflict::ClientId(..) => ConfigError::whole_file(&rel, message),
+            };
             errors.entry(name.clone()).or_default().push(err);
             refused.insert(name.clone());
             match prev
                 .tenants
                 .get(name)
-                .filter(|p| claim(&mut by_client, p).is_ok())
+                .filter(|p| claim(&mut by_client, &mut by_token, p).is_ok())
             {
                 Some(p) => tenants.insert(name.clone(), p.clone()),
                 None => tenants.remove(name),
@@ -198,4 +225,26 @@ fn assign_client_ids(
         }
     }
     (by_client, refused)
+}
+
+/// Why a tenant cannot have what its `tenant.yaml` claims.
+#[derive(Debug)]
+enum Conflict {
+    ClientId(u64, String),
+    /// `tokens[i]` is also a token of that tenant.
+    Token(usize, String),
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Conflict::ClientId(id, owner) => {
+                write!(f, "clientId {id} already belongs to tenant `{owner}`")
+            }
+            Conflict::Token(i, owner) => write!(
+                f,
+                "`tokens[{i}]` is also a token of tenant `{owner}`; every tenant needs tokens of its own"
+            ),
+        }
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::catalogue::Catalogue;
+use super::check::TenantFacts;
 use super::compile::{CompileOptions, Program};
 use super::spec::{self, Origin};
 
@@ -39,6 +40,9 @@ pub struct Tenant {
     /// against it, so they are reused only while it stays the same.
     pub catalogue_hash: Option<String>,
     pub(super) opts: CompileOptions,
+    /// What the load-time checks knew of this tenant; its integrations are
+    /// checked again when it changes.
+    pub(super) facts: TenantFacts,
 }
 
 impl Tenant {
@@ -46,6 +50,12 @@ impl Tenant {
     /// a draft exactly as the file would be.
     pub fn compile_options(&self) -> &CompileOptions {
         &self.opts
+    }
+
+    /// What the checks know of this tenant (secret names, upstreams), to
+    /// check a draft exactly as the file would be.
+    pub fn facts(&self) -> &TenantFacts {
+        &self.facts
     }
 }
 

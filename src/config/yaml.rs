@@ -28,10 +28,92 @@ fn error(bytes: &[u8], rel: &str, e: &serde_yaml::Error) -> ConfigError {
     let suffix = format!(" at line {} column {}", loc.line(), loc.column());
     let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
     let mut at = (loc.line(), loc.column());
+    let source = String::from_utf8_lossy(bytes);
     if let Some(inner) = spec::take_template_error_pos() {
-        at = inside(&String::from_utf8_lossy(bytes), at, inner);
+        at = inside(&source, at, inner);
     }
+    let message = match plain_words(&source, at, &message) {
+        Some((plain, moved)) => {
+            at = moved.unwrap_or(at);
+            format!("{plain} (YAML: {message})")
+        }
+        None => message,
+    };
     ConfigError::at(rel, at, message)
+}
+
+/// libyaml's messages name parser states (`did not find expected key`);
+/// operators need the mistake that leads there, with the original kept
+/// after it for whoever knows YAML.
+/// Returns the explanation and, when the fault is elsewhere than where
+/// libyaml stopped, its position.
+fn plain_words(
+    source: &str,
+    at: (usize, usize),
+    message: &str,
+) -> Option<(String, Option<(usize, usize)>)> {
+    plain_words_at(source, at, message).map(|(m, moved)| (m.to_owned(), moved))
+}
+
+fn plain_words_at(
+    source: &str,
+    (line, column): (usize, usize),
+    message: &str,
+) -> Option<(&'static str, Option<(usize, usize)>)> {
+    let text = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    let here = text.chars().nth(column.saturating_sub(1));
+    let before: String = text.chars().take(column.saturating_sub(1)).collect();
+    if message.starts_with("found character that cannot start any token") && here == Some('\t') {
+        return Some(("a tab is used to indent this line; YAML indents with spaces only: replace the tab with spaces", None));
+    }
+    if message.contains("while scanning a quoted scalar") && message.contains("end of stream") {
+        // libyaml stops at the end of the file; the fault is the opening quote.
+        let opening = message
+            .rsplit_once("while scanning a quoted scalar at line ")
+            .and_then(|(_, rest)| {
+                let (l, rest) = rest.split_once(" column ")?;
+                let c: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                Some((l.parse().ok()?, c.parse().ok()?))
+            });
+        return Some((
+            "a quoted text is never closed: this opening `\"` or `'` has no closing quote",
+            opening,
+        ));
+    }
+    if message.starts_with("did not find expected key")
+        || message.starts_with("did not find expected '-' indicator")
+        || message.starts_with("expected <block end>")
+    {
+        // `text: "Olá "fulano""`: the second `"` closed the text.
+        let value = before.split_once(": ").map_or("", |(_, v)| v).trim_start();
+        if value.starts_with('"') && value.matches('"').count() >= 2 {
+            // Point at the quote that ended the text.
+            let quote = before
+                .rfind('"')
+                .map(|i| (line, before[..i].chars().count() + 1));
+            return Some(("a `\"` inside a text that starts with `\"` ends the text early; write the text between single quotes ('…'), or write each inner quote as `\\\"`, or put the text in a block (`|` or `>-`) on the lines below", quote));
+        }
+        if value.starts_with('\'') && value.matches('\'').count() >= 2 {
+            return Some(("a `'` inside a text that starts with `'` ends the text early; write it twice (`''`) inside the text, or put the text between double quotes", None));
+        }
+        if message.starts_with("did not find expected '-' indicator") {
+            return Some(("this line is not indented like the list above it: every item of a list starts with `- ` in the same column, and the keys of one item line up under its first key, past the `- `", None));
+        }
+        return Some(("this line's indentation does not match the lines above: the keys of one mapping start in the same column, a key's value is indented further than the key, and a list's items (`- `) line up", None));
+    }
+    if message.starts_with("mapping values are not allowed in this context") {
+        return Some(("`: ` inside a plain text starts a key; put the whole text in quotes ('…') or in a block (`|`)", None));
+    }
+    if message.starts_with("block sequence entries are not allowed in this context") {
+        return Some((
+            "a list item (`- `) cannot start here: put it on its own line, indented under its key",
+            None,
+        ));
+    }
+    if message.contains("invalid type: map") && here == Some('{') {
+        return Some(("a value that starts with `{` is read by YAML as a mapping; put the template in quotes (\"{{ … }}\") or in a block (`|`)", None));
+    }
+    None
 }
 
 /// The file position of `inner` (line and column inside a string's value,

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{csrf_refused, viewer};
 use crate::config::catalogue::Catalogue;
 use crate::config::yaml::Positions;
-use crate::config::{is_integration_name, load_integration_with, FieldPath, Integration, Tenant};
+use crate::config::{is_integration_name, load_integration, FieldPath, Integration, Tenant};
 use crate::output::Message;
 use crate::render::{render_traced, request_context, RenderError};
 use crate::request::PlatformRequest;
@@ -226,20 +226,24 @@ fn run(tenant: &Tenant, serving: Option<&Arc<Integration>>, input: PreviewIn) ->
         (Some(yaml), _) => {
             out.source = "draft";
             let rel = format!("{}/{}.yaml", tenant.name, input.integration);
-            match load_integration_with(
+            match load_integration(
                 yaml.as_bytes(),
                 &rel,
                 &input.integration,
                 tenant.compile_options(),
+                tenant.facts(),
                 tenant.catalogue.as_deref(),
             ) {
                 Ok(i) => (Arc::new(i), yaml.as_str().into()),
-                Err(e) => {
-                    out.errors.push(Problem {
-                        line: e.line,
-                        column: e.column,
-                        message: e.message,
-                    });
+                Err(errors) => {
+                    out.errors = errors
+                        .into_iter()
+                        .map(|e| Problem {
+                            line: e.line,
+                            column: e.column,
+                            message: e.message,
+                        })
+                        .collect();
                     return out;
                 }
             }

@@ -27,6 +27,8 @@ pub struct ForEach {
     pub var: String,
 }
 
+// Built once per load and read through references: its size costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Content {
     Qr { kind: QrKind, value: TemplateSrc },

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Deserializer};
 
 use super::values::CheckedStr;
+use crate::config::check::{self, Scan};
 
 /// Names a message template may read: the request's fields, plus the globals
 /// that [`crate::config::compile`] registers. Anything else is a typo caught at load.
@@ -65,6 +66,9 @@ pub struct TemplateSrc {
     vars: Vec<String>,
     /// Dotted paths read below the top level (`enrich.customer`).
     nested: Vec<String>,
+    /// Filters, tests, functions and `secrets`/`enrich` reads, with their
+    /// positions, for [`crate::config::check`].
+    pub scan: Box<Scan>,
 }
 
 impl TemplateSrc {
@@ -94,6 +98,7 @@ impl TemplateSrc {
             Ok(t) => Ok(TemplateSrc {
                 vars: t.undeclared_variables(false).into_iter().collect(),
                 nested: t.undeclared_variables(true).into_iter().collect(),
+                scan: Box::new(check::scan_template(source)),
                 source: source.to_owned(),
             }),
             Err(e) => Err(syntax_error(source, &e)),
@@ -115,6 +120,7 @@ impl<'de> Deserialize<'de> for TemplateSrc {
 pub struct ExprSrc {
     pub source: String,
     vars: Vec<String>,
+    pub scan: Box<Scan>,
 }
 
 impl ExprSrc {
@@ -128,6 +134,7 @@ impl ExprSrc {
         match env.compile_expression(source) {
             Ok(e) => Ok(ExprSrc {
                 vars: e.undeclared_variables(false).into_iter().collect(),
+                scan: Box::new(check::scan_expr(source)),
                 source: source.to_owned(),
             }),
             Err(e) => Err(syntax_error(source, &e)),
@@ -145,9 +152,30 @@ impl<'de> Deserialize<'de> for ExprSrc {
 }
 
 fn syntax_error(source: &str, e: &minijinja::Error) -> String {
+    let detail = e.detail().unwrap_or("invalid syntax");
+    // `Pedido {#123}`: minijinja reports the end of the text; the mistake
+    // is the `{#` that started the comment.
+    if detail.contains("end of comment") {
+        if let Some(start) = source.rfind("{#") {
+            let before = &source[..start];
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            TEMPLATE_ERROR_POS.with(|c| c.set(Some((line, col))));
+            return "`{#` starts a comment that never ends (`#}`), so everything after it is hidden; to print `{#`, write `{{ \"{#\" }}` or put the text inside `{% raw %}…{% endraw %}`".into();
+        }
+    }
     let line = e.line().unwrap_or(1);
-    let col = e
-        .range()
+    // Something is missing at the end (`{{ x`): minijinja points at the last
+    // token; the fault is where the text stops.
+    let end_of_input = detail.starts_with("unexpected end of input");
+    let (line, range) = match e.range() {
+        _ if end_of_input => {
+            let end = source.trim_end().len();
+            (source[..end].matches('\n').count() + 1, Some(end..end))
+        }
+        r => (line, r),
+    };
+    let col = range
         .map(|r| {
             let start = r.start.min(source.len());
             let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
@@ -155,8 +183,14 @@ fn syntax_error(source: &str, e: &minijinja::Error) -> String {
         })
         .unwrap_or(1);
     TEMPLATE_ERROR_POS.with(|c| c.set(Some((line, col))));
-    format!(
-        "template syntax error: {}",
-        e.detail().unwrap_or("invalid syntax")
-    )
+    let hint = match detail {
+        d if end_of_input && d.ends_with("expected end of variable block") => {
+            "; a `{{` needs its closing `}}`"
+        }
+        d if end_of_input && d.ends_with("expected end of block") => {
+            "; a `{% if %}` needs its `{% endif %}`, a `{% for %}` its `{% endfor %}`"
+        }
+        _ => "",
+    };
+    format!("template syntax error: {detail}{hint}")
 }

@@ -83,7 +83,13 @@ impl TokenSpec {
             return Ok(TokenSpec::Sha256(out));
         }
         let secret = Secret::resolve(raw)?;
-        if secret.expose().chars().count() < 8 {
+        let token = secret.expose();
+        // `- token-a - token-b` (an indentation slip) is one token with
+        // spaces inside: the platform never sends it, every request gets 401.
+        if token.chars().any(char::is_whitespace) {
+            return Err("a token cannot contain spaces or line breaks; if this line holds two tokens, put each on its own line starting with `- `".into());
+        }
+        if token.chars().count() < 8 {
             return Err("a token must be at least 8 characters long".into());
         }
         Ok(TokenSpec::Plain(secret))
