@@ -22,6 +22,7 @@ pub mod replay;
 pub mod request;
 pub mod server;
 pub mod state;
+pub mod studio;
 pub mod telemetry;
 pub mod tenant;
 pub mod testing;

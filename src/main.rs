@@ -113,6 +113,10 @@ struct ServeArgs {
     /// Upper bound of the upstream answer cache, in bytes.
     #[arg(long, default_value_t = recado::enrich::DEFAULT_CACHE_BYTES)]
     cache_bytes: u64,
+    /// Mark the studio's session cookie `Secure` (recado behind an https
+    /// proxy that does not send `X-Forwarded-Proto: https`).
+    #[arg(long, env = "RECADO_STUDIO_SECURE_COOKIES")]
+    studio_secure_cookies: bool,
     /// Close a connection whose header block is not complete this long
     /// after it started (closed after between one and two of these).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -284,6 +288,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         log_personal_data: args.log_personal_data,
         idle_timeout: args.idle_timeout,
         cache_bytes: args.cache_bytes,
+        studio_secure_cookies: args.studio_secure_cookies,
         header_timeout: args.header_timeout,
         max_header_bytes: args.max_header_bytes,
         max_connections: connection_cap(args.max_connections),

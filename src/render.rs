@@ -127,6 +127,22 @@ pub fn render(
     Ok(out)
 }
 
+/// Like [`render`], also saying which of the file's `messages` made each
+/// message (its index in `messages:`), for the studio's preview.
+pub fn render_traced(
+    program: &Program,
+    ctx: &Value,
+    max_messages: usize,
+) -> Result<Vec<(usize, Message)>, RenderError> {
+    let mut out = Vec::new();
+    let mut from = Vec::new();
+    for (i, msg) in program.borrow_dependent().messages.iter().enumerate() {
+        render_message(i, msg, ctx, &mut out, max_messages)?;
+        from.resize(out.len(), i);
+    }
+    Ok(from.into_iter().zip(out).collect())
+}
+
 fn render_message(
     index: usize,
     msg: &CompiledMessage<'_>,

@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/requests/{entry}", get(admin::detail))
         .route("/admin/requests/{entry}/replay", post(admin::replay))
         .route("/admin/requests/{entry}/test", get(admin::test))
+        .merge(crate::studio::routes())
         .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use crate::config::{Snapshot, Tenant};
 use crate::enrich::{Upstream, DEFAULT_CACHE_BYTES};
 use crate::journal::{Journal, JournalSettings};
+use crate::studio::session::Sessions;
 use crate::telemetry::TenantMetrics;
 
 /// Largest request body accepted. The platform's requests are a few hundred
@@ -49,6 +50,9 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Upper bound of the upstream answer cache, in bytes.
     pub cache_bytes: u64,
+    /// Mark the studio's session cookie `Secure` even when the request does
+    /// not say (by `X-Forwarded-Proto: https`) that it came over https.
+    pub studio_secure_cookies: bool,
     /// A connection that started a header block and has not finished it
     /// this long after is closed (between one and two of these).
     pub header_timeout: Duration,
@@ -72,6 +76,7 @@ impl Default for Settings {
             log_personal_data: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            studio_secure_cookies: false,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -111,6 +116,8 @@ pub struct AppState {
     /// The Prometheus recorder's handle for `GET /metrics`; `None` (no
     /// recorder installed) turns that endpoint off.
     pub metrics: Option<PrometheusHandle>,
+    /// Signed-in studio sessions (`/studio`).
+    pub studio: Arc<Sessions>,
     /// The last rendered `/metrics` page, served again for a second.
     pub scrapes: Arc<crate::telemetry::MetricsCache>,
 }
@@ -124,6 +131,7 @@ impl AppState {
             settings: Arc::new(settings),
             tenants: Arc::default(),
             metrics: None,
+            studio: Arc::default(),
             scrapes: Arc::default(),
         }
     }

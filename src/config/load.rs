@@ -65,6 +65,7 @@ pub fn load_tenant_from(
         Some(p) => Ok(TenantSettings {
             client_ids: p.client_ids.clone(),
             token_digests: p.token_digests.clone(),
+            studio_token_digests: p.studio_token_digests.clone(),
             secrets: p.secrets.clone(),
             upstreams: p.upstreams.clone(),
             opts: p.opts.clone(),
@@ -164,6 +165,7 @@ pub fn load_tenant_from(
     if let Some(p) = prev {
         let unchanged = p.hash == hash
             && p.token_digests == settings.token_digests
+            && p.studio_token_digests == settings.studio_token_digests
             && p.secrets.0 == settings.secrets.0
             && p.catalogue_hash == catalogue_hash
             && p.integrations.len() == integrations.len()
@@ -179,6 +181,7 @@ pub fn load_tenant_from(
         name: name.to_owned(),
         client_ids: settings.client_ids,
         token_digests: settings.token_digests,
+        studio_token_digests: settings.studio_token_digests,
         integrations,
         hash,
         settings_modified,
@@ -318,6 +321,7 @@ fn redact_quoted(msg: &str) -> String {
 struct TenantSettings {
     client_ids: Vec<u64>,
     token_digests: Vec<[u8; 32]>,
+    studio_token_digests: Vec<[u8; 32]>,
     secrets: Secrets,
     upstreams: Vec<Origin>,
     opts: CompileOptions,
@@ -416,7 +420,8 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
     }
     Ok(TenantSettings {
         client_ids: spec.client_ids,
-        token_digests: spec.tokens.iter().map(token_digest).collect(),
+        token_digests: digests(&spec.tokens),
+        studio_token_digests: digests(&spec.studio_tokens),
         secrets: Secrets(minijinja::Value::from(
             spec.secrets
                 .into_iter()
@@ -433,6 +438,16 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
         facts,
         reload_guard: spec.reload_guard,
     })
+}
+
+fn digests(tokens: &[TokenSpec]) -> Vec<[u8; 32]> {
+    tokens
+        .iter()
+        .map(|t| match t {
+            TokenSpec::Sha256(d) => *d,
+            TokenSpec::Plain(s) => Sha256::digest(s.expose().as_bytes()).into(),
+        })
+        .collect()
 }
 
 /// Parses, checks and compiles one integration file. `facts` is what is
@@ -476,6 +491,7 @@ pub fn load_integration(
         file: rel.to_owned(),
         hash: short_hash(bytes),
         loaded_at: SystemTime::now(),
+        source: String::from_utf8_lossy(bytes).into(),
         program,
         tests,
     })

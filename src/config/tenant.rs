@@ -19,6 +19,9 @@ pub struct Tenant {
     /// SHA-256 of each accepted token: comparing digests keeps the comparison
     /// constant-time whatever the tokens' lengths.
     pub token_digests: Vec<[u8; 32]>,
+    /// SHA-256 of each `studio_tokens` entry: who may open this tenant's
+    /// pages in the studio.
+    pub studio_token_digests: Vec<[u8; 32]>,
     pub integrations: BTreeMap<String, Arc<Integration>>,
     /// Short SHA-256 of `tenant.yaml`, to skip re-reading an unchanged file.
     pub hash: String,
@@ -57,6 +60,18 @@ impl Tenant {
             integrations,
             ..self.clone()
         }
+    }
+
+    /// The options this tenant's integrations are compiled with, to compile
+    /// a draft exactly as the file would be.
+    pub fn compile_options(&self) -> &CompileOptions {
+        &self.opts
+    }
+
+    /// What the checks know of this tenant (secret names, upstreams), to
+    /// check a draft exactly as the file would be.
+    pub fn facts(&self) -> &TenantFacts {
+        &self.facts
     }
 }
 
@@ -115,6 +130,8 @@ pub struct Integration {
     /// Short SHA-256 of the file's bytes, to tell versions apart.
     pub hash: String,
     pub loaded_at: SystemTime,
+    /// The file's text as loaded: the studio shows the version that serves.
+    pub source: Arc<str>,
     pub program: Program,
     /// The file's `tests:`; see `crate::testing`.
     pub tests: Vec<TestSpec>,

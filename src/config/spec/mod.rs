@@ -37,6 +37,10 @@ pub struct TenantSpec {
     pub client_ids: Vec<u64>,
     /// Accepted tokens: several at once so a tenant can rotate without downtime.
     pub tokens: Vec<TokenSpec>,
+    /// Tokens that sign in to the studio (`/studio`) and see only this
+    /// tenant; same forms as `tokens`. None: only the admin token sees it.
+    #[serde(default)]
+    pub studio_tokens: Vec<TokenSpec>,
     /// IANA zone for date filters; dates are shown in this zone.
     #[serde(default)]
     pub timezone: Timezone,
