@@ -10,6 +10,7 @@ pub mod config;
 pub mod enrich;
 pub mod error;
 pub mod filters;
+pub mod guard;
 pub mod hook;
 pub mod ops;
 pub mod output;

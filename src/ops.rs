@@ -61,7 +61,10 @@ pub async fn status(State(app): State<AppState>, headers: HeaderMap) -> Response
     if !admin.accepts(presented) {
         return ApiError::Unauthorized.into_response();
     }
-    Json(Status::of(&app.config.load())).into_response()
+    let snapshot = app.config.load();
+    let mut status = Status::of(&snapshot);
+    status.upstreams = app.upstream.guards.status();
+    Json(status).into_response()
 }
 
 #[derive(Serialize)]
@@ -70,6 +73,9 @@ struct Status<'a> {
     tenants: Vec<TenantStatus<'a>>,
     /// Every current problem, as `recado check` prints them.
     errors: Vec<ErrorStatus<'a>>,
+    /// The slots and breakers of origins that tenants limit (`upstreams:`),
+    /// once a call has gone to them.
+    upstreams: Vec<crate::guard::GuardStatus>,
 }
 
 #[derive(Serialize)]
@@ -135,6 +141,7 @@ impl<'a> Status<'a> {
                 })
                 .collect(),
             errors: snapshot.all_errors().map(ErrorStatus::of).collect(),
+            upstreams: Vec::new(),
         }
     }
 }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::compile::{self, CompileOptions};
 use super::error::{ConfigError, FieldPath};
 use super::spec::{IntegrationSpec, Origin, TenantSpec, TokenSpec};
-use super::tenant::{Integration, Limits, Secrets, Tenant};
+use super::tenant::{Integration, Limits, Secrets, Tenant, UpstreamLimits};
 use super::yaml::{self, Positions};
 use super::TENANT_FILE;
 
@@ -53,6 +53,7 @@ pub fn load_tenant_from(
             token_digests: p.token_digests.clone(),
             secrets: p.secrets.clone(),
             upstreams: p.upstreams.clone(),
+            upstream_limits: p.upstream_limits.clone(),
             opts: p.opts.clone(),
             limits: p.limits.clone(),
         },
@@ -148,6 +149,7 @@ pub fn load_tenant_from(
         loaded_at: SystemTime::now(),
         secrets: settings.secrets,
         upstreams: settings.upstreams,
+        upstream_limits: settings.upstream_limits,
         limits: settings.limits,
         opts: settings.opts,
     };
@@ -159,6 +161,7 @@ struct TenantSettings {
     token_digests: Vec<[u8; 32]>,
     secrets: Secrets,
     upstreams: Vec<Origin>,
+    upstream_limits: Vec<(Origin, UpstreamLimits)>,
     opts: CompileOptions,
     limits: Limits,
 }
@@ -187,7 +190,12 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
                 .map(|(k, v)| (k, minijinja::Value::from(v.0.expose())))
                 .collect::<BTreeMap<String, minijinja::Value>>(),
         )),
-        upstreams: spec.upstreams,
+        upstream_limits: spec
+            .upstreams
+            .iter()
+            .filter_map(|u| Some((u.origin.clone(), UpstreamLimits::from_spec(u)?)))
+            .collect(),
+        upstreams: spec.upstreams.into_iter().map(|u| u.origin).collect(),
         opts: CompileOptions {
             timezone: spec.timezone.0,
             fuel: spec.limits.fuel.unwrap_or(compile::DEFAULT_FUEL),

@@ -27,6 +27,6 @@ pub mod yaml;
 pub use error::{ConfigError, FieldPath};
 pub use load::{is_integration_name, load_integration, load_tenant_from};
 pub use snapshot::{load_dir, reload, Scope, Snapshot};
-pub use tenant::{Integration, Limits, Secrets, Tenant};
+pub use tenant::{Integration, Limits, Secrets, Tenant, UpstreamLimits};
 
 pub const TENANT_FILE: &str = "tenant.yaml";
