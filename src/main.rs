@@ -141,8 +141,12 @@ fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Log lines go through a background writer so a slow stderr never stalls
-    // a request; the guard flushes what is left at exit.
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking(std::io::stderr());
+    // a request; the guard flushes what is left at exit. The writer drains
+    // every line queued, then flushes: buffered, a burst of access lines
+    // costs one write(2), not one each.
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking(
+        std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()),
+    );
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt()

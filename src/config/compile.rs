@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
 
 use minijinja::{Environment, Expression, Template, UndefinedBehavior, Value};
 
@@ -155,10 +155,23 @@ pub struct TemplateRef<'env> {
 
 impl TemplateRef<'_> {
     pub fn render(&self, ctx: &Value) -> Result<String, minijinja::Error> {
-        if let Some(out) = self.shared.fast.as_ref().and_then(|f| f.render(ctx)) {
+        let shared = &*self.shared;
+        if let Some(out) = shared.fast.as_ref().and_then(|f| f.render(ctx)) {
             return Ok(out);
         }
-        self.shared.cell.borrow_dependent().render(ctx)
+        match shared.compiled.get() {
+            Some(cell) => cell.borrow_dependent().render(ctx),
+            None => {
+                let cell = TemplateCell::try_new(shared.sources.clone(), |(env, name, source)| {
+                    compile_template(env, name, source)
+                })?;
+                shared
+                    .compiled
+                    .get_or_init(|| cell)
+                    .borrow_dependent()
+                    .render(ctx)
+            }
+        }
     }
 }
 
@@ -200,10 +213,16 @@ self_cell::self_cell!(
 );
 
 struct SharedTemplate {
-    cell: TemplateCell,
+    sources: Sources,
     /// Set when the template is plain text around `{{ … }}` holes; see
     /// [`Interpolation`].
     fast: Option<Interpolation>,
+    /// minijinja's bytecode. A template with a fast path is compiled only
+    /// when the fast path first declines a request (an unusual value, an
+    /// error to report): minijinja sets aside room for 256 instructions per
+    /// template, about 12 KiB, which for most message texts would be most
+    /// of what an integration costs. The syntax was checked while parsing.
+    compiled: OnceLock<TemplateCell>,
 }
 
 // `Environment<'static>` is covariant, so the shared environment can be
@@ -229,7 +248,7 @@ trait Pooled {
 
 impl Pooled for SharedTemplate {
     fn sources(&self) -> &Sources {
-        self.cell.borrow_owner()
+        &self.sources
     }
 }
 
@@ -311,11 +330,18 @@ fn shared_template<'env>(
     source: &str,
 ) -> Result<TemplateRef<'env>, minijinja::Error> {
     let shared = Pool::get_or_compile(&TEMPLATES, env, name, source, |sources| {
-        Ok(SharedTemplate {
-            fast: Interpolation::parse(&sources.2),
-            cell: TemplateCell::try_new(sources, |(env, name, source)| {
+        let fast = Interpolation::parse(&sources.2);
+        let compiled = OnceLock::new();
+        if fast.is_none() {
+            let cell = TemplateCell::try_new(sources.clone(), |(env, name, source)| {
                 compile_template(env, name, source)
-            })?,
+            })?;
+            let _ = compiled.set(cell);
+        }
+        Ok(SharedTemplate {
+            sources,
+            fast,
+            compiled,
         })
     })?;
     Ok(TemplateRef {
