@@ -140,13 +140,11 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    // Log lines go through a background writer so a slow stderr never stalls
-    // a request; the guard flushes what is left at exit. The writer drains
-    // every line queued, then flushes: buffered, a burst of access lines
-    // costs one write(2), not one each.
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking(
-        std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()),
-    );
+    // Log lines go to a buffer that a background thread writes out: a
+    // request never waits on stderr, nor wakes a thread per line. The guard
+    // writes what is left at exit.
+    let (log_buffer, _flush_on_exit) = recado::telemetry::LogBuffer::start(std::io::stderr());
+    let writer = recado::telemetry::LogWriter(log_buffer);
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt()
