@@ -1,8 +1,11 @@
 //! Where the bytes of loaded integrations go: loads an integrations folder
-//! (e.g. one written by `benches/reload.py --keep`) under a counting
-//! allocator and prints the live heap after each stage.
+//! under a counting allocator and prints the live heap per integration, and
+//! for each file of the first tenant what its parsed spec, its compiled
+//! integration (templates shared) and a copy with its own templates cost.
 //!
-//!     cargo bench --bench memory -- DIR
+//!     python3 -c 'import sys; sys.path.insert(0, "benches"); import reload, pathlib; \
+//!         reload.generate(pathlib.Path("/tmp/gen"), 1000, 10)'
+//!     cargo bench --bench memory -- /tmp/gen
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
