@@ -7,6 +7,10 @@ the server's CPU time from /proc. Reports medians over the rounds and the
 ratios to the baseline (req/s and server CPU microseconds per request).
 
     python3 benches/load.py [--rounds 3] [--duration 10] [--connections 32]
+                            [--log on|off|both] [--log-format text|json|both]
+
+Rounds interleave the servers (baseline, recado log off, text, json, ...),
+so a noisy machine slows them alike and the ratios stay meaningful.
 
 Needs wrk and taskset (`apt-get install wrk util-linux`). Traffic goes to
 127.0.0.1 only.
@@ -104,28 +108,47 @@ def enriched_dir(upstream_port):
     return root
 
 
-def scenarios(port, enrich_root):
-    """Name, command, URL path, request body, expected answer."""
+def log_variants(args):
+    """(name suffix, RUST_LOG, --log-format) of each access-log setting asked for."""
+    out = []
+    if args.log in ("off", "both"):
+        out.append(("", "warn", "text"))
+    if args.log in ("on", "both"):
+        formats = ["text", "json"] if args.log_format == "both" else [args.log_format]
+        out += [(f"-log-{f}", "info", f) for f in formats]
+    return out
+
+
+def scenarios(port, enrich_root, args):
+    """Name, command, URL path, request body, expected answer, RUST_LOG.
+
+    `recado` runs with the per-request access line off (RUST_LOG=warn);
+    `recado-log-text` and `recado-log-json` with it on (RUST_LOG=info),
+    written to /dev/null through recado's usual background writer."""
     expected = json.loads((WORKLOAD / "expected.json").read_text())
     request = WORKLOAD / "request.json"
-    recado = [str(ROOT / "target/release/recado"), "serve", "--listen", f"127.0.0.1:{port}", "--dir"]
     out = [
         ("baseline-hyper", [str(ROOT / "target/peers/release/baseline-hyper"), str(port)],
-         "/", request, expected),
-        ("recado", recado + [str(INTEGRATIONS)], "/hooks/boleto?token=demo-token", request, expected),
+         "/", request, expected, "warn"),
     ]
+    for suffix, rust_log, fmt in log_variants(args):
+        recado = [str(ROOT / "target/release/recado"), "serve", "--listen", f"127.0.0.1:{port}",
+                  "--log-format", fmt, "--dir"]
+        out.append((f"recado{suffix}", recado + [str(INTEGRATIONS)], "/hooks/boleto?token=demo-token",
+                    request, expected, rust_log))
+    recado = [str(ROOT / "target/release/recado"), "serve", "--listen", f"127.0.0.1:{port}", "--dir"]
     if enrich_root:
         out += [
             ("recado-enrich-cache-hit", recado + [str(enrich_root)],
-             "/hooks/boleto_hit?token=demo-token", request, expected),
+             "/hooks/boleto_hit?token=demo-token", request, expected, "warn"),
             ("recado-enrich-cache-miss", recado + [str(enrich_root)],
-             "/hooks/boleto_miss?token=demo-token", request, expected),
+             "/hooks/boleto_miss?token=demo-token", request, expected, "warn"),
         ]
     return out
 
 
-def run_one(name, cmd, path, body_file, expected, port, args):
-    env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
+def run_one(name, cmd, path, body_file, expected, port, args, rust_log):
+    env = dict(os.environ, RUST_LOG=rust_log)
     proc = subprocess.Popen(["taskset", "-c", "0", *cmd], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -154,6 +177,10 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--only", help="comma-separated scenario names (the baseline always runs)")
+    ap.add_argument("--log", choices=["on", "off", "both"], default="both",
+                    help="recado with the per-request access line on (RUST_LOG=info), off, or both")
+    ap.add_argument("--log-format", choices=["text", "json", "both"], default="both",
+                    help="--log-format of recado when the access line is on")
     ap.add_argument("--enrich", action="store_true",
                     help="also the boleto workload with one upstream call, cache hit and miss; the "
                          "upstream is baseline-hyper on loopback, pinned with wrk to CPU 1")
@@ -185,10 +212,10 @@ def main():
 def run_rounds(args, enrich_root, results):
     for rnd in range(args.rounds):
         port = free_port()
-        for name, cmd, path, body, expected in scenarios(port, enrich_root):
+        for name, cmd, path, body, expected, rust_log in scenarios(port, enrich_root, args):
             if args.only and name != "baseline-hyper" and name not in args.only.split(","):
                 continue
-            r = run_one(name, cmd, path, body, expected, port, args)
+            r = run_one(name, cmd, path, body, expected, port, args, rust_log)
             results.setdefault(name, []).append(r)
             print(f"round {rnd + 1} {name:28s} {r['rps']:10.0f} req/s  p50 {r['p50_us']:6d} us  "
                   f"p99 {r['p99_us']:6d} us  cpu {r['cpu_us_per_req']:6.2f} us/req  errors {r['errors']}",

@@ -19,6 +19,7 @@ use crate::config::compile::{BodyNode, CompiledCall, Text};
 use crate::config::holes::{HOLE_CLOSE, HOLE_OPEN};
 use crate::config::spec::Origin;
 use crate::config::{Integration, Tenant};
+use crate::guard::{Guard, Guards};
 use crate::telemetry::TenantMetrics;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
@@ -70,6 +71,8 @@ pub enum EnrichError {
     Template { call: String, detail: String },
     #[error("the upstream calls took longer than the integration's deadline of {0:?}")]
     Deadline(Duration),
+    #[error("call `{call}`: {origin} kept failing, so recado stopped calling it for a while (its `breaker` in `upstreams:` is open)")]
+    Unavailable { call: String, origin: String },
 }
 
 impl EnrichError {
@@ -81,7 +84,8 @@ impl EnrichError {
             | EnrichError::NotJson { call }
             | EnrichError::TooLarge { call, .. }
             | EnrichError::Refused { call, .. }
-            | EnrichError::Template { call, .. } => Some(call),
+            | EnrichError::Template { call, .. }
+            | EnrichError::Unavailable { call, .. } => Some(call),
             EnrichError::Deadline(_) => None,
         }
     }
@@ -97,6 +101,7 @@ impl EnrichError {
             EnrichError::Refused { .. } => "refused",
             EnrichError::Template { .. } => "template",
             EnrichError::Deadline(_) => "deadline",
+            EnrichError::Unavailable { .. } => "unavailable",
         }
     }
 
@@ -181,6 +186,8 @@ pub struct Upstream {
     client: reqwest::Client,
     cache_bytes: u64,
     caches: RwLock<Shares>,
+    /// The tenants' caps and breakers per origin (`upstreams:`).
+    pub guards: Guards,
 }
 
 impl Upstream {
@@ -199,6 +206,7 @@ impl Upstream {
                 tenants: 1,
                 by_tenant: HashMap::new(),
             }),
+            guards: Guards::default(),
         }
     }
 
@@ -412,10 +420,21 @@ impl Upstream {
         request: &Prepared,
         ttl: Duration,
     ) -> Result<Answer, EnrichError> {
+        // Only tenants that limit an origin pay for finding its guard.
+        let guard = match tenant.upstream_limits.is_empty() {
+            true => None,
+            false => self.guards.of(
+                tenant,
+                &Origin(request.url().origin().ascii_serialization()),
+            ),
+        };
         let mut attempt = 0;
         loop {
             let started = std::time::Instant::now();
-            let result = self.attempt(c, request, ttl).await;
+            let result = match &guard {
+                None => self.attempt(c, request, ttl).await,
+                Some(guard) => self.guarded_attempt(guard, c, request, ttl).await,
+            };
             let outcome = match &result {
                 Ok(_) => "ok",
                 Err(e) => e.kind(),
@@ -435,6 +454,32 @@ impl Upstream {
                 result => return result,
             }
         }
+    }
+
+    /// One attempt within the origin's slots and breaker.
+    async fn guarded_attempt(
+        &self,
+        guard: &Guard,
+        c: &CompiledCall<'_>,
+        request: &Prepared,
+        ttl: Duration,
+    ) -> Result<Answer, EnrichError> {
+        let Ok(pass) = guard.enter().await else {
+            return Err(EnrichError::Unavailable {
+                call: c.name.clone(),
+                origin: request.url().origin().ascii_serialization(),
+            });
+        };
+        let result = self.attempt(c, request, ttl).await;
+        pass.finish(!matches!(
+            &result,
+            Err(EnrichError::Unreachable { .. } | EnrichError::Timeout { .. })
+                | Err(EnrichError::Status {
+                    status: 429 | 500..,
+                    ..
+                })
+        ));
+        result
     }
 
     async fn attempt(

@@ -129,6 +129,7 @@ impl ApiError {
                 EnrichError::Refused { .. } => "upstream_refused",
                 EnrichError::Template { .. } => "render_failed",
                 EnrichError::Deadline(_) => "deadline_exceeded",
+                EnrichError::Unavailable { .. } => "upstream_unavailable",
             },
             ApiError::Internal(_) => "internal",
         }
@@ -243,6 +244,10 @@ impl ApiError {
                 detail: "undefined value".into(),
             }),
             upstream(EnrichError::Deadline(Duration::from_secs(5))),
+            upstream(EnrichError::Unavailable {
+                call: call(),
+                origin: "https://erp.example.com".into(),
+            }),
             ApiError::OutputTooLarge {
                 file: file(),
                 size: 70_000,
@@ -265,7 +270,7 @@ impl ApiError {
 }
 
 /// How many kinds [`example_index`] tells apart.
-const EXAMPLE_KINDS: usize = 23;
+const EXAMPLE_KINDS: usize = 24;
 
 /// Numbers every kind of error, with no wildcard: a new variant of
 /// `ApiError`, `RenderError` or `EnrichError` stops this compiling until it
@@ -293,6 +298,7 @@ fn example_index(e: &ApiError) -> usize {
             EnrichError::Refused { .. } => 15,
             EnrichError::Template { .. } => 16,
             EnrichError::Deadline(_) => 17,
+            EnrichError::Unavailable { .. } => 23,
         },
         ApiError::OutputTooLarge { .. } => 18,
         ApiError::BodyTimeout(_) => 19,

@@ -241,11 +241,13 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    // Log lines go through a background writer so a slow stderr never stalls
-    // a request; the guard flushes what is left at exit.
-    // Bounded and lossy (dropped lines are counted): a stderr nobody reads
-    // must not grow memory.
-    let (writer, _flush_on_exit) = recado::telemetry::log_writer(std::io::stderr());
+    // Log lines go to a buffer that a background thread writes out: a
+    // request never waits on stderr, nor wakes a thread per line. The
+    // buffer is bounded (lines past it are dropped and counted) so a stderr
+    // nobody reads cannot grow memory, and each line is cut at 4 KiB. The
+    // guard writes what is left at exit.
+    let (log_buffer, _flush_on_exit) = recado::telemetry::LogBuffer::start(std::io::stderr());
+    let writer = recado::telemetry::CappedLines(recado::telemetry::LogWriter(log_buffer));
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt()

@@ -89,7 +89,10 @@ pub async fn status(State(app): State<AppState>, headers: HeaderMap) -> Response
     if !admin.accepts(bearer(&headers)) {
         return ApiError::Unauthorized.into_response();
     }
-    let mut status = serde_json::to_value(Status::of(&app.config.load())).unwrap_or_default();
+    let snapshot = app.config.load();
+    let mut status = Status::of(&snapshot);
+    status.upstreams = app.upstream.guards.status();
+    let mut status = serde_json::to_value(status).unwrap_or_default();
     // What the last shadow check of each edited integration found.
     if let Some(journal) = &app.journal {
         status["shadow"] = serde_json::to_value(journal.shadow_reports()).unwrap_or_default();
@@ -103,6 +106,9 @@ struct Status<'a> {
     tenants: Vec<TenantStatus<'a>>,
     /// Every current problem, as `recado check` prints them.
     errors: Vec<ErrorStatus<'a>>,
+    /// The slots and breakers of origins that tenants limit (`upstreams:`),
+    /// once a call has gone to them.
+    upstreams: Vec<crate::guard::GuardStatus>,
 }
 
 #[derive(Serialize)]
@@ -170,6 +176,7 @@ impl<'a> Status<'a> {
                 })
                 .collect(),
             errors: snapshot.all_errors().map(ErrorStatus::of).collect(),
+            upstreams: Vec::new(),
         }
     }
 }

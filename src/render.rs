@@ -247,7 +247,7 @@ fn emit(
     let text = |field: Field, t: &Text<'_>| {
         t.render(ctx).map_err(|e| {
             let source = match t {
-                Text::Template { template, .. } => Some(template.source()),
+                Text::Template(template) => Some(template.source()),
                 Text::Literal(_) => None,
             };
             template_error(loc, field, &e, source)

@@ -1,8 +1,16 @@
-//! Turns an [`IntegrationSpec`] into a [`Program`]: one minijinja environment
-//! with every template and expression compiled, ready to render many times.
+//! Turns an [`IntegrationSpec`] into a [`Program`]: every template and
+//! expression compiled, ready to render many times.
+//!
+//! Hosting thousands of integrations, memory is what matters: there is one
+//! minijinja environment per option set (timezone, fuel), not per
+//! integration, and templates are compiled outside it, each owning its text
+//! and borrowing the environment. A template is also shared between
+//! integrations that have the same text at the same place (see [`Pool`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
 
 use minijinja::{Environment, Expression, Template, UndefinedBehavior, Value};
 
@@ -32,21 +40,25 @@ pub struct CompileOptions {
 /// workload uses under 100), far below what could hold a worker for long.
 pub const DEFAULT_FUEL: u64 = 50_000;
 
-self_cell::self_cell!(
-    /// The environment owns the compiled templates; the messages hold handles
-    /// into it, so rendering never looks anything up by name.
-    pub struct Program {
-        owner: Environment<'static>,
-        #[covariant]
-        dependent: Compiled,
+/// An integration's compiled messages and calls. The templates in it are
+/// shared: see [`TemplateRef`].
+pub struct Program {
+    compiled: Compiled<'static>,
+}
+
+impl Program {
+    /// The compiled messages and calls (named after the self-referential
+    /// cell this once was, so the request path reads it the same way).
+    pub fn borrow_dependent(&self) -> &Compiled<'_> {
+        &self.compiled
     }
-);
+}
 
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Program")
-            .field("messages", &self.borrow_dependent().messages.len())
-            .field("calls", &self.borrow_dependent().calls.len())
+            .field("messages", &self.compiled.messages.len())
+            .field("calls", &self.compiled.calls.len())
             .finish()
     }
 }
@@ -101,8 +113,8 @@ pub enum BodyNode<'env> {
 }
 
 pub struct CompiledMessage<'env> {
-    pub when: Option<Expression<'env, 'static>>,
-    pub for_each: Option<(Expression<'env, 'static>, String)>,
+    pub when: Option<Expr<'env>>,
+    pub for_each: Option<(Expr<'env>, String)>,
     pub content: CompiledContent<'env>,
 }
 
@@ -127,26 +139,247 @@ pub enum CompiledContent<'env> {
 /// A field's value: fixed text is kept as is, anything else is a template.
 pub enum Text<'env> {
     Literal(String),
-    Template {
-        template: Template<'env, 'env>,
-        /// Set when the template is plain text around `{{ … }}` holes; see
-        /// [`Interpolation`].
-        fast: Option<Interpolation>,
-    },
+    Template(TemplateRef<'env>),
 }
 
 impl Text<'_> {
     pub fn render(&self, ctx: &Value) -> Result<String, minijinja::Error> {
         match self {
             Text::Literal(s) => Ok(s.clone()),
-            Text::Template { template, fast } => {
-                if let Some(out) = fast.as_ref().and_then(|f| f.render(ctx)) {
-                    return Ok(out);
-                }
-                template.render(ctx)
+            Text::Template(t) => t.render(ctx),
+        }
+    }
+}
+
+/// A compiled template, shared by every integration that has the same text
+/// at the same place under the same options (see [`Pool`]). The lifetime
+/// only ties it to the [`Program`] it was handed out with.
+pub struct TemplateRef<'env> {
+    shared: Arc<SharedTemplate>,
+    _program: PhantomData<&'env ()>,
+}
+
+impl TemplateRef<'_> {
+    /// The template's text as written.
+    pub fn source(&self) -> &str {
+        &self.shared.sources.2
+    }
+
+    pub fn render(&self, ctx: &Value) -> Result<String, minijinja::Error> {
+        let shared = &*self.shared;
+        if let Some(out) = shared.fast.as_ref().and_then(|f| f.render(ctx)) {
+            return Ok(out);
+        }
+        match shared.compiled.get() {
+            Some(cell) => cell.borrow_dependent().render(ctx),
+            None => {
+                let cell = TemplateCell::try_new(shared.sources.clone(), |(env, name, source)| {
+                    compile_template(env, name, source)
+                })?;
+                shared
+                    .compiled
+                    .get_or_init(|| cell)
+                    .borrow_dependent()
+                    .render(ctx)
             }
         }
     }
+}
+
+/// A compiled `when`/`for_each` expression, shared like [`TemplateRef`].
+pub struct Expr<'env> {
+    shared: Arc<SharedExpr>,
+    _program: PhantomData<&'env ()>,
+}
+
+impl Expr<'_> {
+    pub fn eval(&self, ctx: &Value) -> Result<Value, minijinja::Error> {
+        self.shared.borrow_dependent().eval(ctx)
+    }
+}
+
+/// The environment, the template's name (what minijinja's errors call it)
+/// and its text: what a compiled template borrows.
+type Sources = (Arc<Environment<'static>>, Box<str>, Box<str>);
+type BorrowedTemplate<'a> = Template<'a, 'a>;
+type BorrowedExpression<'a> = Expression<'a, 'a>;
+
+self_cell::self_cell!(
+    /// A template compiled outside any environment's store: it only borrows
+    /// the shared environment (filters, globals, options) and its own text,
+    /// so an integration costs its templates' bytecode and nothing more.
+    struct TemplateCell {
+        owner: Sources,
+        #[covariant]
+        dependent: BorrowedTemplate,
+    }
+);
+
+self_cell::self_cell!(
+    struct SharedExpr {
+        owner: Sources,
+        #[covariant]
+        dependent: BorrowedExpression,
+    }
+);
+
+struct SharedTemplate {
+    sources: Sources,
+    /// Set when the template is plain text around `{{ … }}` holes; see
+    /// [`Interpolation`].
+    fast: Option<Interpolation>,
+    /// minijinja's bytecode. A template with a fast path is compiled only
+    /// when the fast path first declines a request (an unusual value, an
+    /// error to report): minijinja sets aside room for 256 instructions per
+    /// template, about 12 KiB, which for most message texts would be most
+    /// of what an integration costs. The syntax was checked while parsing.
+    compiled: OnceLock<TemplateCell>,
+}
+
+// `Environment<'static>` is covariant, so the shared environment can be
+// lent for as long as the text it compiles.
+fn compile_template<'a>(
+    env: &'a Environment<'a>,
+    name: &'a str,
+    source: &'a str,
+) -> Result<Template<'a, 'a>, minijinja::Error> {
+    env.template_from_named_str(name, source)
+}
+
+fn compile_expression<'a>(
+    env: &'a Environment<'a>,
+    source: &'a str,
+) -> Result<Expression<'a, 'a>, minijinja::Error> {
+    env.compile_expression(source)
+}
+
+trait Pooled {
+    fn sources(&self) -> &Sources;
+}
+
+impl Pooled for SharedTemplate {
+    fn sources(&self) -> &Sources {
+        &self.sources
+    }
+}
+
+impl Pooled for SharedExpr {
+    fn sources(&self) -> &Sources {
+        self.borrow_owner()
+    }
+}
+
+/// Compiled templates by (environment, name, text), held weakly: identical
+/// templates across tenants are compiled and stored once, and one nobody
+/// uses any more is freed with the last integration that had it.
+struct Pool<T> {
+    by_hash: HashMap<u64, Vec<Weak<T>>>,
+    /// Entries after the last sweep of dead ones.
+    swept_len: usize,
+}
+
+impl<T: Pooled> Pool<T> {
+    fn new() -> Pool<T> {
+        Pool {
+            by_hash: HashMap::new(),
+            swept_len: 0,
+        }
+    }
+
+    fn get_or_compile(
+        pool: &Mutex<Pool<T>>,
+        env: &Arc<Environment<'static>>,
+        name: &str,
+        source: &str,
+        compile: impl FnOnce(Sources) -> Result<T, minijinja::Error>,
+    ) -> Result<Arc<T>, minijinja::Error> {
+        let mut h = std::hash::DefaultHasher::new();
+        (Arc::as_ptr(env) as usize, name, source).hash(&mut h);
+        let hash = h.finish();
+        let same = |t: &T| {
+            let (e, n, s) = t.sources();
+            Arc::ptr_eq(e, env) && **n == *name && **s == *source
+        };
+        {
+            let pool = pool.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(found) = pool
+                .by_hash
+                .get(&hash)
+                .into_iter()
+                .flatten()
+                .filter_map(Weak::upgrade)
+                .find(|t| same(t))
+            {
+                return Ok(found);
+            }
+        }
+        // Compiled outside the lock; a concurrent load of the same text at
+        // worst compiles it twice.
+        let fresh = Arc::new(compile((env.clone(), name.into(), source.into()))?);
+        let mut pool = pool.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = pool.by_hash.entry(hash).or_default();
+        slot.retain(|w| w.strong_count() > 0);
+        slot.push(Arc::downgrade(&fresh));
+        if pool.by_hash.len() > 2 * pool.swept_len + 1024 {
+            pool.by_hash.retain(|_, slot| {
+                slot.retain(|w| w.strong_count() > 0);
+                !slot.is_empty()
+            });
+            pool.by_hash.shrink_to_fit();
+            pool.swept_len = pool.by_hash.len();
+        }
+        Ok(fresh)
+    }
+}
+
+static TEMPLATES: LazyLock<Mutex<Pool<SharedTemplate>>> = LazyLock::new(|| Mutex::new(Pool::new()));
+static EXPRESSIONS: LazyLock<Mutex<Pool<SharedExpr>>> = LazyLock::new(|| Mutex::new(Pool::new()));
+
+fn shared_template<'env>(
+    env: &Arc<Environment<'static>>,
+    name: &str,
+    source: &str,
+) -> Result<TemplateRef<'env>, minijinja::Error> {
+    let shared = Pool::get_or_compile(&TEMPLATES, env, name, source, |sources| {
+        // In a call's `url`, the fast path marks values as the formatter
+        // does (see [`is_call_url`]).
+        let fast = Interpolation::parse(&sources.2).map(|f| {
+            if is_call_url(&sources.1) {
+                f.marking_holes()
+            } else {
+                f
+            }
+        });
+        let compiled = OnceLock::new();
+        if fast.is_none() {
+            let cell = TemplateCell::try_new(sources.clone(), |(env, name, source)| {
+                compile_template(env, name, source)
+            })?;
+            let _ = compiled.set(cell);
+        }
+        Ok(SharedTemplate {
+            sources,
+            fast,
+            compiled,
+        })
+    })?;
+    Ok(TemplateRef {
+        shared,
+        _program: PhantomData,
+    })
+}
+
+fn shared_expression<'env>(
+    env: &Arc<Environment<'static>>,
+    source: &str,
+) -> Result<Expr<'env>, minijinja::Error> {
+    let shared = Pool::get_or_compile(&EXPRESSIONS, env, "", source, |sources| {
+        SharedExpr::try_new(sources, |(env, _, source)| compile_expression(env, source))
+    })?;
+    Ok(Expr {
+        shared,
+        _program: PhantomData,
+    })
 }
 
 /// `enrich.<call>.url`: call names are simple names, without dots.
@@ -216,17 +449,20 @@ pub fn environment(opts: &CompileOptions) -> Environment<'static> {
     env
 }
 
-/// A clone of one shared, fully set-up environment per option set: clones
-/// share the filters and globals instead of each integration allocating its
-/// own (thousands of integrations are loaded at once).
-fn base_environment(opts: &CompileOptions) -> Environment<'static> {
-    static BASES: LazyLock<Mutex<HashMap<CompileOptions, Environment<'static>>>> =
+/// The one environment of an option set, shared by every integration
+/// compiled with it (there are few option sets; thousands of integrations).
+/// Held weakly: it goes when the last template compiled in it does.
+fn shared_environment(opts: &CompileOptions) -> Arc<Environment<'static>> {
+    static ENVS: LazyLock<Mutex<HashMap<CompileOptions, Weak<Environment<'static>>>>> =
         LazyLock::new(Default::default);
-    let mut bases = BASES.lock().unwrap_or_else(|e| e.into_inner());
-    bases
-        .entry(opts.clone())
-        .or_insert_with(|| environment(opts))
-        .clone()
+    let mut envs = ENVS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(env) = envs.get(opts).and_then(Weak::upgrade) {
+        return env;
+    }
+    envs.retain(|_, w| w.strong_count() > 0);
+    let env = Arc::new(environment(opts));
+    envs.insert(opts.clone(), Arc::downgrade(&env));
+    env
 }
 
 /// Compiles every template and expression of `spec`. Syntax was already
@@ -243,32 +479,16 @@ pub fn compile_with(
     opts: &CompileOptions,
     templates: &[Option<Arc<catalogue::Template>>],
 ) -> Result<Program, minijinja::Error> {
-    let mut env = base_environment(opts);
-    for (i, msg) in spec.messages.iter().enumerate() {
-        for (field, src) in msg.content.templates() {
-            if !src.is_literal() {
-                env.add_template_owned(message_path(i, &field).to_string(), src.source.clone())?;
-            }
-        }
-    }
-    for (name, call) in &spec.enrich.calls {
-        for (field, src) in call.templates() {
-            if !src.is_literal() {
-                env.add_template_owned(call_path(name, &field).to_string(), src.source.clone())?;
-            }
-        }
-    }
-    Program::try_new(env, |env| {
-        let text_of = |path: FieldPath, src: &TemplateSrc| -> Result<Text<'_>, minijinja::Error> {
-            Ok(if src.is_literal() {
-                Text::Literal(src.source.clone())
-            } else {
-                Text::Template {
-                    template: env.get_template(&path.to_string())?,
-                    fast: Interpolation::parse(&src.source),
-                }
-            })
-        };
+    let env = &shared_environment(opts);
+    {
+        let text_of =
+            |path: FieldPath, src: &TemplateSrc| -> Result<Text<'static>, minijinja::Error> {
+                Ok(if src.is_literal() {
+                    Text::Literal(src.source.clone())
+                } else {
+                    Text::Template(shared_template(env, &path.to_string(), &src.source)?)
+                })
+            };
         let mut messages = Vec::with_capacity(spec.messages.len());
         for (i, msg) in spec.messages.iter().enumerate() {
             let text = |field: FieldPath, src: &TemplateSrc| text_of(message_path(i, &field), src);
@@ -312,14 +532,14 @@ pub fn compile_with(
                 when: msg
                     .when
                     .as_ref()
-                    .map(|w| env.compile_expression_owned(w.source.clone()))
+                    .map(|w| shared_expression(env, &w.source))
                     .transpose()?,
                 for_each: msg
                     .for_each
                     .as_ref()
                     .map(|f| {
                         Ok::<_, minijinja::Error>((
-                            env.compile_expression_owned(f.list.source.clone())?,
+                            shared_expression(env, &f.list.source)?,
                             f.var.clone(),
                         ))
                     })
@@ -328,7 +548,7 @@ pub fn compile_with(
             });
         }
 
-        let mut calls: Vec<CompiledCall<'_>> = Vec::with_capacity(spec.enrich.calls.len());
+        let mut calls: Vec<CompiledCall<'static>> = Vec::with_capacity(spec.enrich.calls.len());
         for (name, call) in &spec.enrich.calls {
             let text = |field: FieldPath, src: &TemplateSrc| text_of(call_path(name, &field), src);
             let level = calls
@@ -341,13 +561,7 @@ pub fn compile_with(
                 name: name.clone(),
                 method: method(call.method),
                 idempotent: call.method.idempotent(),
-                url: match text(FieldPath::key("url"), &call.url)? {
-                    Text::Template { template, fast } => Text::Template {
-                        template,
-                        fast: fast.map(Interpolation::marking_holes),
-                    },
-                    literal => literal,
-                },
+                url: text(FieldPath::key("url"), &call.url)?,
                 query: call
                     .query
                     .iter()
@@ -380,12 +594,14 @@ pub fn compile_with(
                 level,
             });
         }
-        Ok(Compiled {
-            messages,
-            calls,
-            deadline: spec.deadline.map_or(DEFAULT_DEADLINE, |d| d.0),
+        Ok(Program {
+            compiled: Compiled {
+                messages,
+                calls,
+                deadline: spec.deadline.map_or(DEFAULT_DEADLINE, |d| d.0),
+            },
         })
-    })
+    }
 }
 
 /// `https://host:port/path{{ x }}` → `https://host:port/`, if the text up to

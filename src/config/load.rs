@@ -15,7 +15,7 @@ use super::error::{ConfigError, FieldPath};
 use super::spec::{
     Content, IntegrationSpec, Origin, TenantSpec, Timezone, TokenSpec, TEMPLATE_KEY,
 };
-use super::tenant::{Integration, Limits, Secrets, Tenant};
+use super::tenant::{Integration, Limits, Secrets, Tenant, UpstreamLimits};
 use super::yaml::{self, Positions};
 use super::TENANT_FILE;
 
@@ -68,6 +68,7 @@ pub fn load_tenant_from(
             studio_token_digests: p.studio_token_digests.clone(),
             secrets: p.secrets.clone(),
             upstreams: p.upstreams.clone(),
+            upstream_limits: p.upstream_limits.clone(),
             opts: p.opts.clone(),
             limits: p.limits.clone(),
             catalogue: None,
@@ -188,6 +189,7 @@ pub fn load_tenant_from(
         loaded_at: SystemTime::now(),
         secrets: settings.secrets,
         upstreams: settings.upstreams,
+        upstream_limits: settings.upstream_limits,
         limits: settings.limits,
         catalogue,
         catalogue_hash,
@@ -324,6 +326,7 @@ struct TenantSettings {
     studio_token_digests: Vec<[u8; 32]>,
     secrets: Secrets,
     upstreams: Vec<Origin>,
+    upstream_limits: Vec<(Origin, UpstreamLimits)>,
     opts: CompileOptions,
     limits: Limits,
     /// `templates.json` and its hash, read apart from `tenant.yaml`.
@@ -410,7 +413,7 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
     let spec: TenantSpec = yaml::parse(bytes, rel).map_err(redact_credentials)?;
     let facts = TenantFacts {
         secrets: Some(spec.secrets.keys().cloned().collect()),
-        upstreams: Some(spec.upstreams.clone()),
+        upstreams: Some(spec.upstreams.iter().map(|u| u.origin.clone()).collect()),
     };
     if spec.client_ids.is_empty() || spec.tokens.is_empty() {
         return Err(ConfigError::whole_file(
@@ -428,7 +431,12 @@ fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> 
                 .map(|(k, v)| (k, minijinja::Value::from(v.0.expose())))
                 .collect::<BTreeMap<String, minijinja::Value>>(),
         )),
-        upstreams: spec.upstreams,
+        upstream_limits: spec
+            .upstreams
+            .iter()
+            .filter_map(|u| Some((u.origin.clone(), UpstreamLimits::from_spec(u)?)))
+            .collect(),
+        upstreams: spec.upstreams.into_iter().map(|u| u.origin).collect(),
         opts: CompileOptions {
             timezone: spec.timezone.0,
             fuel: spec.limits.fuel.unwrap_or(compile::DEFAULT_FUEL),

@@ -33,6 +33,6 @@ pub use load::{
     TestEnv, TestFailed, TestRunner,
 };
 pub use snapshot::{load_dir, reload, Scope, Snapshot};
-pub use tenant::{Integration, Limits, Secrets, Tenant};
+pub use tenant::{Integration, Limits, Secrets, Tenant, UpstreamLimits};
 
 pub const TENANT_FILE: &str = "tenant.yaml";

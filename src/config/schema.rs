@@ -8,7 +8,8 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 
 use super::spec::{
     CallSpec, Calls, DurationSpec, ExprSrc, IntegrationSpec, MessageSpec, Origin, QrKind, RawCall,
-    RawMessage, SecretSpec, TemplateSrc, TenantSpec, Timezone, TokenSpec, TEMPLATE_KEY,
+    RawMessage, RawUpstream, SecretSpec, TemplateSrc, TenantSpec, Timezone, TokenSpec,
+    UpstreamSpec, TEMPLATE_KEY,
 };
 
 /// The schema of `integrations/<tenant>/<integration>.yaml`.
@@ -109,6 +110,17 @@ impl JsonSchema for Calls {
             "description": "Upstream calls by name; templates read each answer as `enrich.<name>`.",
             "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
             "additionalProperties": call
+        })
+    }
+}
+
+impl JsonSchema for UpstreamSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "Upstream".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [generator.subschema_for::<Origin>(), generator.subschema_for::<RawUpstream>()]
         })
     }
 }

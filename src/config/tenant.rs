@@ -32,6 +32,9 @@ pub struct Tenant {
     pub secrets: Secrets,
     /// `upstreams:`; when not empty, the only origins calls may reach.
     pub upstreams: Vec<Origin>,
+    /// The `upstreams:` entries that set limits, as numbers; the request
+    /// path keeps the slots and breakers (`crate::guard`).
+    pub upstream_limits: Vec<(Origin, UpstreamLimits)>,
     pub limits: Limits,
     /// `templates.json`: the WhatsApp templates the company has, when the
     /// folder has one. A broken file keeps the last good catalogue.
@@ -109,6 +112,27 @@ impl Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits::DEFAULT
+    }
+}
+
+/// What protects one origin of a tenant from recado's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamLimits {
+    /// Calls in flight at once; `None`: no limit.
+    pub max_in_flight: Option<u32>,
+    /// Failed calls in a row that open the breaker, and how long it stays
+    /// open; `None`: no breaker.
+    pub breaker: Option<(u32, std::time::Duration)>,
+}
+
+impl UpstreamLimits {
+    /// The limits an `upstreams:` entry sets, if any.
+    pub(super) fn from_spec(spec: &spec::UpstreamSpec) -> Option<UpstreamLimits> {
+        let limits = UpstreamLimits {
+            max_in_flight: spec.max_in_flight,
+            breaker: spec.breaker.map(|b| (b.failures, b.cool_down.0)),
+        };
+        (limits.max_in_flight.is_some() || limits.breaker.is_some()).then_some(limits)
     }
 }
 

@@ -27,7 +27,10 @@ pub use template::{
     take_template_error_pos, ExprSrc, TemplateSrc, CALL_NAMES, CONTEXT_NAMES, GLOBAL_NAMES,
 };
 pub use test::{default_request, merge, Expectation, ExpectedMessage, ExpectedTemplate, TestSpec};
-pub use values::{DurationSpec, Origin, SecretSpec, Timezone, TokenSpec};
+pub(crate) use values::RawUpstream;
+pub use values::{
+    BreakerSpec, DurationSpec, Origin, SecretSpec, Timezone, TokenSpec, UpstreamSpec,
+};
 
 /// `integrations/<tenant>/tenant.yaml`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -48,9 +51,10 @@ pub struct TenantSpec {
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSpec>,
     /// `scheme://host[:port]` origins this tenant's calls may reach. When
-    /// set, every call must target one of them.
+    /// set, every call must target one of them. An entry may also limit the
+    /// calls in flight to it and stop calling it while it keeps failing.
     #[serde(default)]
-    pub upstreams: Vec<Origin>,
+    pub upstreams: Vec<UpstreamSpec>,
     /// Overrides of the per-tenant limits (see `docs/integrations.md`).
     #[serde(default)]
     pub limits: LimitsSpec,

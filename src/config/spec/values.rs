@@ -24,7 +24,7 @@ impl<'de> Deserialize<'de> for SecretSpec {
 }
 
 /// `scheme://host[:port]`, normalised (lowercase, default port dropped).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Origin(pub String);
 
 impl Origin {
@@ -43,6 +43,88 @@ impl<'de> Deserialize<'de> for Origin {
             "an origin such as `https://erp.example.com`",
             Origin::parse,
         ))
+    }
+}
+
+/// An entry of `upstreams:`: an origin, alone (`- https://erp.acme.com.br`)
+/// or with the limits that protect the company's system from recado.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSpec {
+    pub origin: Origin,
+    /// Calls in flight to this origin for this tenant; more wait for a slot.
+    pub max_in_flight: Option<u32>,
+    pub breaker: Option<BreakerSpec>,
+}
+
+/// `breaker: {failures: 5, cool_down: 30s}`: after `failures` failed calls
+/// in a row, calls fail at once for `cool_down`; then one call tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSpec {
+    /// Failed calls in a row (no connection, timeout, 5xx) that open it.
+    pub failures: u32,
+    /// How long it stays open before one call may try again.
+    pub cool_down: DurationSpec,
+}
+
+/// The object form of an `upstreams:` entry, as written.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// `scheme://host[:port]`.
+    origin: Origin,
+    /// Calls in flight to this origin, for this tenant; more wait for a
+    /// slot within the call's deadline.
+    #[serde(default)]
+    max_in_flight: Option<u32>,
+    /// Stop calling an origin that keeps failing.
+    #[serde(default)]
+    breaker: Option<BreakerSpec>,
+}
+
+impl TryFrom<RawUpstream> for UpstreamSpec {
+    type Error = String;
+    fn try_from(raw: RawUpstream) -> Result<UpstreamSpec, String> {
+        if raw.max_in_flight == Some(0) {
+            return Err("`max_in_flight` must be at least 1 (leave it out for no limit)".into());
+        }
+        if let Some(b) = &raw.breaker {
+            if b.failures == 0 {
+                return Err("`breaker.failures` must be at least 1".into());
+            }
+            if b.cool_down.0.is_zero() {
+                return Err("`breaker.cool_down` must be longer than zero, e.g. `30s`".into());
+            }
+        }
+        Ok(UpstreamSpec {
+            origin: raw.origin,
+            max_in_flight: raw.max_in_flight,
+            breaker: raw.breaker,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for UpstreamSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UpstreamSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an origin such as `https://erp.example.com`, or `{origin: …, max_in_flight: …, breaker: {failures: …, cool_down: …}}`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<UpstreamSpec, E> {
+                Ok(UpstreamSpec {
+                    origin: Origin::parse(v).map_err(E::custom)?,
+                    max_in_flight: None,
+                    breaker: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<UpstreamSpec, A::Error> {
+                let raw = RawUpstream::deserialize(MapAccessDeserializer::new(map))?;
+                UpstreamSpec::try_from(raw).map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
