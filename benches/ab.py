@@ -40,6 +40,8 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--head-args", default="",
+                    help="extra `serve` flags for this tree's binary, e.g. \"--journal off\"")
     args = ap.parse_args()
     if not args.no_build:
         load.build()
@@ -53,7 +55,8 @@ def main():
         return [
             ("baseline-hyper", [str(ROOT / "target/peers/release/baseline-hyper"), str(port)], "/"),
             (f"recado@{args.base}", [str(base_bin), *serve], "/hooks/boleto?token=demo-token"),
-            ("recado@HEAD", [str(head_bin), *serve], "/hooks/boleto?token=demo-token"),
+            ("recado@HEAD", [str(head_bin), *serve, *args.head_args.split()],
+             "/hooks/boleto?token=demo-token"),
         ]
 
     results = {}
