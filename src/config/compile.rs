@@ -399,6 +399,11 @@ pub fn environment(opts: &CompileOptions) -> Environment<'static> {
     // can never become an empty name in front of a customer; testing it in an
     // `if`/`when` is allowed, which is how optional fields are handled.
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    // Debug info names what was undefined (`data.pedido`), so the operator is
+    // told which field the request lacks. minijinja turns it on only in debug
+    // builds by default; recado needs it in the release build too. It costs
+    // on the error path only.
+    env.set_debug(true);
     // Messages are plain text, not HTML.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     // `{% if %}`/`{% for %}` on their own lines leave no blank lines behind.
