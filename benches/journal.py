@@ -74,7 +74,7 @@ def main():
         # Interleaved, alternating which goes first, so drift hits both.
         for mode in (("off", "on") if r % 2 == 0 else ("on", "off")):
             port = load.free_port()
-            res = load.run_one(f"journal-{mode}", recado_cmd(port, mode), path, body, expected, port, args)
+            res = load.run_one(f"journal-{mode}", recado_cmd(port, mode), path, body, expected, port, args, "warn")
             cpu[mode].append(res["cpu_us_per_req"])
             rps[mode].append(res["requests"] / args.duration)
             print(f"round {r + 1} journal {mode}: {res['cpu_us_per_req']:.2f} µs CPU/req, "
