@@ -881,3 +881,38 @@ fn recado_serve_refuses_a_journal_file_it_should_not_write() {
     assert!(err.contains("--journal-file needs the journal"), "{err}");
     assert!(!file.exists());
 }
+
+#[tokio::test]
+async fn entry_numbers_go_on_after_the_file_aged_out() {
+    let dir = integrations_with(&[]);
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("journal.sqlite");
+    let brief = |s: &mut recado::state::Settings| {
+        s.journal = Some(recado::journal::JournalSettings {
+            age: std::time::Duration::from_millis(1),
+            ..Default::default()
+        })
+    };
+    let hook = "/hooks/boleto?token=demo-token";
+    let server = start_durable(dir.path(), &file, brief).await;
+    for id in 0..3 {
+        server.post(hook, boleto_request(id, boleto_data())).await;
+    }
+    stop_durable(server).await;
+    // Past the age bound: the restart prunes every entry from the file.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let server = start_durable(dir.path(), &file, brief).await;
+    stop_durable(server).await;
+    let db = rusqlite::Connection::open(&file).unwrap();
+    let rows: i64 = db
+        .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0);
+    drop(db);
+    let server = start_durable(dir.path(), &file, |_| {}).await;
+    server.post(hook, boleto_request(9, boleto_data())).await;
+    let list = admin_json(&server, "GET", "/admin/requests").await;
+    assert_eq!(request_ids(&list), [9]);
+    assert_eq!(list["entries"][0]["entry"], "4", "not a number used before");
+    stop_durable(server).await;
+}
