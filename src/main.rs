@@ -151,6 +151,10 @@ struct ServeArgs {
     /// How long the journal keeps an entry.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     journal_age: std::time::Duration,
+    /// Also keep the journal in this SQLite file (created with mode 0600),
+    /// so it survives restarts. It holds personal data: see docs/journal.md.
+    #[arg(long, env = "RECADO_JOURNAL_FILE")]
+    journal_file: Option<PathBuf>,
 }
 
 /// Descriptors kept for everything but client connections: upstream
@@ -285,6 +289,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    anyhow::ensure!(
+        args.journal == OnOff::On || args.journal_file.is_none(),
+        "--journal-file needs the journal: drop --journal off"
+    );
+    if let Some(file) = &args.journal_file {
+        // Each write would look like an edit to the watcher, and the
+        // folder is the tenants' (the studio, their repositories).
+        let parent = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let (Ok(parent), Ok(config)) =
+            (std::fs::canonicalize(parent), std::fs::canonicalize(&dir))
+        {
+            anyhow::ensure!(
+                !parent.starts_with(&config),
+                "--journal-file {} is inside the integrations folder {}: put it elsewhere (it holds personal data, see docs/journal.md)",
+                file.display(),
+                dir.display()
+            );
+        }
+    }
     let settings = Settings {
         admin_token: args.admin_token.as_deref().map(AdminToken::new),
         log_personal_data: args.log_personal_data,
@@ -300,9 +326,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             bytes: args.journal_bytes,
             age: args.journal_age,
         }),
+        journal_file: args.journal_file.clone(),
         ..Settings::default()
     };
-    let mut state = AppState::new(settings, snapshot);
+    let mut state = AppState::open(settings, snapshot)?;
     state.metrics = Some(metrics.clone());
     let mut reloader = config::watch::Reloader::new(dir.clone(), state.config.clone())
         .observed_by(recado::telemetry::reloaded);
@@ -357,7 +384,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 args.shutdown_timeout,
             ));
         }
+        let journal = state.journal.clone();
         server::serve(listener, state, stopped(), args.shutdown_timeout).await?;
+        if let Some(journal) = journal {
+            // The writer runs behind the requests: what it has not written
+            // yet would be missing after the restart.
+            journal.flush();
+        }
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -4,6 +4,7 @@
 //! tenant, so the config stays inert data that a reload can replace whole.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Snapshot, Tenant};
 use crate::enrich::{Upstream, DEFAULT_CACHE_BYTES};
-use crate::journal::{Journal, JournalSettings};
+use crate::journal::{Journal, JournalSettings, StoreError};
 use crate::studio::session::Sessions;
 use crate::telemetry::TenantMetrics;
 
@@ -66,6 +67,9 @@ pub struct Settings {
     pub metrics_token: Option<AdminToken>,
     /// The request journal's bounds; `None` turns it off (`--journal off`).
     pub journal: Option<JournalSettings>,
+    /// Also keep the journal in this SQLite file, across restarts
+    /// (`--journal-file`); `None` keeps it in memory only.
+    pub journal_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -82,6 +86,7 @@ impl Default for Settings {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             metrics_token: None,
             journal: Some(JournalSettings::default()),
+            journal_file: None,
         }
     }
 }
@@ -123,17 +128,30 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// # Panics
+    /// When `settings.journal_file` cannot be opened: [`AppState::open`]
+    /// returns that error instead.
     pub fn new(settings: Settings, snapshot: Snapshot) -> AppState {
-        AppState {
+        AppState::open(settings, snapshot).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`AppState::new`], with the journal's file opened (and read).
+    pub fn open(settings: Settings, snapshot: Snapshot) -> Result<AppState, StoreError> {
+        let journal = match (settings.journal, &settings.journal_file) {
+            (Some(j), Some(file)) => Some(Arc::new(Journal::open(j, file)?)),
+            (Some(j), None) => Some(Arc::new(Journal::new(j))),
+            (None, _) => None,
+        };
+        Ok(AppState {
             config: Arc::new(ArcSwap::from_pointee(snapshot)),
             upstream: Arc::new(Upstream::new(settings.cache_bytes)),
-            journal: settings.journal.map(|j| Arc::new(Journal::new(j))),
+            journal,
             settings: Arc::new(settings),
             tenants: Arc::default(),
             metrics: None,
             studio: Arc::default(),
             scrapes: Arc::default(),
-        }
+        })
     }
 }
 

@@ -593,3 +593,326 @@ async fn the_journal_stays_within_its_bounds() {
     assert_eq!(ids, [11, 10, 9, 8, 7]);
     server.stop().await;
 }
+
+// The journal's file (`--journal-file`).
+
+async fn start_durable(
+    dir: &Path,
+    file: &Path,
+    configure: impl FnOnce(&mut recado::state::Settings),
+) -> TestServer {
+    TestServer::start_with(dir, |s| {
+        s.admin_token = Some(AdminToken::new(ADMIN));
+        s.journal_file = Some(file.to_owned());
+        configure(s);
+    })
+    .await
+}
+
+/// Stops `server` once its file holds every entry, as `recado serve` does.
+async fn stop_durable(server: TestServer) {
+    server.state.journal.as_ref().unwrap().flush();
+    server.stop().await;
+}
+
+fn request_ids(list: &Value) -> Vec<u64> {
+    list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["request_id"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_journal_file_keeps_the_history_across_a_restart() {
+    let erp = erp().await;
+    let dir = integrations_with(&[("demo/plano.yaml", &plano(erp.port()))]);
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("journal.sqlite");
+    let server = start_durable(dir.path(), &file, |_| {}).await;
+    let hook = "/hooks/boleto?token=demo-token";
+    assert_eq!(
+        server
+            .post(hook, boleto_request(201, boleto_data()))
+            .await
+            .0,
+        200
+    );
+    let mut missing = boleto_data();
+    missing.as_object_mut().unwrap().remove("pedido");
+    assert_eq!(server.post(hook, boleto_request(202, missing)).await.0, 422);
+    let (status, answer) = server
+        .post(
+            "/hooks/plano?token=demo-token",
+            boleto_request(203, json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let before = admin_json(&server, "GET", "/admin/requests").await;
+    stop_durable(server).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "personal data: owner only");
+    }
+
+    let server = start_durable(dir.path(), &file, |_| {}).await;
+    #[cfg(unix)]
+    for companion in ["journal.sqlite-wal", "journal.sqlite-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let path = files.path().join(companion);
+        if let Ok(meta) = std::fs::metadata(&path) {
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{companion}");
+        }
+    }
+    let after = admin_json(&server, "GET", "/admin/requests").await;
+    assert_eq!(request_ids(&after), [203, 202, 201], "{after}");
+    assert_eq!(
+        after["entries"], before["entries"],
+        "read back as they were"
+    );
+    let failed = admin_json(&server, "GET", "/admin/requests?status=422").await;
+    assert_eq!(request_ids(&failed), [202]);
+    assert_eq!(failed["entries"][0]["error"]["code"], "render_failed");
+    let plano = admin_json(&server, "GET", "/admin/requests?integration=plano").await;
+    assert_eq!(request_ids(&plano), [203]);
+    let by_id = admin_json(&server, "GET", "/admin/requests?tenant=demo&id=201").await;
+    assert_eq!(request_ids(&by_id), [201]);
+
+    // Replay, with the upstream's answer as recorded before the restart.
+    let entry = plano["entries"][0]["entry"].as_str().unwrap().to_owned();
+    let detail = admin_json(&server, "GET", &format!("/admin/requests/{entry}")).await;
+    assert_eq!(detail["calls"][0]["answer"]["plano"], "Ouro");
+    assert_eq!(detail["request"]["contact"]["key"], "*********9999");
+    let replay = admin_json(&server, "POST", &format!("/admin/requests/{entry}/replay")).await;
+    assert_eq!(replay["changed"], false, "{replay}");
+    assert_eq!(replay["now"]["status"], 200, "{replay}");
+
+    // Numbers go on after the file's.
+    let highest = after["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entry"].as_str().unwrap().parse::<u64>().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(
+        server
+            .post(hook, boleto_request(204, boleto_data()))
+            .await
+            .0,
+        200
+    );
+    let list = admin_json(&server, "GET", "/admin/requests?limit=1").await;
+    assert_eq!(request_ids(&list), [204]);
+    let newest: u64 = list["entries"][0]["entry"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(newest > highest, "{newest} after {highest}");
+    stop_durable(server).await;
+}
+
+#[tokio::test]
+async fn the_journal_file_keeps_its_bounds_per_integration() {
+    let dir = integrations_with(&[]);
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("journal.sqlite");
+    let three = |s: &mut recado::state::Settings| {
+        s.journal = Some(recado::journal::JournalSettings {
+            entries: 3,
+            ..Default::default()
+        })
+    };
+    let server = start_durable(dir.path(), &file, three).await;
+    for id in 0..5 {
+        server
+            .post(
+                "/hooks/boleto?token=demo-token",
+                boleto_request(id, boleto_data()),
+            )
+            .await;
+    }
+    for id in 10..12 {
+        server
+            .post(
+                "/hooks/cobranca?token=demo-token",
+                boleto_request(id, json!({"boletos": []})),
+            )
+            .await;
+    }
+    stop_durable(server).await;
+
+    let db = rusqlite::Connection::open(&file).unwrap();
+    let rows: Vec<(String, i64)> = db
+        .prepare("SELECT integration, request_id FROM entries ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let of = |i: &str| -> Vec<i64> {
+        rows.iter()
+            .filter(|(name, _)| name == i)
+            .map(|(_, id)| *id)
+            .collect()
+    };
+    assert_eq!(of("boleto"), [2, 3, 4], "{rows:?}");
+    assert_eq!(of("cobranca"), [10, 11], "{rows:?}");
+    drop(db);
+
+    // Read back within the same bounds; a smaller size prunes the file too.
+    let server = start_durable(dir.path(), &file, |s| {
+        s.journal = Some(recado::journal::JournalSettings {
+            entries: 2,
+            ..Default::default()
+        })
+    })
+    .await;
+    let list = admin_json(&server, "GET", "/admin/requests?integration=boleto").await;
+    assert_eq!(request_ids(&list), [4, 3]);
+    stop_durable(server).await;
+    let db = rusqlite::Connection::open(&file).unwrap();
+    let boletos: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM entries WHERE integration = 'boleto'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(boletos, 2);
+}
+
+fn listing(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(listing(&path));
+        }
+        out.push(path);
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn without_a_journal_file_nothing_is_written() {
+    let dir = integrations_with(&[]);
+    let config_before = listing(dir.path());
+    let cwd_before: Vec<_> = std::fs::read_dir(".")
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let server = start(dir.path()).await;
+    let (status, _) = server
+        .post(
+            "/hooks/boleto?token=demo-token",
+            boleto_request(7, boleto_data()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let journal = server.state.journal.clone().unwrap();
+    journal.flush();
+    assert_eq!(journal.recent("demo", "boleto", 10).len(), 1);
+    server.stop().await;
+    assert_eq!(listing(dir.path()), config_before);
+    for name in std::fs::read_dir(".")
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+    {
+        assert!(cwd_before.contains(&name), "{name:?} appeared");
+    }
+}
+
+#[tokio::test]
+async fn a_journal_file_that_cannot_be_opened_is_a_clear_error() {
+    let dir = integrations_with(&[]);
+    let missing = dir.path().join("no-such-folder/journal.sqlite");
+    let settings = recado::state::Settings {
+        journal_file: Some(missing.clone()),
+        ..Default::default()
+    };
+    let Err(e) = recado::state::AppState::open(settings, recado::config::load_dir(dir.path()))
+    else {
+        panic!("opened {}", missing.display());
+    };
+    let text = e.to_string();
+    assert!(text.contains("no-such-folder/journal.sqlite"), "{text}");
+    assert!(text.contains("--journal-file"), "{text}");
+
+    let not_sqlite = dir.path().join("demo/tenant.yaml");
+    let settings = recado::state::Settings {
+        journal_file: Some(not_sqlite),
+        ..Default::default()
+    };
+    let Err(e) = recado::state::AppState::open(settings, recado::config::load_dir(dir.path()))
+    else {
+        panic!("a YAML file opened as the journal");
+    };
+    assert!(e.to_string().contains("SQLite"), "{e}");
+}
+
+#[test]
+fn recado_serve_refuses_a_journal_file_it_should_not_write() {
+    let dir = integrations_with(&[]);
+    let serve = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_recado"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(dir.path())
+            .args(extra)
+            .env_remove("RECADO_JOURNAL")
+            .env_remove("RECADO_JOURNAL_FILE")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let inside = dir.path().join("demo/journal.sqlite");
+    let err = serve(&["--journal-file", inside.to_str().unwrap()]);
+    assert!(err.contains("inside the integrations folder"), "{err}");
+    assert!(!inside.exists());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file = elsewhere.path().join("journal.sqlite");
+    let err = serve(&["--journal", "off", "--journal-file", file.to_str().unwrap()]);
+    assert!(err.contains("--journal-file needs the journal"), "{err}");
+    assert!(!file.exists());
+}
+
+#[tokio::test]
+async fn entry_numbers_go_on_after_the_file_aged_out() {
+    let dir = integrations_with(&[]);
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("journal.sqlite");
+    let brief = |s: &mut recado::state::Settings| {
+        s.journal = Some(recado::journal::JournalSettings {
+            age: std::time::Duration::from_millis(1),
+            ..Default::default()
+        })
+    };
+    let hook = "/hooks/boleto?token=demo-token";
+    let server = start_durable(dir.path(), &file, brief).await;
+    for id in 0..3 {
+        server.post(hook, boleto_request(id, boleto_data())).await;
+    }
+    stop_durable(server).await;
+    // Past the age bound: the restart prunes every entry from the file.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let server = start_durable(dir.path(), &file, brief).await;
+    stop_durable(server).await;
+    let db = rusqlite::Connection::open(&file).unwrap();
+    let rows: i64 = db
+        .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0);
+    drop(db);
+    let server = start_durable(dir.path(), &file, |_| {}).await;
+    server.post(hook, boleto_request(9, boleto_data())).await;
+    let list = admin_json(&server, "GET", "/admin/requests").await;
+    assert_eq!(request_ids(&list), [9]);
+    assert_eq!(list["entries"][0]["entry"], "4", "not a number used before");
+    stop_durable(server).await;
+}

@@ -11,8 +11,13 @@
 //!
 //! Recording is one lock of the integration's ring and a push of an
 //! `Arc<Entry>`; views (masking, JSON) are built only when an admin asks.
+//! With `--journal-file`, the entries are also kept in a file ([`store`]),
+//! written by a thread of its own, and read back at start.
+
+mod store;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -23,6 +28,8 @@ use serde_json::{json, Value as Json};
 
 use crate::enrich::{CallLog, CallOutcome};
 use crate::telemetry::{mask_name, mask_phone, RequestRecord};
+
+pub use store::StoreError;
 
 /// Entries kept per integration by default.
 pub const DEFAULT_ENTRIES: usize = 200;
@@ -99,6 +106,26 @@ struct Ring {
 }
 
 impl Ring {
+    /// The entry's file and version, shared with the ring's other entries
+    /// of that version.
+    fn share(&mut self, file: &str, hash: &str) -> (Arc<str>, Arc<str>) {
+        match &self.version {
+            Some((f, v)) if **v == *hash && **f == *file => (f.clone(), v.clone()),
+            _ => {
+                let pair: (Arc<str>, Arc<str>) = (file.into(), hash.into());
+                self.version = Some(pair.clone());
+                pair
+            }
+        }
+    }
+
+    fn push(&mut self, entry: Arc<Entry>, limits: &JournalSettings) {
+        self.bytes += entry.size;
+        let at = entry.at;
+        self.entries.push_back(entry);
+        self.prune(limits, at);
+    }
+
     fn prune(&mut self, limits: &JournalSettings, now: SystemTime) {
         while let Some(front) = self.entries.front() {
             let old = now.duration_since(front.at).unwrap_or_default() > limits.age;
@@ -119,6 +146,8 @@ pub struct Journal {
     seq: AtomicU64,
     rings: RwLock<Rings>,
     shadow: Mutex<BTreeMap<String, ShadowReport>>,
+    /// The file (`--journal-file`), if any.
+    store: Option<store::Store>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -132,7 +161,47 @@ impl Journal {
             seq: AtomicU64::new(1),
             rings: RwLock::default(),
             shadow: Mutex::default(),
+            store: None,
         }
+    }
+
+    /// A journal that also keeps its entries in the SQLite file at `path`
+    /// (`--journal-file`, created if missing), starting with the entries
+    /// the file holds within `settings`, and numbering on after them.
+    pub fn open(settings: JournalSettings, path: &Path) -> Result<Journal, StoreError> {
+        let (store, stored) = store::Store::open(path, settings)?;
+        let mut journal = Journal::new(settings);
+        journal.seq = AtomicU64::new(stored.next_seq);
+        let loaded = stored.entries.len();
+        for entry in stored.entries {
+            journal.load(entry);
+        }
+        journal.store = Some(store);
+        tracing::info!(path = %path.display(), entries = loaded, "journal file opened");
+        Ok(journal)
+    }
+
+    /// Returns once every entry recorded so far is in the file (at once
+    /// without one). For shutdown: the writer runs behind the requests.
+    pub fn flush(&self) {
+        if let Some(store) = &self.store {
+            store.flush();
+        }
+    }
+
+    /// Puts an entry read from the file in its ring.
+    fn load(&self, entry: Entry) {
+        let ring = self.ring(&entry.tenant, &entry.integration);
+        let mut ring = lock(&ring);
+        let (file, version) = ring.share(&entry.file, &entry.version);
+        let entry = Entry {
+            tenant: ring.tenant.clone(),
+            integration: ring.integration.clone(),
+            file,
+            version,
+            ..entry
+        };
+        ring.push(Arc::new(entry), &self.settings);
     }
 
     pub fn settings(&self) -> &JournalSettings {
@@ -204,20 +273,8 @@ impl Journal {
         let at = SystemTime::now();
         let ring = self.ring(&tenant.name, &integration.name);
         let mut ring = lock(&ring);
-        let (file, version) = match &ring.version {
-            Some((file, v)) if **v == *integration.hash && **file == *integration.file => {
-                (file.clone(), v.clone())
-            }
-            _ => {
-                let pair: (Arc<str>, Arc<str>) = (
-                    integration.file.as_str().into(),
-                    integration.hash.as_str().into(),
-                );
-                ring.version = Some(pair.clone());
-                pair
-            }
-        };
-        let entry = Entry {
+        let (file, version) = ring.share(&integration.file, &integration.hash);
+        let entry = Arc::new(Entry {
             seq,
             at,
             request_id: record.request_id,
@@ -233,10 +290,15 @@ impl Journal {
             answer,
             body,
             size,
-        };
-        ring.bytes += size;
-        ring.entries.push_back(Arc::new(entry));
-        ring.prune(&self.settings, at);
+        });
+        match &self.store {
+            Some(store) => {
+                ring.push(entry.clone(), &self.settings);
+                drop(ring);
+                store.send(entry);
+            }
+            None => ring.push(entry, &self.settings),
+        }
     }
 
     /// The entries that pass `filter`, newest first, at most `limit`, all
