@@ -410,7 +410,7 @@ pub(super) fn sample_pickers(
             let label = format!(
                 "Pedido {id} · {} · {}",
                 e.status,
-                super::pages::when(tenant, e.at)
+                super::html::when(tenant, e.at)
             );
             Some((format!("journal:{}", e.seq), label, sample))
         })

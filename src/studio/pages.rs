@@ -3,13 +3,12 @@
 //! preview (filled in by `studio.js` from the preview API).
 
 use std::fmt::Write;
-use std::time::SystemTime;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::html::{self, page, seg, Esc};
+use super::html::{self, page, seg, when, Esc};
 use super::session::Who;
 use super::{redirect, viewer, Viewer};
 use crate::config::{ConfigError, Snapshot, Tenant};
@@ -338,14 +337,4 @@ fn errors_list<'a>(out: &mut String, errors: impl Iterator<Item = &'a ConfigErro
         let _ = writeln!(out, "<li>{at}: {}</li>", Esc(&e.message));
     }
     out.push_str("</ul>\n");
-}
-
-/// A moment as the tenant's operators read it: their zone, Brazilian order.
-pub(super) fn when(t: &Tenant, at: SystemTime) -> String {
-    let Ok(ts) = jiff::Timestamp::try_from(at) else {
-        return String::new();
-    };
-    let tz =
-        jiff::tz::TimeZone::get(&t.compile_options().timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-    ts.to_zoned(tz).strftime("%d/%m/%Y %H:%M:%S").to_string()
 }
