@@ -366,3 +366,222 @@ async fn drafts_are_compiled_in_memory_and_call_nothing() {
     assert_eq!(resp.status().as_u16(), 401);
     server.stop().await;
 }
+
+/// A webhook request to demo's `boleto` from a contact whose name and phone
+/// must never show in the studio's pages.
+fn boleto_hook_request(id: u64, name: &str, key: &str, pedido: Option<&str>) -> String {
+    let mut data = json!({"valor": 1234.5, "vencimento": "2026-12-10", "boleto_url": "https://example.com/b.pdf"});
+    if let Some(p) = pedido {
+        data["pedido"] = json!(p);
+    }
+    json!({
+        "id": id, "clientId": 72, "origin": "SCHEDULED_MESSAGE",
+        "contact": {"uid": "15295", "type": "WHATSAPP", "key": key, "name": name},
+        "data": data,
+    })
+    .to_string()
+}
+
+fn assert_hidden(html: &str, personal: &[&str]) {
+    for p in personal {
+        assert!(!html.contains(p), "`{p}` shows in the page: {html}");
+    }
+}
+
+#[tokio::test]
+async fn the_tenant_page_lists_recent_failures_masked() {
+    let dir = two_tenants();
+    let server = start(dir.path()).await;
+    let bearer = format!("Bearer {DEMO}");
+    let b = [("authorization", bearer.as_str())];
+    let (_, _, html) = get(&server, "/studio/t/demo", &b).await;
+    assert!(html.contains("Nenhuma falha recente"), "{html}");
+
+    let hook = "/hooks/boleto?token=demo-token";
+    let (status, _) = server
+        .post(
+            hook,
+            boleto_hook_request(3589818, "João da Silva", "5513999999999", None),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = server
+        .post(
+            hook,
+            boleto_hook_request(3589819, "João da Silva", "5513999999999", Some("A-1")),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let (status, _, html) = get(&server, "/studio/t/demo", &b).await;
+    assert_eq!(status, 200);
+    let at = html.find("Falhas recentes").expect("the failures' section");
+    let failures = &html[at..];
+    assert!(failures.contains("render_failed"), "{failures}");
+    assert!(failures.contains("data.pedido"), "{failures}");
+    assert!(failures.contains("3589818"), "{failures}");
+    assert!(failures.contains("/studio/t/demo/i/boleto"), "{failures}");
+    assert!(failures.contains("422"), "{failures}");
+    assert!(!failures.contains("3589819"), "a 200 is not a failure");
+    assert!(!failures.contains("Nenhuma falha recente"));
+    assert_hidden(
+        &html,
+        &["5513999999999", "13999999999", "João", "JOÃO", "Silva"],
+    );
+    // Another tenant sees none of them.
+    let acme = format!("Bearer {ACME}");
+    let (_, _, html) = get(
+        &server,
+        "/studio/t/acme",
+        &[("authorization", acme.as_str())],
+    )
+    .await;
+    assert!(html.contains("Nenhuma falha recente"), "{html}");
+    assert!(!html.contains("3589818"));
+    server.stop().await;
+
+    // With the journal off, no section at all.
+    let admin = recado::state::AdminToken::new(ADMIN);
+    let server = TestServer::start_with(dir.path(), |s| {
+        s.admin_token = Some(admin);
+        s.journal = None;
+    })
+    .await;
+    let (_, _, html) = get(&server, "/studio/t/demo", &b).await;
+    assert!(html.contains("boleto"), "{html}");
+    assert!(!html.contains("Falhas recentes") && !html.contains("Nenhuma falha"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_samples_are_the_files_tests_and_the_journals_requests_masked() {
+    let dir = two_tenants();
+    let server = start(dir.path()).await;
+    let bearer = format!("Bearer {DEMO}");
+    let b = [("authorization", bearer.as_str())];
+    let hook = "/hooks/boleto?token=demo-token";
+    let (status, _) = server
+        .post(
+            hook,
+            boleto_hook_request(4242001, "Beatriz Lima", "5511988887777", Some("A-77")),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let (status, _, html) = get(&server, "/studio/t/demo/i/boleto", &b).await;
+    assert_eq!(status, 200);
+    let at = html
+        .find("<select id=\"sample\">")
+        .expect("a sample picker");
+    let picker = &html[at..at + html[at..].find("</select>").unwrap()];
+    // The file's tests, the first one picked.
+    assert!(
+        picker.contains("value=\"test:0\"") && picker.contains(" selected>boleto em dia</option>"),
+        "{picker}"
+    );
+    assert!(picker.contains(">sem pedido</option>"), "{picker}");
+    // Merged over the default request as `recado test` does.
+    assert!(picker.contains("JOÃO DA SILVA"), "{picker}");
+    assert!(picker.contains("5511999999999"), "{picker}");
+    // The journal's request: its id and status, masked.
+    assert!(picker.contains("Pedido 4242001 · 200 ·"), "{picker}");
+    assert!(picker.contains("B****** L***"), "{picker}");
+    assert!(picker.contains("*********7777"), "{picker}");
+    assert!(picker.contains("A-77"), "data is kept: {picker}");
+    assert_hidden(&html, &["Beatriz", "Lima", "5511988887777", "11988887777"]);
+
+    // A sample previews as the page sends it: the form's fields and the
+    // rest of the sample's request.
+    let sample = sample_in(picker, "4242001");
+    assert_eq!(sample["request"]["id"], 4242001);
+    let out: Value = client()
+        .post(server.url("/studio/api/preview"))
+        .header("authorization", &bearer)
+        .json(&json!({
+            "tenant": "demo", "integration": "boleto",
+            "contact": sample["contact"], "data": sample["data"],
+            "enrich": sample["enrich"], "request": sample["request"],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // The masked name changes the greeting; the contact's never shows.
+    let hello = out["messages"][0]["message"]["value"].as_str().unwrap();
+    assert!(
+        hello.starts_with("Olá, B") && !hello.contains("Beatriz"),
+        "{out}"
+    );
+    assert!(out["errors"].as_array().unwrap().is_empty(), "{out}");
+
+    // An integration with calls: the upstream's recorded answer becomes the
+    // sample's, masked too.
+    let erp = erp().await;
+    let plano = String::from_utf8(common::read(common::fixtures().join("demo/plano.yaml")))
+        .unwrap()
+        .replace("127.0.0.1:8081", &format!("127.0.0.1:{}", erp.port()));
+    common::write_files(dir.path(), &[("demo/plano.yaml", &plano)]);
+    let next = recado::config::reload(
+        dir.path(),
+        &server.state.config.load(),
+        &recado::config::Scope::All,
+    );
+    server.state.config.store(std::sync::Arc::new(next));
+    let (status, answer) = server
+        .post(
+            "/hooks/plano?token=demo-token",
+            boleto_hook_request(4242002, "Beatriz Lima", "5511988887777", None),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, _, html) = get(&server, "/studio/t/demo/i/plano", &b).await;
+    let at = html
+        .find("<select id=\"sample\">")
+        .expect("a sample picker");
+    let picker = &html[at..at + html[at..].find("</select>").unwrap()];
+    assert!(
+        picker.contains(">plano ouro com pontos</option>"),
+        "{picker}"
+    );
+    let sample = sample_in(picker, "4242002");
+    assert_eq!(sample["enrich"]["cliente"]["plano"], "Ouro", "{sample}");
+    assert_eq!(
+        sample["enrich"]["cliente"]["titular"], "B****** L***",
+        "{sample}"
+    );
+    assert_hidden(&html, &["Beatriz", "Lima", "5511988887777", "11988887777"]);
+    server.stop().await;
+}
+
+/// The sample (`data-sample`, HTML-unescaped) of the picker's option whose
+/// label contains `label`.
+fn sample_in(picker: &str, label: &str) -> Value {
+    let attr = picker
+        .split("<option ")
+        .find(|o| o.contains(label))
+        .and_then(|o| o.split("data-sample=\"").nth(1))
+        .and_then(|o| o.split('"').next())
+        .unwrap_or_else(|| panic!("no sample for {label}: {picker}"))
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    serde_json::from_str(&attr).unwrap()
+}
+
+/// A stand-in ERP on loopback whose answer names the contact.
+async fn erp() -> std::net::SocketAddr {
+    let app = axum::Router::new().route(
+        "/clientes/{key}",
+        axum::routing::get(|| async {
+            axum::Json(json!({"plano": "Ouro", "vencimento": "2026-12-10", "valor": 99.9, "pontos": 120, "titular": "Beatriz Lima"}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}

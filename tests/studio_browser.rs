@@ -267,16 +267,54 @@ async fn studio_in_a_real_browser() {
     let server = TestServer::start_with(dir.path(), |s| s.admin_token = Some(admin)).await;
     let d = Driver::start().await;
 
+    // A request that fails and one that is answered, for the journal.
+    let failing = r#"{"id": 3589818, "clientId": 72, "origin": "SCHEDULED_MESSAGE", "contact": {"uid": "15295", "type": "WHATSAPP", "key": "5513999999999", "name": "João da Silva"}, "data": {"valor": 10}}"#;
+    let (status, _) = server.post("/hooks/boleto?token=demo-token", failing).await;
+    assert_eq!(status, 422);
+    let answered = failing.replace(
+        r#""data": {"valor": 10}"#,
+        r#""data": {"valor": 10, "vencimento": "2026-12-10", "boleto_url": "https://example.com/b.pdf", "pedido": "A-9"}"#,
+    );
+    let (status, _) = server
+        .post("/hooks/boleto?token=demo-token", answered)
+        .await;
+    assert_eq!(status, 200);
+
     // Signed in with the demo tenant's studio token.
     sign_in(&d, &server, "demo-studio-token").await;
     assert_eq!(d.text("h1").await, "demo");
+    let failures = d.text("table.failures").await;
+    assert!(
+        failures.contains("render_failed") && failures.contains("3589818"),
+        "{failures}"
+    );
+    assert!(!d.text("main").await.contains("João"));
     d.resize(1280, 800).await;
     d.screenshot("tenant-desktop").await;
     d.click("a[href='/studio/t/demo/i/boleto']").await;
-    d.wait_text("#chat", |t| {
-        t.contains("contato não recebe nada") || t.contains("Olá")
-    })
-    .await;
+    // The file's first test is the sample the page opens with.
+    let chat = d.wait_text("#chat", |t| t.contains("Olá, João!")).await;
+    assert!(chat.contains("A-1001"), "{chat}");
+    assert_eq!(
+        d.script("return document.getElementById('sample').value;")
+            .await,
+        "test:0"
+    );
+    d.screenshot("boleto-test-sample").await;
+    // Another test: its error, as the contact would get nothing.
+    d.script("const s = document.getElementById('sample'); s.value = 'test:1'; s.dispatchEvent(new Event('change'));").await;
+    let problems = d.wait_text("#problems", |t| t.contains("pedido")).await;
+    assert!(problems.contains("data.pedido"), "{problems}");
+    // A request from the journal: masked, it greets the masked name.
+    d.script("const s = document.getElementById('sample'); s.value = [...s.options].find(o => o.text.includes('3589818 · 200 ·')).value; s.dispatchEvent(new Event('change'));").await;
+    let chat = d.wait_text("#chat", |t| t.contains("A-9")).await;
+    assert!(!chat.contains("João"), "{chat}");
+    assert_eq!(
+        d.script("return document.getElementById('contact-name').value;")
+            .await,
+        "J*** d* S****"
+    );
+    d.screenshot("boleto-journal-sample").await;
 
     // A sample request: change the contact's name, see the bubble change.
     d.type_into("#data", BOLETO_DATA).await;

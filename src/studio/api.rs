@@ -14,11 +14,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
+use serde_json::Value as JsonValue;
 
 use super::{csrf_refused, viewer};
 use crate::config::catalogue::Catalogue;
+use crate::config::spec::{default_request, merge, TestSpec};
 use crate::config::yaml::Positions;
 use crate::config::{is_integration_name, load_integration, FieldPath, Integration, Tenant};
+use crate::journal::{Entry, Redactor};
 use crate::output::Message;
 use crate::render::{render_traced, request_context, RenderError};
 use crate::request::PlatformRequest;
@@ -41,6 +44,10 @@ struct PreviewIn {
     /// Sample answers of the `enrich` calls, by call name.
     #[serde(default)]
     enrich: BTreeMap<String, Value>,
+    /// The rest of a picked sample's request (`id`, `origin`,
+    /// `contact.uid`…), under `contact` and `data`.
+    #[serde(default)]
+    request: Option<JsonValue>,
 }
 
 #[derive(Deserialize)]
@@ -250,13 +257,21 @@ fn run(tenant: &Tenant, serving: Option<&Arc<Integration>>, input: PreviewIn) ->
         }
         (None, None) => return out,
     };
-    let request = serde_json::json!({
+    let mut request = serde_json::json!({
         "id": 1,
         "clientId": tenant.client_ids.first().copied().unwrap_or(0),
         "origin": "SCHEDULED_MESSAGE",
-        "contact": {"uid": "studio", "type": "WHATSAPP", "key": input.contact.key, "name": input.contact.name},
-        "data": input.data.unwrap_or_else(|| serde_json::json!({})),
+        "contact": {"uid": "studio", "type": "WHATSAPP"},
     });
+    if let Some(extra) = input.request.as_ref().filter(|r| r.is_object()) {
+        merge(&mut request, extra);
+    }
+    if !request["contact"].is_object() {
+        request["contact"] = serde_json::json!({});
+    }
+    request["contact"]["key"] = input.contact.key.into();
+    request["contact"]["name"] = input.contact.name.into();
+    request["data"] = input.data.unwrap_or_else(|| serde_json::json!({}));
     let req = match PlatformRequest::parse(request.to_string().as_bytes()) {
         Ok(r) => r,
         Err(e) => {
@@ -359,77 +374,159 @@ fn position_of_error(positions: &Positions, e: &RenderError) -> Option<(usize, u
     found
 }
 
-/// The sample picker of an integration's page, when its file has config
-/// tests (`tests:`): each test's request and `enrich` answers, ready to
-/// preview. Nothing when there are none: the form alone.
-pub(super) fn sample_pickers(out: &mut String, _tenant: &Tenant, integration: &Integration) {
+/// Recent journal entries of an integration offered as samples.
+const JOURNAL_SAMPLES: usize = 10;
+
+/// The sample picker of an integration's page: the file's `tests:` (the
+/// first one is picked when the page opens) and the integration's recent
+/// requests from the journal, each ready to preview. Nothing when there are
+/// neither: the form alone.
+pub(super) fn sample_pickers(
+    out: &mut String,
+    app: &AppState,
+    tenant: &Tenant,
+    integration: &Integration,
+) {
+    use super::html::Esc;
     use std::fmt::Write;
-    let samples = test_samples(&integration.source);
-    if samples.is_empty() {
+    let client_id = tenant.client_ids.first().copied().unwrap_or(0);
+    let tests: Vec<(&str, JsonValue)> = integration
+        .tests
+        .iter()
+        .map(|t| (t.name.as_str(), test_sample(t, client_id)))
+        .collect();
+    let personal = app.settings.log_personal_data;
+    let recent: Vec<(String, String, JsonValue)> = app
+        .journal
+        .as_ref()
+        .map(|j| j.recent(&tenant.name, &integration.name, JOURNAL_SAMPLES))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| {
+            let sample = journal_sample(e, personal)?;
+            let id = e
+                .request_id
+                .map_or_else(|| "sem id".to_owned(), |id| id.to_string());
+            let label = format!(
+                "Pedido {id} · {} · {}",
+                e.status,
+                super::html::when(tenant, e.at)
+            );
+            Some((format!("journal:{}", e.seq), label, sample))
+        })
+        .collect();
+    if tests.is_empty() && recent.is_empty() {
         return;
     }
-    out.push_str("<label for=\"sample\">Usar um teste do arquivo como exemplo</label>\n<select id=\"sample\">\n<option value=\"\">— nenhum: preencher à mão —</option>\n");
-    for (name, sample) in samples {
-        let _ = writeln!(
-            out,
-            "<option value=\"{}\" data-sample=\"{}\">{}</option>",
-            super::html::Esc(&name),
-            super::html::Esc(sample),
-            super::html::Esc(&name)
-        );
+    out.push_str("<label for=\"sample\">Usar como exemplo</label>\n<select id=\"sample\">\n<option value=\"\">— nenhum: preencher à mão —</option>\n");
+    if !tests.is_empty() {
+        out.push_str("<optgroup label=\"Testes do arquivo (tests:)\">\n");
+        for (n, (name, sample)) in tests.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "<option value=\"test:{n}\" data-sample=\"{}\"{}>{}</option>",
+                Esc(sample),
+                if n == 0 { " selected" } else { "" },
+                Esc(name)
+            );
+        }
+        out.push_str("</optgroup>\n");
+    }
+    if !recent.is_empty() {
+        out.push_str("<optgroup label=\"Pedidos recentes (diário)\">\n");
+        for (value, label, sample) in &recent {
+            let _ = writeln!(
+                out,
+                "<option value=\"{}\" data-sample=\"{}\">{}</option>",
+                Esc(value),
+                Esc(sample),
+                Esc(label)
+            );
+        }
+        out.push_str("</optgroup>\n");
     }
     out.push_str("</select>\n");
+    if !recent.is_empty() && !personal {
+        out.push_str("<p class=\"hint\">Nos pedidos recentes, o nome e o telefone do contato aparecem mascarados, também na pré-visualização.</p>\n");
+    }
 }
 
-/// `tests:` of an integration file, read loosely (a sample needs only the
-/// request and the call answers): `(name, {contact, data, enrich})`.
-fn test_samples(source: &str) -> Vec<(String, serde_json::Value)> {
-    let Ok(doc) = serde_yaml::from_str::<serde_json::Value>(source) else {
-        return Vec::new();
-    };
-    let Some(tests) = doc.get("tests").and_then(|t| t.as_array()) else {
-        return Vec::new();
-    };
-    tests
-        .iter()
-        .enumerate()
-        .map(|(n, t)| {
-            let name = t
-                .get("name")
-                .and_then(|v| v.as_str())
-                .map_or_else(|| format!("teste {}", n + 1), str::to_owned);
-            let request = t.get("request");
-            let contact = request.and_then(|r| r.get("contact"));
-            let field = |k: &str| contact.and_then(|c| c.get(k)).cloned();
-            let sample = serde_json::json!({
-                "contact": {
-                    "name": field("name").unwrap_or_else(|| "Maria Silva".into()),
-                    "key": field("key").unwrap_or_else(|| "5511999990000".into()),
-                },
-                "data": request.and_then(|r| r.get("data")).cloned().unwrap_or_else(|| serde_json::json!({})),
-                "enrich": t.get("enrich").cloned().unwrap_or_else(|| serde_json::json!({})),
-            });
-            (name, sample)
+/// A config test as a sample: its request merged over the default request,
+/// as `recado test` runs it, and its `enrich` answers.
+fn test_sample(test: &TestSpec, client_id: u64) -> JsonValue {
+    let mut request = default_request(client_id);
+    merge(&mut request, &JsonValue::Object(test.request.clone()));
+    let enrich = serde_json::to_value(&test.enrich).unwrap_or_default();
+    sample_of(request, enrich)
+}
+
+/// A journal entry as a sample: the request it got and the upstream answers
+/// recorded, with the contact masked as the admin API masks it (unless
+/// `--log-personal-data`): the page must not show who it was. None when the
+/// body was too large to keep.
+fn journal_sample(e: &Entry, personal_data: bool) -> Option<JsonValue> {
+    if e.body.is_empty() {
+        return None;
+    }
+    let mut request: JsonValue = serde_json::from_slice(&e.body).ok()?;
+    if !request.is_object() {
+        return None;
+    }
+    let mut enrich = serde_json::to_value(e.answers()).ok()?;
+    let r = Redactor::for_body(&e.body, personal_data);
+    r.json(&mut request);
+    r.json(&mut enrich);
+    Some(sample_of(request, enrich))
+}
+
+/// `{contact: {name, key}, data, enrich, request}`: the form's fields, and
+/// the rest of the request (id, origin, contact.uid…) for the preview.
+fn sample_of(mut request: JsonValue, enrich: JsonValue) -> JsonValue {
+    let data = request
+        .as_object_mut()
+        .and_then(|o| o.remove("data"))
+        .unwrap_or_else(|| serde_json::json!({}));
+    let mut contact = request
+        .get_mut("contact")
+        .and_then(JsonValue::as_object_mut)
+        .map(|c| {
+            let mut take = |k: &str| match c.remove(k) {
+                Some(JsonValue::String(s)) => s,
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            (take("name"), take("key"))
         })
-        .collect()
+        .unwrap_or_default();
+    if contact.0.is_empty() && contact.1.is_empty() {
+        let d = ContactIn::default();
+        contact = (d.name, d.key);
+    }
+    serde_json::json!({
+        "contact": {"name": contact.0, "key": contact.1},
+        "data": data,
+        "enrich": enrich,
+        "request": request,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::test_samples;
+    use super::*;
 
     #[test]
-    fn config_tests_become_samples() {
-        let src = "messages:\n  - text: oi\ntests:\n  - name: em dia\n    request:\n      contact: {name: JOÃO}\n      data: {valor: 10}\n    enrich: {cliente: {plano: Ouro}}\n  - name: vazio\n";
-        let s = test_samples(src);
-        assert_eq!(s.len(), 2);
-        assert_eq!(s[0].0, "em dia");
-        assert_eq!(s[0].1["contact"]["name"], "JOÃO");
-        assert_eq!(s[0].1["contact"]["key"], "5511999990000");
-        assert_eq!(s[0].1["data"]["valor"], 10);
-        assert_eq!(s[0].1["enrich"]["cliente"]["plano"], "Ouro");
-        assert_eq!(s[1].1["data"], serde_json::json!({}));
-        assert!(test_samples("messages: [").is_empty());
-        assert!(test_samples("messages:\n  - text: oi\n").is_empty());
+    fn config_tests_become_samples_over_the_default_request() {
+        let src = "messages:\n  - text: oi\ntests:\n  - name: em dia\n    request:\n      contact: {name: JOÃO}\n      origin: OUTRA\n      data: {valor: 10}\n    enrich: {cliente: {plano: Ouro}}\n    expect: [{text: oi}]\n";
+        let spec: crate::config::spec::IntegrationSpec =
+            crate::config::yaml::parse(src.as_bytes(), "t/i.yaml").unwrap();
+        let s = test_sample(&spec.tests[0], 72);
+        assert_eq!(s["contact"]["name"], "JOÃO");
+        assert_eq!(s["contact"]["key"], "5511999999999", "the default's");
+        assert_eq!(s["data"]["valor"], 10);
+        assert_eq!(s["enrich"]["cliente"]["plano"], "Ouro");
+        assert_eq!(s["request"]["origin"], "OUTRA");
+        assert_eq!(s["request"]["clientId"], 72);
+        assert!(s["request"].get("data").is_none());
+        assert!(s["request"]["contact"].get("name").is_none());
     }
 }

@@ -111,6 +111,16 @@ pub fn not_found(csrf: Option<&str>) -> Response {
     )
 }
 
+/// A moment as the tenant's operators read it: their zone, Brazilian order.
+pub fn when(t: &crate::config::Tenant, at: std::time::SystemTime) -> String {
+    let Ok(ts) = jiff::Timestamp::try_from(at) else {
+        return String::new();
+    };
+    let tz =
+        jiff::tz::TimeZone::get(&t.compile_options().timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    ts.to_zoned(tz).strftime("%d/%m/%Y %H:%M:%S").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

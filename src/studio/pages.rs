@@ -3,16 +3,16 @@
 //! preview (filled in by `studio.js` from the preview API).
 
 use std::fmt::Write;
-use std::time::SystemTime;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::html::{self, page, seg, Esc};
+use super::html::{self, page, seg, when, Esc};
 use super::session::Who;
 use super::{redirect, viewer, Viewer};
 use crate::config::{ConfigError, Snapshot, Tenant};
+use crate::journal::{Filter, Journal, Redactor};
 use crate::state::AppState;
 
 /// `GET /studio`: the sign-in page, the admin's list of tenants, or (for a
@@ -132,6 +132,9 @@ pub async fn tenant(
         body.push_str("<h2>Erros nos arquivos</h2>\n");
         errors_list(&mut body, errors.iter(), false);
     }
+    if let Some(journal) = &app.journal {
+        failures(&mut body, journal, &t, app.settings.log_personal_data);
+    }
     page(StatusCode::OK, &t.name, v.csrf(), &body)
 }
 
@@ -214,7 +217,7 @@ pub async fn integration(
 "#,
         source = Esc(&i.source),
     );
-    super::api::sample_pickers(&mut body, &t, i);
+    super::api::sample_pickers(&mut body, &app, &t, i);
     let _ = write!(
         body,
         r#"<div class="row">
@@ -257,6 +260,67 @@ pub async fn integration(
     page(StatusCode::OK, &i.name, v.csrf(), &body)
 }
 
+/// Failures of a tenant's page, newest first.
+const FAILURES: usize = 10;
+
+/// The tenant's last answers that were not 200, from the journal, with the
+/// contact masked in the error messages as the admin API masks it.
+fn failures(out: &mut String, journal: &Journal, t: &Tenant, personal_data: bool) {
+    let filter = Filter {
+        tenant: Some(t.name.clone()),
+        ..Filter::default()
+    };
+    // The journal filters by one status only; a tenant's rings are bounded
+    // (entries per integration), and this runs only when the page is opened.
+    let failed: Vec<_> = journal
+        .query(&filter, usize::MAX)
+        .into_iter()
+        .filter(|e| e.status != 200)
+        .take(FAILURES)
+        .collect();
+    out.push_str("<h2>Falhas recentes</h2>\n");
+    if failed.is_empty() {
+        out.push_str("<p class=\"good\">Nenhuma falha recente.</p>\n");
+        return;
+    }
+    out.push_str("<p class=\"hint\">Os últimos pedidos que não receberam mensagens, do mais novo ao mais antigo. Nome e telefone do contato aparecem mascarados.</p>\n<table class=\"state failures\">\n<thead><tr><th scope=\"col\">Quando</th><th scope=\"col\">Integração</th><th scope=\"col\">Status</th><th scope=\"col\">Erro</th><th scope=\"col\">Mensagem</th><th scope=\"col\">Pedido</th></tr></thead>\n<tbody>\n");
+    for e in failed {
+        let integration = if t.integrations.contains_key(&*e.integration) {
+            format!(
+                "<a href=\"/studio/t/{}/i/{}\">{}</a>",
+                seg(&t.name),
+                seg(&e.integration),
+                Esc(&e.integration)
+            )
+        } else {
+            Esc(&e.integration).to_string()
+        };
+        let (code, message) = match &e.error {
+            // Without the body the contact is unknown, so nothing to mask
+            // with: the message is not shown rather than shown unmasked.
+            Some((code, _)) if e.body.is_empty() && !personal_data => (
+                *code,
+                "(não mostrada: o pedido era grande demais para o diário)".to_owned(),
+            ),
+            Some((code, message)) => (
+                *code,
+                Redactor::for_body(&e.body, personal_data).text(message),
+            ),
+            None => ("—", String::new()),
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><th scope=\"row\">{integration}</th><td>{}</td><td><code>{}</code></td><td class=\"msg\">{}</td><td>{}</td></tr>",
+            Esc(when(t, e.at)),
+            e.status,
+            Esc(code),
+            Esc(message),
+            e.request_id.map_or_else(|| "—".to_owned(), |id| id.to_string()),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
 /// A list of config errors in plain words, each at its file:line:col.
 fn errors_list<'a>(out: &mut String, errors: impl Iterator<Item = &'a ConfigError>, link: bool) {
     out.push_str("<ul class=\"errors\">\n");
@@ -273,14 +337,4 @@ fn errors_list<'a>(out: &mut String, errors: impl Iterator<Item = &'a ConfigErro
         let _ = writeln!(out, "<li>{at}: {}</li>", Esc(&e.message));
     }
     out.push_str("</ul>\n");
-}
-
-/// A moment as the tenant's operators read it: their zone, Brazilian order.
-fn when(t: &Tenant, at: SystemTime) -> String {
-    let Ok(ts) = jiff::Timestamp::try_from(at) else {
-        return String::new();
-    };
-    let tz =
-        jiff::tz::TimeZone::get(&t.compile_options().timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-    ts.to_zoned(tz).strftime("%d/%m/%Y %H:%M:%S").to_string()
 }

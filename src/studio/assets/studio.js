@@ -14,6 +14,8 @@
   const servingYaml = draft.value;
   const servingShowing = showing.textContent;
   let drafting = false, timer = 0, seq = 0;
+  // The rest of the picked sample's request (id, origin, contact.uid…).
+  let sampleRequest = null;
 
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -249,6 +251,7 @@
       tenant, integration, data, enrich,
       contact: { name: $("contact-name").value, key: $("contact-key").value },
       yaml: drafting ? draft.value : null,
+      request: sampleRequest,
     };
     chat.setAttribute("aria-busy", "true");
     let out;
@@ -309,8 +312,13 @@
   if (picker) {
     picker.addEventListener("change", () => {
       const opt = picker.selectedOptions[0];
-      if (!opt || !opt.dataset.sample) return;
+      if (!opt || !opt.dataset.sample) {
+        sampleRequest = null;
+        schedule();
+        return;
+      }
       const s = JSON.parse(opt.dataset.sample);
+      sampleRequest = s.request || null;
       if (s.contact) {
         $("contact-name").value = s.contact.name || "";
         $("contact-key").value = s.contact.key || "";
@@ -319,8 +327,8 @@
       if ($("enrich")) $("enrich").value = JSON.stringify(s.enrich || {}, null, 2);
       run();
     });
-    if (picker.options.length > 1) {
-      picker.selectedIndex = 1;
+    // The server marks the default sample (the file's first test).
+    if (picker.value) {
       picker.dispatchEvent(new Event("change"));
       return;
     }
