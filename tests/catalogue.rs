@@ -407,30 +407,11 @@ fn fill_shows_what_the_contact_reads() {
 
 // ---- Reload ----
 
-async fn status_errors(server: &TestServer) -> Vec<String> {
-    let status: Value = server
-        .client
-        .get(server.url("/admin/status"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    status["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["text"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Polls until `errors` satisfies `done`; a hang guard, not a timing claim.
 async fn wait_for(server: &TestServer, done: impl Fn(&[String]) -> bool) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let errors = status_errors(server).await;
+        let errors = server.status_errors(ADMIN).await;
         if done(&errors) {
             return errors;
         }

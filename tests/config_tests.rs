@@ -192,25 +192,6 @@ async fn a_missing_field_is_named_by_its_path_in_the_422() {
     server.stop().await;
 }
 
-async fn status_errors(server: &TestServer) -> Vec<String> {
-    let status: Value = server
-        .client
-        .get(server.url("/admin/status"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    status["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["text"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn good_boleto() -> String {
     common::request(
         72,
@@ -289,7 +270,7 @@ async fn an_edit_whose_tests_fail_is_not_served_and_status_names_the_test() {
         "demo/boleto.yaml:{line}:5: test \"boleto em dia\" failed: messages[0].text: expected \"Olá, João!\" got \"Oi, João!\""
     );
     eventually(
-        async || status_errors(&server).await.contains(&expected),
+        async || server.status_errors(ADMIN).await.contains(&expected),
         "the failing test in /admin/status",
     )
     .await;

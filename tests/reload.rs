@@ -197,25 +197,6 @@ async fn visible(server: &TestServer, want: &Answer) -> Duration {
     }
 }
 
-async fn status_errors(server: &TestServer) -> Vec<String> {
-    let status: Value = server
-        .client
-        .get(server.url("/admin/status"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    status["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["text"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 async fn run(mode: Mode) {
     common::captured_logs(false);
     let root = tempfile::tempdir().unwrap();
@@ -255,7 +236,7 @@ async fn run(mode: Mode) {
         writer.set(Some(BROKEN));
         let start = Instant::now();
         loop {
-            let errors = status_errors(&server).await;
+            let errors = server.status_errors(ADMIN).await;
             if errors.iter().any(|e| e.starts_with("hot/live.yaml:2:")) {
                 break;
             }
@@ -275,7 +256,7 @@ async fn run(mode: Mode) {
         let v = next_version;
         next_version += 1;
         step!(Some(&source(v)), Answer::Version(v));
-        assert!(status_errors(&server).await.is_empty());
+        assert!(server.status_errors(ADMIN).await.is_empty());
         // Deleted (or renamed away), then re-added.
         step!(None, Answer::NotFound);
         let v = next_version;
@@ -372,7 +353,8 @@ async fn tenants_come_and_go_and_a_broken_tenant_file_keeps_the_last_good_tenant
         ],
     );
     wait_for(|| async {
-        status_errors(&server)
+        server
+            .status_errors(ADMIN)
             .await
             .iter()
             .any(|e| e.starts_with("b/tenant.yaml:"))
@@ -402,7 +384,8 @@ async fn tenants_come_and_go_and_a_broken_tenant_file_keeps_the_last_good_tenant
         )],
     );
     wait_for(|| async {
-        status_errors(&server)
+        server
+            .status_errors(ADMIN)
             .await
             .iter()
             .any(|e| e.contains("clientId 61 already belongs to tenant `a`"))
@@ -425,7 +408,7 @@ tokens: [a-token-1]
     assert_eq!(post(62, "b-token-1").await, 200);
     assert_eq!(post(63, "a-token-1").await, 200);
     assert_eq!(post(61, "a-token-1").await, 401);
-    assert!(status_errors(&server).await.is_empty());
+    assert!(server.status_errors(ADMIN).await.is_empty());
 
     // Deleting the folder removes the tenant.
     std::fs::remove_dir_all(root.path().join("b")).unwrap();

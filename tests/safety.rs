@@ -58,31 +58,12 @@ fn expected() -> Value {
     json!([{"type": "TEXT", "value": "Olá Ana, cliente ouro"}])
 }
 
-async fn status_errors(server: &TestServer) -> Vec<String> {
-    let status: Value = server
-        .client
-        .get(server.url("/admin/status"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    status["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["text"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Waits (hang guard only) until `/admin/status` lists an error containing
 /// `needle`, or none when `needle` is empty.
 async fn status_shows(server: &TestServer, needle: &str) -> Vec<String> {
     let start = Instant::now();
     loop {
-        let errors = status_errors(server).await;
+        let errors = server.status_errors(ADMIN).await;
         let seen = match needle {
             "" => errors.is_empty(),
             n => errors.iter().any(|e| e.contains(n)),

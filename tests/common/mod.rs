@@ -109,6 +109,26 @@ impl TestServer {
         )
     }
 
+    /// Every config error `/admin/status` lists, as `file:line:col: message`.
+    pub async fn status_errors(&self, admin_token: &str) -> Vec<String> {
+        let status: serde_json::Value = self
+            .client
+            .get(self.url("/admin/status"))
+            .bearer_auth(admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        status["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["text"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap().unwrap();
