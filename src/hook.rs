@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +30,7 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// `POST /hooks/{integration}`: the platform's scheduled-message webhook.
 /// Answers the messages, or the error; either way the response carries the
 /// request's [`RequestRecord`] for the access layer.
-pub async fn hook(State(app): State<AppState>, request: Request) -> Response {
+pub async fn hook(app: AppState, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let mut record = RequestRecord {

@@ -330,7 +330,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ..Settings::default()
     };
     let mut state = AppState::open(settings, snapshot)?;
-    state.metrics = Some(metrics.clone());
+    state.set_metrics(metrics.clone());
     let mut reloader = config::watch::Reloader::new(dir.clone(), state.config.clone())
         .observed_by(recado::telemetry::reloaded);
     if let Some(journal) = &state.journal {

@@ -3,12 +3,16 @@
 //! every request goes through, with the cross-cutting layers (access record,
 //! panics) composed once in [`router`]. The webhook itself is [`crate::hook`].
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{header, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::BoxError;
 
 use crate::admin;
 use crate::error::ApiError;
@@ -33,10 +38,33 @@ use crate::telemetry::AccessLayer;
 
 /// Every route, the webhook included, behind the same layers: the access
 /// record (metrics and the log line) outermost, so it also sees the 500 of a
-/// request that panicked.
-pub fn router(state: AppState) -> Router {
+/// request that panicked, then panics → 500, then [`Dispatch`]. Layers for
+/// every route go here, never on [`routes`], which the webhook skips.
+pub fn app(state: AppState) -> App {
+    tower::ServiceBuilder::new()
+        .layer(AccessLayer)
+        .layer(CatchPanicLayer::custom(panicked as PanicHandler))
+        .service(Dispatch {
+            router: routes(state.clone()),
+            state,
+        })
+}
+
+/// The whole stack [`app`] builds.
+pub type App =
+    crate::telemetry::Access<tower_http::catch_panic::CatchPanic<Dispatch, PanicHandler>>;
+
+type PanicHandler = fn(Box<dyn std::any::Any + Send + 'static>) -> Response;
+
+/// The route table: every route but the webhook's POST, which [`Dispatch`]
+/// hands to [`hook`] directly. The webhook's route is here too, so that
+/// other methods get the router's 405.
+fn routes(state: AppState) -> Router {
     Router::new()
-        .route("/hooks/{integration}", post(hook))
+        .route(
+            "/hooks/{integration}",
+            post(|State(app): State<AppState>, req: axum::extract::Request| hook(app, req)),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/admin/status", get(ops::status))
@@ -49,8 +77,47 @@ pub fn router(state: AppState) -> Router {
         .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
-        .layer(CatchPanicLayer::custom(panicked))
-        .layer(AccessLayer)
+}
+
+/// `POST /hooks/{integration}` straight to [`hook`], everything else to
+/// the router. The webhook is nearly all the traffic, and matching it here
+/// spares it the router's work per request (route lookup, path parameters,
+/// extractors, boxed services); it matches exactly what the router's
+/// `/hooks/{integration}` would (one non-empty segment).
+#[derive(Clone)]
+pub struct Dispatch {
+    state: AppState,
+    router: Router,
+}
+
+fn is_webhook(req: &axum::extract::Request) -> bool {
+    req.method() == hyper::Method::POST
+        && req
+            .uri()
+            .path()
+            .strip_prefix("/hooks/")
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+type HookFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl tower::Service<axum::extract::Request> for Dispatch {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<HookFuture, axum::routing::future::RouteFuture<Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        if is_webhook(&req) {
+            let state = self.state.clone();
+            Either::Left(Box::pin(async move { Ok(hook(state, req).await) }))
+        } else {
+            Either::Right(self.router.call(req))
+        }
+    }
 }
 
 /// A panic is a bug: logged with its message, the client gets the usual
@@ -312,7 +379,7 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let settings = state.settings.clone();
-    serve_router(listener, router(state), &settings, shutdown, grace).await
+    serve_router(listener, app(state), &settings, shutdown, grace).await
 }
 
 /// Serves only `GET /metrics`, without credentials, for `--metrics-listen`:
@@ -332,13 +399,22 @@ pub async fn serve_metrics(
     serve_router(listener, app, &settings, shutdown, grace).await
 }
 
-async fn serve_router(
+async fn serve_router<S, B>(
     listener: TcpListener,
-    app: Router,
+    app: S,
     settings: &Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: tower::Service<axum::extract::Request, Response = hyper::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let limits = Limits {
         idle: settings.idle_timeout,
         header: settings.header_timeout,
@@ -434,16 +510,25 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// One connection's service: every request goes to the whole router, and
 /// counts as activity for the connection's watchdog while in flight.
-fn service(
-    app: Router,
+fn service<S, B>(
+    app: S,
     activity: Arc<Activity>,
     body_limit: usize,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
-    Response = Response,
-    Error = std::convert::Infallible,
-    Future = impl std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send,
-> + Clone {
+    Response = hyper::Response<B>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<hyper::Response<B>, Infallible>> + Send,
+> + Clone
+where
+    S: tower::Service<axum::extract::Request, Response = hyper::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let busy = activity.busy();
         if hyper::body::Body::is_end_stream(req.body()) || reads_its_body(&req) {
@@ -467,12 +552,15 @@ fn service(
 /// path). hyper would give up on the connection after the answer, without
 /// telling the client (no `Connection: close`): read the body first, and if
 /// it is too big or too slow, say `Connection: close`.
-async fn drained(
-    app: Router,
+async fn drained<S, B>(
+    app: S,
     req: hyper::Request<hyper::body::Incoming>,
     limit: usize,
     busy: Busy,
-) -> Result<Response, std::convert::Infallible> {
+) -> Result<hyper::Response<B>, Infallible>
+where
+    S: tower::Service<axum::extract::Request, Response = hyper::Response<B>, Error = Infallible>,
+{
     let _busy = busy;
     let (parts, body) = req.into_parts();
     let collected = tokio::time::timeout(DRAIN_TIME, Limited::new(body, limit).collect()).await;

@@ -3,7 +3,7 @@
 //! (its concurrency slots and metric handles). That state lives here, keyed by
 //! tenant, so the config stays inert data that a reload can replace whole.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -106,8 +106,19 @@ impl AdminToken {
     }
 }
 
+/// What every handler shares, behind one `Arc`: a request clones it once
+/// (one reference count), not each of its parts.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     /// The current config. A request loads it once and keeps that snapshot to
     /// the end, so a reload never shows it half of an edit.
     pub config: Arc<ArcSwap<Snapshot>>,
@@ -142,7 +153,7 @@ impl AppState {
             (Some(j), None) => Some(Arc::new(Journal::new(j))),
             (None, _) => None,
         };
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             config: Arc::new(ArcSwap::from_pointee(snapshot)),
             upstream: Arc::new(Upstream::new(settings.cache_bytes)),
             journal,
@@ -151,7 +162,17 @@ impl AppState {
             metrics: None,
             studio: Arc::default(),
             scrapes: Arc::default(),
-        })
+        })))
+    }
+
+    /// Serves `GET /metrics` from `handle` (the installed recorder's).
+    ///
+    /// # Panics
+    /// Once the state is shared (cloned): set it right after [`AppState::open`].
+    pub fn set_metrics(&mut self, handle: PrometheusHandle) {
+        Arc::get_mut(&mut self.0)
+            .expect("set_metrics before the state is shared")
+            .metrics = Some(handle);
     }
 }
 

@@ -2,7 +2,7 @@
 //! structured log line per request. Beside the request path; the stages only
 //! call the small recording functions here.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;

@@ -17,7 +17,8 @@ use super::TENANT_FILE;
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub tenants: BTreeMap<String, Arc<Tenant>>,
-    pub(super) by_client: HashMap<u64, Arc<Tenant>>,
+    /// Looked up on every request: foldhash, not SipHash.
+    pub(super) by_client: foldhash::HashMap<u64, Arc<Tenant>>,
     /// Current problems, by tenant folder (`""` for the root folder itself).
     /// A file listed here is either left out or still served at its last
     /// good version.
@@ -211,13 +212,13 @@ fn assign_client_ids(
     fresh: &[String],
     prev: &Snapshot,
     errors: &mut BTreeMap<String, Vec<ConfigError>>,
-) -> (HashMap<u64, Arc<Tenant>>, BTreeSet<String>) {
+) -> (foldhash::HashMap<u64, Arc<Tenant>>, BTreeSet<String>) {
     let mut refused = BTreeSet::new();
-    let mut by_client: HashMap<u64, Arc<Tenant>> = HashMap::new();
+    let mut by_client: foldhash::HashMap<u64, Arc<Tenant>> = Default::default();
     // Token digests too: a token is one company's key, and the same token in
     // two tenants is a copy-paste slip that hands one company the other's.
     let mut by_token: HashMap<[u8; 32], String> = HashMap::new();
-    let claim = |by_client: &mut HashMap<u64, Arc<Tenant>>,
+    let claim = |by_client: &mut foldhash::HashMap<u64, Arc<Tenant>>,
                  by_token: &mut HashMap<[u8; 32], String>,
                  t: &Arc<Tenant>|
      -> Result<(), Conflict> {

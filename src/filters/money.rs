@@ -1,20 +1,22 @@
 //! `brl` and `number_br`: amounts printed the Brazilian way, exactly.
 //!
-//! Every input (integer, float or decimal string) becomes a
-//! [`rust_decimal::Decimal`] without going through `f64` arithmetic, is
-//! rounded half away from zero (what Brazilian banks print: `0,005` →
-//! `0,01`, `-1,005` → `-1,01`), and only then gets its sign: an amount that
-//! rounds to zero never prints as `-R$ 0,00`.
+//! Every input (integer, float or decimal string) becomes an exact decimal
+//! without going through `f64` arithmetic: a float is first written as the
+//! shortest decimal that reads back as it (`ryu`; the amount its sender
+//! wrote, `2.675`, not 2.67499999999999982236…). The amount is then rounded
+//! half away from zero (what Brazilian banks print: `0,005` → `0,01`,
+//! `-1,005` → `-1,01`), and only then gets its sign: an amount that rounds
+//! to zero never prints as `-R$ 0,00`.
 //!
 //! Amounts of 10^13 (R$ 10 trilhões) or more, in absolute value, are
 //! refused with a filter error whatever their type, and so are NaN and
 //! infinities: beyond that a JSON number (an `f64`) no longer carries every
 //! cent of the amount its sender wrote, and no real message needs more.
-
-use std::fmt::Write as _;
+//!
+//! The arithmetic is plain integers (an amount is at most 24 digits, well
+//! within a `u128`), checked against `rust_decimal` by this module's tests.
 
 use minijinja::{Error, ErrorKind, Value};
-use rust_decimal::{Decimal, RoundingStrategy};
 
 /// Amounts must be below this in absolute value (10^13).
 const LIMIT: f64 = 1e13;
@@ -25,14 +27,27 @@ const MAX_DECIMALS: u8 = 10;
 /// Fractional digits kept from an input. Rounding half away from zero to
 /// `d` decimals depends only on the digit `d + 1` (≥ 5 rounds up), so
 /// cutting the rest off is exact for every `d` up to [`MAX_DECIMALS`].
-const KEPT_FRACTION: usize = MAX_DECIMALS as usize + 1;
+const KEPT_FRACTION: u32 = MAX_DECIMALS as u32 + 1;
+
+/// An amount cut (toward zero) to [`KEPT_FRACTION`] decimals:
+/// `±units × 10^-KEPT_FRACTION`, with `units < 10^24`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Amount {
+    negative: bool,
+    units: u128,
+}
 
 /// `1234.5 | brl` → `R$ 1.234,50`. Accepts integers, floats and decimal
 /// strings (`"1234.50"`, as many systems send money).
 pub fn brl(value: Value) -> Result<String, Error> {
     let (negative, digits) = rounded(&value, "brl", 2)?;
-    let sign = if negative { "-" } else { "" };
-    Ok(format!("{sign}R$ {digits}"))
+    let mut out = String::with_capacity(digits.len() + 4);
+    if negative {
+        out.push('-');
+    }
+    out.push_str("R$ ");
+    out.push_str(&digits);
+    Ok(out)
 }
 
 /// `1234.5 | number_br` → `1.234,50`; `number_br(0)` → `1.235`. At most 10
@@ -65,17 +80,21 @@ fn too_large(filter: &str, shown: impl std::fmt::Display) -> Error {
 /// absolute value with `.` between thousands and `,` before `decimals`
 /// decimals.
 fn rounded(value: &Value, filter: &str, decimals: u8) -> Result<(bool, String), Error> {
-    let amount = to_decimal(value, filter)?
-        .round_dp_with_strategy(u32::from(decimals), RoundingStrategy::MidpointAwayFromZero);
-    let mantissa = amount.mantissa();
-    Ok((
-        mantissa < 0,
-        group_br(mantissa.unsigned_abs(), amount.scale(), decimals),
-    ))
+    let amount = to_amount(value, filter)?;
+    let cents = round_half_away(amount.units, decimals);
+    Ok((amount.negative && cents != 0, group_br(cents, decimals)))
+}
+
+/// `units × 10^-KEPT_FRACTION` rounded half away from zero to `decimals`
+/// decimals, as a count of `10^-decimals`.
+fn round_half_away(units: u128, decimals: u8) -> u128 {
+    let divisor = 10u128.pow(KEPT_FRACTION - u32::from(decimals));
+    let (quotient, rest) = (units / divisor, units % divisor);
+    quotient + u128::from(rest * 2 >= divisor)
 }
 
 /// The exact amount `value` stands for (see the module's documentation).
-fn to_decimal(value: &Value, filter: &str) -> Result<Decimal, Error> {
+fn to_amount(value: &Value, filter: &str) -> Result<Amount, Error> {
     if let Some(s) = value.as_str() {
         return parse(s.trim()).map_err(|why| match why {
             // The text itself is request data (personal, maybe): errors
@@ -97,7 +116,10 @@ fn to_decimal(value: &Value, filter: &str) -> Result<Decimal, Error> {
         return i128::try_from(value.clone())
             .ok()
             .filter(|n| n.unsigned_abs() < 10u128.pow(LIMIT_DIGITS as u32))
-            .map(Decimal::from)
+            .map(|n| Amount {
+                negative: n < 0,
+                units: n.unsigned_abs() * 10u128.pow(KEPT_FRACTION),
+            })
             .ok_or_else(|| too_large(filter, value));
     }
     if value.is_number() {
@@ -108,11 +130,9 @@ fn to_decimal(value: &Value, filter: &str) -> Result<Decimal, Error> {
         if n.abs() >= LIMIT {
             return Err(too_large(filter, n));
         }
-        // The shortest decimal that is this float, as `1.2345e3`: the
-        // amount its sender wrote (`2.675`, not 2.67499999999999982236…).
-        let mut shortest = String::with_capacity(24);
-        write!(shortest, "{n:e}").expect("writing to a String cannot fail");
-        return parse(&shortest).map_err(|_| error(filter, format_args!("{n} is not a number")));
+        let mut shortest = ryu::Buffer::new();
+        return parse(shortest.format_finite(n))
+            .map_err(|_| error(filter, format_args!("{n} is not a number")));
     }
     Err(error(
         filter,
@@ -129,7 +149,7 @@ enum Unparsed {
 /// Parses `[+-]digits[.digits][(e|E)[+-]digits]` (at least one digit
 /// before the exponent; no thousands separators, no `_`, no `inf`/`nan`)
 /// exactly, keeping [`KEPT_FRACTION`] fractional digits.
-fn parse(s: &str) -> Result<Decimal, Unparsed> {
+fn parse(s: &str) -> Result<Amount, Unparsed> {
     let (negative, s) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -161,62 +181,51 @@ fn parse(s: &str) -> Result<Decimal, Unparsed> {
             }
         }
     };
-    // The amount is 0.DIGITS × 10^point, DIGITS starting with a non-zero digit.
-    let digits = format!("{int}{frac}");
-    let significant = digits.trim_start_matches('0');
-    let point = int.len() as i64 + exponent - (digits.len() - significant.len()) as i64;
-    if significant.is_empty() || point < -(KEPT_FRACTION as i64) {
-        return Ok(Decimal::ZERO);
+    // The amount is 0.DIGITS × 10^point, DIGITS the significant digits
+    // (from the first non-zero one).
+    let all = int.bytes().chain(frac.bytes());
+    let zeros = all.clone().take_while(|&b| b == b'0').count();
+    let significant = all.skip(zeros);
+    let count = (int.len() + frac.len() - zeros) as i64;
+    let point = int.len() as i64 + exponent - zeros as i64;
+    let kept = KEPT_FRACTION as i64;
+    if count == 0 || point < -kept {
+        return Ok(Amount { negative, units: 0 });
     }
     if point > LIMIT_DIGITS {
         return Err(Unparsed::TooLarge);
     }
-    let mut normal = String::with_capacity(LIMIT_DIGITS as usize + KEPT_FRACTION + 3);
-    if negative {
-        normal.push('-');
-    }
-    if point <= 0 {
-        normal.push_str("0.");
-        normal.extend(std::iter::repeat_n('0', point.unsigned_abs() as usize));
-        normal.push_str(significant);
-    } else {
-        let point = point as usize;
-        let (whole, fraction) = significant.split_at(point.min(significant.len()));
-        normal.push_str(whole);
-        normal.extend(std::iter::repeat_n('0', point - whole.len()));
-        normal.push('.');
-        normal.push_str(fraction);
-    }
-    let dot = normal.find('.').unwrap_or(normal.len());
-    normal.truncate(dot + 1 + KEPT_FRACTION);
-    let normal = normal.trim_end_matches('.');
-    // At most 13 + 11 digits: well within what a Decimal holds exactly.
-    Decimal::from_str_exact(normal).map_err(|_| Unparsed::NotANumber)
+    // Digit i (from 1) weighs 10^(point - i); in units, 10^(point - i +
+    // KEPT_FRACTION): digits past `point + KEPT_FRACTION` are cut off.
+    let used = count.min(point + kept);
+    let units = significant
+        .take(used as usize)
+        .fold(0u128, |n, b| n * 10 + u128::from(b - b'0'))
+        * 10u128.pow((point + kept - used) as u32);
+    Ok(Amount { negative, units })
 }
 
-/// `mantissa × 10^-scale` with `.` between thousands and `,` before exactly
-/// `decimals` decimals (`scale` is at most `decimals` after rounding).
-fn group_br(mantissa: u128, scale: u32, decimals: u8) -> String {
-    let unit = 10u128.pow(scale);
-    let (int_part, frac) = (mantissa / unit, mantissa % unit);
+/// `count × 10^-decimals` with `.` between thousands and `,` before
+/// exactly `decimals` decimals.
+fn group_br(count: u128, decimals: u8) -> String {
+    let unit = 10u128.pow(u32::from(decimals));
+    let (int_part, frac) = (count / unit, count % unit);
     let mut buffer = itoa::Buffer::new();
-    let int_digits = buffer.format(int_part);
+    let int_digits = buffer.format(int_part).as_bytes();
     let decimals = usize::from(decimals);
     let mut out = String::with_capacity(int_digits.len() + int_digits.len() / 3 + decimals + 1);
-    for (i, c) in int_digits.chars().enumerate() {
+    for (i, &c) in int_digits.iter().enumerate() {
         if i > 0 && (int_digits.len() - i) % 3 == 0 {
             out.push('.');
         }
-        out.push(c);
+        out.push(char::from(c));
     }
     if decimals > 0 {
         out.push(',');
         let mut buffer = itoa::Buffer::new();
-        let frac_digits = if scale == 0 { "" } else { buffer.format(frac) };
-        let scale = scale as usize;
-        out.extend(std::iter::repeat_n('0', scale - frac_digits.len()));
+        let frac_digits = buffer.format(frac);
+        out.extend(std::iter::repeat_n('0', decimals - frac_digits.len()));
         out.push_str(frac_digits);
-        out.extend(std::iter::repeat_n('0', decimals - scale));
     }
     out
 }
@@ -224,6 +233,7 @@ fn group_br(mantissa: u128, scale: u32, decimals: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rust_decimal::{Decimal, RoundingStrategy};
     use std::str::FromStr;
 
     type Case = (Value, Option<u8>, Result<&'static str, &'static str>);
@@ -381,17 +391,73 @@ mod tests {
         );
     }
 
-    /// The parser against rust_decimal's own: the same value wherever both
-    /// accept the input (rust_decimal also takes `_`, which recado refuses).
-    #[test]
-    fn parse_agrees_with_rust_decimal() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
+    fn decimal(amount: Amount) -> Decimal {
+        let units = i128::try_from(amount.units).unwrap();
+        Decimal::from_i128_with_scale(if amount.negative { -units } else { units }, KEPT_FRACTION)
+    }
+
+    /// What `brl`/`number_br` print, computed by rust_decimal from the
+    /// decimal text (a float's shortest form from Rust's own formatter):
+    /// the oracle the integer arithmetic above must equal.
+    fn oracle_value(text: &str) -> Option<Decimal> {
+        Some(if let Some((_, exponent)) = text.split_once(['e', 'E']) {
+            // rust_decimal holds 28 decimals; below 10^-12 all rounds to zero.
+            match exponent.parse::<i32>() {
+                Ok(e) if e < -12 => Decimal::ZERO,
+                _ => Decimal::from_scientific(text).ok()?,
+            }
+        } else {
+            Decimal::from_str_exact(text).ok()?
+        })
+    }
+
+    fn oracle(text: &str, decimals: u8) -> Option<(bool, String)> {
+        let exact = oracle_value(text)?;
+        let rounded = exact
+            .round_dp_with_strategy(u32::from(decimals), RoundingStrategy::MidpointAwayFromZero);
+        let negative = rounded.is_sign_negative() && !rounded.is_zero();
+        let plain = format!("{:.*}", usize::from(decimals), rounded.abs());
+        let (int, frac) = plain.split_once('.').unwrap_or((&plain, ""));
+        let mut out = String::new();
+        for (i, c) in int.chars().enumerate() {
+            if i > 0 && (int.len() - i) % 3 == 0 {
+                out.push('.');
+            }
+            out.push(c);
+        }
+        if decimals > 0 {
+            out.push(',');
+            out.push_str(frac);
+        }
+        Some((negative, out))
+    }
+
+    /// `text` as 0.DIGITS × 10^point: its significant digits and point.
+    fn shape(text: &str) -> (String, i64) {
+        let text = text.trim_start_matches('-');
+        let (mantissa, exponent) = text.split_once(['e', 'E']).unwrap_or((text, "0"));
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let all = format!("{int}{frac}");
+        let significant = all.trim_start_matches('0');
+        let point = int.len() as i64 + exponent.parse::<i64>().unwrap()
+            - (all.len() - significant.len()) as i64;
+        (significant.trim_end_matches('0').to_owned(), point)
+    }
+
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed
-        };
+        }
+    }
+
+    /// The parser against rust_decimal's own: the same value wherever both
+    /// accept the input (rust_decimal also takes `_`, which recado refuses).
+    #[test]
+    fn parse_agrees_with_rust_decimal() {
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
             let int_len = (next() % 14) as usize;
             let frac_len = (next() % 12) as usize;
@@ -404,7 +470,7 @@ mod tests {
             } else {
                 format!("{sign}{int}.{frac}")
             };
-            let ours = parse(&s);
+            let ours = parse(&s).map(decimal);
             match Decimal::from_str(&s) {
                 Ok(theirs) if theirs.abs() < Decimal::from(10_000_000_000_000i64) => {
                     assert_eq!(ours, Ok(theirs), "{s}")
@@ -412,18 +478,56 @@ mod tests {
                 Ok(_) => assert_eq!(ours, Err(Unparsed::TooLarge), "{s}"),
                 Err(_) => assert_eq!(ours, Err(Unparsed::NotANumber), "{s}"),
             }
-            // And the float path: the shortest decimal of the float.
-            if let Ok(f) = s.parse::<f64>() {
-                if f.abs() < LIMIT && int_len + frac_len <= 15 {
-                    let expected = Decimal::from_str(&s)
-                        .unwrap()
-                        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
-                    let got = to_decimal(&Value::from(f), "brl")
-                        .unwrap()
-                        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
-                    assert_eq!(got, expected, "{s} as a float");
-                }
+            let decimals = (next() % 11) as u8;
+            if let (Ok(_), Some(want)) = (parse(&s), oracle(&s, decimals)) {
+                let got = rounded(&Value::from(s.as_str()), "number_br", decimals).unwrap();
+                assert_eq!(got, want, "{s} to {decimals} decimals");
             }
+        }
+    }
+
+    /// Floats: `ryu`'s shortest form through the integer arithmetic, against
+    /// the same text through rust_decimal, on random bit patterns and on
+    /// amounts with few decimals (as money comes). Where the shortest form
+    /// has at most 15 significant digits (every amount a person wrote), it
+    /// is also Rust's own (`{:e}`); at 16 or 17 digits the two may break a
+    /// tie differently (`3676116640988.78125` → ryu `…7812`, Rust `…7813`).
+    #[test]
+    fn floats_agree_with_rust_decimal() {
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        for i in 0..200_000 {
+            let f = if i % 2 == 0 {
+                f64::from_bits(next())
+            } else {
+                let cents = (next() % 2_000_000_000_000_000) as f64;
+                let scale = [1.0, 10.0, 100.0, 1000.0, 1e6][(next() % 5) as usize];
+                let f = cents / scale / [1.0, 1e3, 1e7][(next() % 3) as usize];
+                if next() % 2 == 0 {
+                    -f
+                } else {
+                    f
+                }
+            };
+            if !f.is_finite() || f.abs() >= LIMIT {
+                continue;
+            }
+            let mut buffer = ryu::Buffer::new();
+            let shortest = buffer.format_finite(f);
+            let rust = format!("{f:e}");
+            let digits = |t: &str| {
+                let mantissa = t.split(['e', 'E']).next().unwrap();
+                mantissa
+                    .trim_start_matches(['-', '0', '.'])
+                    .replace('.', "")
+                    .len()
+            };
+            if digits(&rust) <= 15 {
+                assert_eq!(shape(&rust), shape(shortest), "{f:e}: ryu wrote {shortest}");
+            }
+            let decimals = (next() % 11) as u8;
+            let want = oracle(shortest, decimals).unwrap_or_else(|| panic!("oracle: {shortest}"));
+            let got = rounded(&Value::from(f), "number_br", decimals).unwrap();
+            assert_eq!(got, want, "{f:e} to {decimals} decimals");
         }
     }
 }

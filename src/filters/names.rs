@@ -23,7 +23,12 @@ const PARTICLES: [&str; 6] = ["da", "das", "de", "do", "dos", "e"];
 /// or when the first one is a particle (`"da Silva"`).
 pub fn first_name(value: &str) -> Result<String, Error> {
     let error = |why: String| Error::new(ErrorKind::InvalidOperation, format!("first_name: {why}"));
-    let visible: String = value.chars().filter(|&c| !is_invisible(c)).collect();
+    // Names rarely hold invisible characters: copied only when they do.
+    let visible: std::borrow::Cow<str> = if value.chars().any(is_invisible) {
+        value.chars().filter(|&c| !is_invisible(c)).collect()
+    } else {
+        value.into()
+    };
     let word = visible
         .split_whitespace()
         .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
@@ -79,6 +84,9 @@ pub fn first_name_filter(value: &str, kwargs: minijinja::value::Kwargs) -> Resul
 /// selectors stay: emoji need them, and they never make a word visible on
 /// their own (a word needs a letter).
 fn is_invisible(c: char) -> bool {
+    if (' '..='~').contains(&c) {
+        return false; // printable ASCII: nearly every character of a name
+    }
     matches!(c,
         '\u{0}'..='\u{8}' | '\u{E}'..='\u{1F}' | '\u{7F}'..='\u{84}' | '\u{86}'..='\u{9F}'
         | '\u{AD}'            // soft hyphen

@@ -31,7 +31,7 @@ impl TestServer {
         configure(&mut settings);
         let mut state = AppState::new(settings, recado::config::load_dir(dir));
         // The process-wide recorder, as `main` installs it.
-        state.metrics = Some(recado::telemetry::install().clone());
+        state.set_metrics(recado::telemetry::install().clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
