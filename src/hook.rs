@@ -92,11 +92,9 @@ pub async fn hook(app: AppState, request: Request) -> Response {
 
 /// `/hooks/{integration}` → the integration's name, percent-decoded. Read
 /// from the URI rather than by axum's `Path`, whose rejection is not JSON.
-fn integration_name(parts: &Parts) -> String {
+fn integration_name(parts: &Parts) -> std::borrow::Cow<'_, str> {
     let name = parts.uri.path().strip_prefix("/hooks/").unwrap_or("");
-    percent_encoding::percent_decode_str(name)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(name).decode_utf8_lossy()
 }
 
 /// receive → validate request → tenant → enrich → render (+ validate output) → respond.
@@ -144,7 +142,7 @@ async fn pipeline(
     let integration = integration_name(parts);
     let found = tenant
         .integrations
-        .get(&integration)
+        .get(integration.as_ref())
         .ok_or_else(|| ApiError::UnknownIntegration(crate::request::short(&integration)))?;
     record.integration = Some(found.clone());
 
@@ -170,7 +168,8 @@ pub fn encode(
     limits: &Limits,
 ) -> Result<Vec<u8>, ApiError> {
     let mut json = Vec::with_capacity(512);
-    serde_json::to_writer(&mut json, messages).map_err(|e| ApiError::Internal(e.to_string()))?;
+    crate::output::write_json(messages, &mut json)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     if json.len() > limits.max_output_bytes {
         return Err(ApiError::OutputTooLarge {
             file: integration.file.clone(),

@@ -126,7 +126,8 @@ impl Outcome {
         };
         match result {
             Ok(messages) => {
-                let json = serde_json::to_vec(&messages).unwrap_or_default();
+                let mut json = Vec::new();
+                let _ = crate::output::write_json(&messages, &mut json);
                 if json.len() > tenant.limits.max_output_bytes {
                     return failed(ReplayError::Api(ApiError::OutputTooLarge {
                         file: file.to_owned(),

@@ -532,7 +532,16 @@ where
     hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let busy = activity.busy();
         if hyper::body::Body::is_end_stream(req.body()) || reads_its_body(&req) {
-            let response = tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new));
+            let mut app = app.clone();
+            let req = req.map(axum::body::Body::new);
+            // The stack is always ready (the router and the layers say so):
+            // one poll without a waker spares a `Oneshot` per request.
+            let response = match app.poll_ready(&mut Context::from_waker(std::task::Waker::noop()))
+            {
+                Poll::Ready(Ok(())) => Either::Left(app.call(req)),
+                Poll::Ready(Err(never)) => match never {},
+                Poll::Pending => Either::Right(tower::ServiceExt::oneshot(app, req)),
+            };
             Either::Left(async move {
                 let _busy = busy;
                 response.await

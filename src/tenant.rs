@@ -47,7 +47,47 @@ pub fn token_from<'a>(
     {
         return Some(t.into());
     }
-    url::form_urlencoded::parse(query?.as_bytes())
+    let query = query?;
+    // Without `%` or `+` decoding changes nothing: skip it (the usual case).
+    if !query.bytes().any(|b| b == b'%' || b == b'+') {
+        return query
+            .split('&')
+            .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+            .find(|(k, _)| *k == "token")
+            .map(|(_, v)| v.into());
+    }
+    url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_from;
+
+    /// The shortcut for plain queries reads them as the URL decoder does.
+    #[test]
+    fn plain_queries_read_as_decoded() {
+        for query in [
+            "token=abc",
+            "a=1&token=abc",
+            "token",
+            "token=",
+            "&&token=x&token=y",
+            "tokens=1",
+            "x=token=1",
+            "token=a=b",
+            "=token",
+            "",
+            "a&b",
+            "token=%41",
+            "token=a+b",
+            "%74oken=z",
+        ] {
+            let decoded = url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v);
+            assert_eq!(token_from(None, Some(query)), decoded, "{query:?}");
+        }
+    }
 }

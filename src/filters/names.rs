@@ -53,10 +53,18 @@ pub fn first_name(value: &str) -> Result<String, Error> {
     let mut upper = true;
     for c in word.chars() {
         if upper && c.is_alphabetic() {
-            out.extend(c.to_uppercase());
+            if c.is_ascii() {
+                out.push(c.to_ascii_uppercase());
+            } else {
+                out.extend(c.to_uppercase());
+            }
             upper = false;
         } else {
-            out.extend(c.to_lowercase());
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
             upper |= c == '-';
         }
     }
