@@ -328,11 +328,8 @@ fn is_url(value: &str) -> bool {
     };
     // No whitespace, control character or backslash anywhere; for ASCII
     // (nearly every URL) that is one byte comparison each.
-    let clean = if value.is_ascii() {
-        value.bytes().all(|b| b > b' ' && b != 0x7f && b != b'\\')
-    } else {
-        !value.contains('\\') && !value.chars().any(|c| c.is_whitespace() || c.is_control())
-    };
+    let clean = value.bytes().all(|b| b > b' ' && b < 0x7f && b != b'\\')
+        || !value.contains('\\') && !value.chars().any(|c| c.is_whitespace() || c.is_control());
     let end = rest
         .bytes()
         .position(|b| matches!(b, b'/' | b'?' | b'#'))
