@@ -27,3 +27,15 @@ pub mod studio;
 pub mod telemetry;
 pub mod tenant;
 pub mod testing;
+
+/// Repeatable pseudo-random numbers (xorshift64) for the differential tests
+/// that hold the fast paths equal to their libraries.
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}

@@ -507,13 +507,7 @@ mod tests {
             "\u{2028}",
             "R$ 1.234,50",
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..2_000 {
             let mut messages = Vec::new();
             for _ in 0..next() % 5 {
@@ -556,13 +550,7 @@ mod tests {
     #[test]
     fn plain_domains_agree_with_url() {
         let alphabet: Vec<char> = "abcxyz019-.._AZ%xn".chars().collect();
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d);
         let mut fast = 0;
         for i in 0..200_000 {
             let len = 1 + (next() % 14) as usize;

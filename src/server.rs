@@ -399,6 +399,32 @@ pub async fn serve_metrics(
     serve_router(listener, app, &settings, shutdown, grace).await
 }
 
+/// What a listener serves: requests in, responses with body `B` out, never
+/// an error, cheap to clone per request ([`app`], or the metrics router).
+trait Stack<B>:
+    tower::Service<
+        axum::extract::Request,
+        Response = hyper::Response<B>,
+        Error = Infallible,
+        Future = Self::Answer,
+    > + Clone
+    + Send
+    + 'static
+{
+    type Answer: Future<Output = Result<hyper::Response<B>, Infallible>> + Send + 'static;
+}
+
+impl<S, B> Stack<B> for S
+where
+    S: tower::Service<axum::extract::Request, Response = hyper::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Answer = S::Future;
+}
+
 async fn serve_router<S, B>(
     listener: TcpListener,
     app: S,
@@ -407,11 +433,7 @@ async fn serve_router<S, B>(
     grace: Duration,
 ) -> std::io::Result<()>
 where
-    S: tower::Service<axum::extract::Request, Response = hyper::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: Stack<B>,
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
@@ -521,11 +543,7 @@ fn service<S, B>(
     Future = impl Future<Output = Result<hyper::Response<B>, Infallible>> + Send,
 > + Clone
 where
-    S: tower::Service<axum::extract::Request, Response = hyper::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: Stack<B>,
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {

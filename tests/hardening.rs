@@ -632,16 +632,7 @@ async fn a_reload_that_could_not_read_is_retried_until_it_can() {
     std::fs::write(dir.path().join("rv/hi.yaml"), REVOKE_HOOK).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let status: Value = server
-            .client
-            .get(server.url("/admin/status"))
-            .bearer_auth("admin-token-1")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = server.status("admin-token-1").await;
         let retrying = status["errors"]
             .as_array()
             .unwrap()

@@ -96,17 +96,7 @@ async fn call(server: &TestServer, contact: usize) -> (u16, Value) {
 }
 
 async fn upstream_status(server: &TestServer) -> Value {
-    let status: Value = server
-        .client
-        .get(server.url("/admin/status"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    status["upstreams"][0].clone()
+    server.status(ADMIN).await["upstreams"][0].clone()
 }
 
 async fn start(dir: &std::path::Path) -> TestServer {

@@ -460,20 +460,11 @@ mod tests {
         (significant.trim_end_matches('0').to_owned(), point)
     }
 
-    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
-        move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        }
-    }
-
     /// The parser against rust_decimal's own: the same value wherever both
     /// accept the input (rust_decimal also takes `_`, which recado refuses).
     #[test]
     fn parse_agrees_with_rust_decimal() {
-        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
             let int_len = (next() % 14) as usize;
             let frac_len = (next() % 12) as usize;
@@ -510,7 +501,7 @@ mod tests {
     /// tie differently (`3676116640988.78125` → ryu `…7812`, Rust `…7813`).
     #[test]
     fn floats_agree_with_rust_decimal() {
-        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15);
         for i in 0..200_000 {
             let f = if i % 2 == 0 {
                 f64::from_bits(next())

@@ -109,10 +109,9 @@ impl TestServer {
         )
     }
 
-    /// Every config error `/admin/status` lists, as `file:line:col: message`.
-    pub async fn status_errors(&self, admin_token: &str) -> Vec<String> {
-        let status: serde_json::Value = self
-            .client
+    /// `GET /admin/status`, as JSON.
+    pub async fn status(&self, admin_token: &str) -> serde_json::Value {
+        self.client
             .get(self.url("/admin/status"))
             .bearer_auth(admin_token)
             .send()
@@ -120,7 +119,12 @@ impl TestServer {
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Every config error `/admin/status` lists, as `file:line:col: message`.
+    pub async fn status_errors(&self, admin_token: &str) -> Vec<String> {
+        let status = self.status(admin_token).await;
         status["errors"]
             .as_array()
             .unwrap()
