@@ -10,6 +10,9 @@ Reports medians and the CPU-per-request ratio B/A.
 
     python3 benches/ab.py --base bbcd418 [--rounds 5] [--duration 10]
         [--base-bin PATH]   # use an already built binary for the base
+        [--variant "journal-off=--journal off"]  # also this tree with these flags
+        [--head REV --head-bin PATH]  # B is another revision, not this tree:
+                                      # the A/B of one change (its parent → it)
 """
 import argparse
 import json
@@ -42,11 +45,18 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--head-args", default="",
                     help="extra `serve` flags for this tree's binary, e.g. \"--journal off\"")
+    ap.add_argument("--head", default="HEAD", help="name of the B side (with --head-bin)")
+    ap.add_argument("--head-bin", help="a release binary of another revision for the B side; "
+                    "it serves that worktree's integrations/")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
+                    help="also measure this tree's binary with these `serve` flags, as "
+                         "recado@HEAD:NAME (repeatable)")
     args = ap.parse_args()
     if not args.no_build:
         load.build()
     base_bin = Path(args.base_bin) if args.base_bin else build_base(args.base)
-    head_bin = ROOT / "target/release/recado"
+    head_bin = Path(args.head_bin) if args.head_bin else ROOT / "target/release/recado"
+    head_dir = head_bin.parents[2] / "integrations" if args.head_bin else load.INTEGRATIONS
     request = load.WORKLOAD / "request.json"
     expected = json.loads((load.WORKLOAD / "expected.json").read_text())
 
@@ -56,20 +66,23 @@ def main():
     base_dir = base_bin.parents[2] / "integrations"
 
     def scenarios(port):
-        serve = ["serve", "--listen", f"127.0.0.1:{port}", "--dir", str(load.INTEGRATIONS)]
+        serve = ["serve", "--listen", f"127.0.0.1:{port}", "--dir", str(head_dir)]
         base_serve = ["serve", "--listen", f"127.0.0.1:{port}", "--dir", str(base_dir)]
+        hook = "/hooks/boleto?token=demo-token"
         return [
             ("baseline-hyper", [str(ROOT / "target/peers/release/baseline-hyper"), str(port)], "/"),
-            (f"recado@{args.base}", [str(base_bin), *base_serve], "/hooks/boleto?token=demo-token"),
-            ("recado@HEAD", [str(head_bin), *serve, *args.head_args.split()],
-             "/hooks/boleto?token=demo-token"),
+            (f"recado@{args.base}", [str(base_bin), *base_serve], hook),
+            (f"recado@{args.head}", [str(head_bin), *serve, *args.head_args.split()], hook),
+        ] + [
+            (f"recado@{args.head}:{name}", [str(head_bin), *serve, *flags.split()], hook)
+            for name, _, flags in (v.partition("=") for v in args.variant)
         ]
 
     results = {}
     for rnd in range(args.rounds):
         port = load.free_port()
         runs = scenarios(port)
-        runs = runs[rnd % 3:] + runs[:rnd % 3]
+        runs = runs[rnd % len(runs):] + runs[:rnd % len(runs)]
         for name, cmd, path in runs:
             # Access line off, as the baseline logs nothing (load.py measures it on).
             r = load.run_one(name, cmd, path, request, expected, port, args, "warn")
@@ -81,7 +94,7 @@ def main():
         return statistics.median(r[key] for r in results[name])
 
     base_cpu = med("baseline-hyper", "cpu_us_per_req")
-    a, b = f"recado@{args.base}", "recado@HEAD"
+    a, b = f"recado@{args.base}", f"recado@{args.head}"
     summary = {}
     print(f"\nmedians of {args.rounds} rounds, {args.duration}s each, {args.connections} connections")
     for name in results:
@@ -91,8 +104,17 @@ def main():
         print(f"{name:20s} {row['rps']:10.0f} req/s  p99 {row['p99_us']:7.0f} us  "
               f"cpu {row['cpu_us_per_req']:6.2f} us/req  {row['cpu_ratio_to_baseline']:.2f}x baseline")
     change = summary[b]["cpu_us_per_req"] / summary[a]["cpu_us_per_req"] - 1
-    print(f"HEAD vs {args.base}: server CPU per request {change * 100:+.1f}%")
+    print(f"{args.head} vs {args.base}: server CPU per request {change * 100:+.1f}% (ratio of medians)")
     summary["cpu_change"] = change
+    # Paired: each round's HEAD against the same round's base, which cancels
+    # drift in the machine's load better than a ratio of medians.
+    for name in results:
+        if name.startswith(b):
+            pairs = [h["cpu_us_per_req"] / o["cpu_us_per_req"] - 1
+                     for h, o in zip(results[name], results[a])]
+            paired = statistics.median(pairs)
+            summary[name]["paired_change"] = paired
+            print(f"{name} vs {args.base}, median of per-round changes: {paired * 100:+.1f}%")
     print("RESULT " + json.dumps(summary))
 
 
