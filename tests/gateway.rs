@@ -417,3 +417,34 @@ async fn a_broken_file_is_left_out_and_the_rest_is_served() {
     assert_eq!(status, 404);
     server.stop().await;
 }
+
+/// `urlencode` and `wordcount` are built in: a link in a message can carry
+/// a contact's name in its query.
+#[tokio::test]
+async fn urlencode_and_wordcount_render_in_messages() {
+    let mut files = ACME.to_vec();
+    files.push((
+        "acme/pay.yaml",
+        "messages:\n  - text: \"https://loja.example.com/pagar?nome={{ contact.name | urlencode }}&ref={{ data.ref | urlencode }}\"\n  - text: \"{{ data.note | wordcount }} palavras\"\n",
+    ));
+    let dir = integrations_with(&files);
+    let server = TestServer::start(dir.path()).await;
+    let (status, body) = server
+        .post(
+            "/hooks/pay?token=acme-secret-1",
+            request(
+                7,
+                json!({"ref": "A&B=1/2 ç", "note": "Olá, tudo bem? Até já."}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!([
+            {"type": "TEXT", "value": "https://loja.example.com/pagar?nome=Ana%20Souza&ref=A%26B%3D1/2%20%C3%A7"},
+            {"type": "TEXT", "value": "5 palavras"},
+        ])
+    );
+    server.stop().await;
+}

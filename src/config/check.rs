@@ -413,6 +413,7 @@ const FILTERS: &[(&str, Signature)] = &[
     ("pluralize", sig(0, 2, &[])),
     ("filesizeformat", sig(0, 1, &[])),
     ("striptags", sig(0, 0, &[])),
+    ("wordcount", sig(0, 0, &[])),
     // minijinja
     ("default", sig(0, 2, &[])),
     ("d", sig(0, 2, &[])),
@@ -465,6 +466,7 @@ const FILTERS: &[(&str, Signature)] = &[
     ("chain", ANY),
     ("zip", ANY),
     ("format", ANY),
+    ("urlencode", sig(0, 0, &[])),
 ];
 
 /// Tests; a test's value is not counted.
@@ -670,6 +672,27 @@ pub fn integration(spec: &IntegrationSpec, facts: &TenantFacts) -> Vec<Finding> 
                 message: "the URL's `scheme://host[:port]` is a template; that is allowed only when tenant.yaml lists the hosts it may reach under `upstreams:`; write the host as plain text or list it there".into(),
             }),
             _ => {}
+        }
+        // The URL builder encodes `url` and `query` values for where they
+        // land; `urlencode` on top would send `%2520` for a space.
+        let encoded_for_you = std::iter::once((FieldPath::key("url"), &call.url)).chain(
+            call.query
+                .iter()
+                .map(|(k, v)| (FieldPath::key("query").then(k), v)),
+        );
+        for (field, src) in encoded_for_you {
+            let twice = src
+                .scan
+                .uses
+                .iter()
+                .filter(|u| u.kind == Kind::Filter && u.name == "urlencode");
+            for u in twice {
+                out.push(Finding {
+                    path: field.under(&base),
+                    inner: Some(u.at),
+                    message: "`urlencode` is not needed here: recado encodes each value of a call's `url` and `query` for where it lands, so this would encode it twice (a space would arrive as `%2520`); remove `| urlencode`".into(),
+                });
+            }
         }
         for (field, src) in call.templates() {
             template(&field.under(&base), src, &calls, facts, &mut out);
@@ -877,6 +900,9 @@ mod tests {
             ("{{ '2026-01-02' | dateformat('%d') }}", false),
             ("{{ '2026-01-02' | dateformat(format='%d') }}", true),
             ("{{ 1.5 | round(1, method='floor') }}", true),
+            ("{{ a | urlencode }}", true),
+            ("{{ a | urlencode('x') }}", false),
+            ("{{ a | wordcount }}", true),
         ] {
             let rendered = env.render_str(src, &ctx);
             assert_eq!(rendered.is_ok(), ok, "{src}: {rendered:?}");
