@@ -1,7 +1,7 @@
 //! Stage 0, receive: the HTTP surface. Connections (hyper, HTTP/1.1), the
-//! watchdog that closes stalled ones, graceful shutdown, and the one router
+//! watchdog that closes stalled ones, graceful shutdown, and the one stack
 //! every request goes through, with the cross-cutting layers (access record,
-//! panics) composed once in [`router`]. The webhook itself is [`crate::hook`].
+//! panics) composed once in [`app`]. The webhook itself is [`crate::hook`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -379,7 +379,7 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let settings = state.settings.clone();
-    serve_router(listener, app(state), &settings, shutdown, grace).await
+    serve_stack(listener, app(state), &settings, shutdown, grace).await
 }
 
 /// Serves only `GET /metrics`, without credentials, for `--metrics-listen`:
@@ -396,7 +396,7 @@ pub async fn serve_metrics(
         .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
         .with_state(state)
         .layer(CatchPanicLayer::custom(panicked));
-    serve_router(listener, app, &settings, shutdown, grace).await
+    serve_stack(listener, app, &settings, shutdown, grace).await
 }
 
 /// What a listener serves: requests in, responses with body `B` out, never
@@ -425,7 +425,7 @@ where
     type Answer = S::Future;
 }
 
-async fn serve_router<S, B>(
+async fn serve_stack<S, B>(
     listener: TcpListener,
     app: S,
     settings: &Settings,
@@ -530,7 +530,7 @@ fn reads_its_body(req: &hyper::Request<hyper::body::Incoming>) -> bool {
 const DRAIN_BYTES: usize = 64 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
-/// One connection's service: every request goes to the whole router, and
+/// One connection's service: every request goes to the whole stack, and
 /// counts as activity for the connection's watchdog while in flight.
 fn service<S, B>(
     app: S,
