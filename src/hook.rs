@@ -3,15 +3,17 @@
 //! ([`crate::request`]) → tenant ([`crate::tenant`]) → enrich
 //! ([`crate::enrich`]) → render ([`crate::render`]) → validate output
 //! ([`crate::output`]) → respond ([`crate::error`]). Metrics and the access
-//! line are the access layer's ([`crate::telemetry::AccessLayer`]).
+//! line are the stack's ([`crate::server::App`]), from the [`RequestRecord`]
+//! the webhook fills in.
 
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::Request;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
 use minijinja::context;
 
 use crate::config::{Integration, Limits, Snapshot, Tenant};
@@ -24,19 +26,26 @@ use crate::state::AppState;
 use crate::telemetry::{RequestRecord, TenantMetrics};
 use crate::tenant::{authenticate, token_from};
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// How long a client may take to send a request's body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `POST /hooks/{integration}`: the platform's scheduled-message webhook.
-/// Answers the messages, or the error; either way the response carries the
-/// request's [`RequestRecord`] for the access layer.
-pub async fn hook(app: AppState, request: Request) -> Response {
-    let started = Instant::now();
+/// `POST /hooks/{integration}`: the platform's scheduled-message webhook,
+/// from the stack of [`crate::server::App`], which started the request at
+/// `started`. Answers the messages, or the error; either way `record` says
+/// how far the request got, for the stack's access step.
+pub async fn hook(
+    app: &AppState,
+    request: hyper::Request<Incoming>,
+    started: Instant,
+    record: &mut Option<RequestRecord>,
+) -> Response {
     let (parts, body) = request.into_parts();
-    let mut record = RequestRecord {
+    let record = record.insert(RequestRecord {
         personal_data: app.settings.log_personal_data,
         ..RequestRecord::default()
-    };
+    });
     // The journal's: the body, the answer, each upstream call.
     let mut journaled = None;
     let calls = app.journal.as_ref().map(|_| CallLog::default());
@@ -44,27 +53,28 @@ pub async fn hook(app: AppState, request: Request) -> Response {
     // forever (stalled headers are the connection watchdog's).
     let result = match tokio::time::timeout_at(
         (started + BODY_READ_TIMEOUT).into(),
-        axum::body::to_bytes(body, app.settings.body_limit),
+        Limited::new(body, app.settings.body_limit).collect(),
     )
     .await
     {
         Err(_) => Err(ApiError::BodyTimeout(BODY_READ_TIMEOUT)),
         Ok(body) => {
+            let body = body.map(|c| c.to_bytes());
             // One snapshot for the whole request, even if a reload lands meanwhile.
             let snapshot = app.config.load_full();
             journaled = app.journal.as_ref().and(body.as_ref().ok().cloned());
             let calls = calls.as_ref();
-            pipeline(&app, &snapshot, &parts, body, &mut record, calls).await
+            pipeline(app, &snapshot, &parts, body, record, calls).await
         }
     };
     let mut answer = None;
-    let mut resp = match result {
+    let resp = match result {
         Ok(json) => {
             let json = Bytes::from(json);
             if journaled.is_some() {
                 answer = Some(json.clone());
             }
-            let mut resp = (StatusCode::OK, json).into_response();
+            let mut resp = Response::new(axum::body::Body::from(json));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -77,16 +87,8 @@ pub async fn hook(app: AppState, request: Request) -> Response {
         }
     };
     if let (Some(journal), Some(body)) = (&app.journal, journaled) {
-        journal.record(
-            &record,
-            resp.status().as_u16(),
-            started,
-            body,
-            answer,
-            calls,
-        );
+        journal.record(record, resp.status().as_u16(), started, body, answer, calls);
     }
-    resp.extensions_mut().insert(record);
     resp
 }
 
@@ -103,15 +105,14 @@ async fn pipeline(
     app: &AppState,
     snapshot: &Snapshot,
     parts: &Parts,
-    body: Result<Bytes, axum::Error>,
+    body: Result<Bytes, BoxError>,
     record: &mut RequestRecord,
     calls: Option<&CallLog>,
 ) -> Result<Vec<u8>, ApiError> {
     let limit = app.settings.body_limit;
     check_content_type(&parts.headers)?;
     let body = body.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-        {
+        if e.is::<LengthLimitError>() {
             ApiError::PayloadTooLarge { limit }
         } else {
             ApiError::InvalidRequest(crate::request::RequestError {

@@ -5,20 +5,20 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::{header, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use futures_util::future::Either;
+use futures_util::FutureExt;
 use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -26,45 +26,42 @@ use metrics::{counter, gauge, Gauge};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::BoxError;
+use tower::ServiceExt;
 
 use crate::admin;
 use crate::error::ApiError;
 use crate::hook::hook;
 use crate::ops;
 use crate::state::{AppState, Settings};
-use crate::telemetry::AccessLayer;
+use crate::telemetry::{RequestRecord, Route};
 
-/// Every route, the webhook included, behind the same layers: the access
-/// record (metrics and the log line) outermost, so it also sees the 500 of a
-/// request that panicked, then panics → 500, then [`Dispatch`]. Layers for
-/// every route go here, never on [`routes`], which the webhook skips.
-pub fn app(state: AppState) -> App {
-    tower::ServiceBuilder::new()
-        .layer(AccessLayer)
-        .layer(CatchPanicLayer::custom(panicked as PanicHandler))
-        .service(Dispatch {
-            router: routes(state.clone()),
-            state,
-        })
+/// The one stack every request goes through, the webhook included: the
+/// access record (metrics and the log line) outermost, so it also sees the
+/// 500 of a request that panicked, then panics → 500, then the dispatch to
+/// the webhook or the router. Each stage is a plain call in [`App::respond`]
+/// rather than a tower layer: the same order for every route, without a
+/// boxed body, a boxed future and a response extension per request.
+#[derive(Clone)]
+pub struct App {
+    /// `None` on the metrics listener, which serves only its router.
+    state: Option<AppState>,
+    router: Router,
 }
 
-/// The whole stack [`app`] builds.
-pub type App =
-    crate::telemetry::Access<tower_http::catch_panic::CatchPanic<Dispatch, PanicHandler>>;
+/// Builds the stack for the main listener.
+pub fn app(state: AppState) -> App {
+    App {
+        router: routes(state.clone()),
+        state: Some(state),
+    }
+}
 
-type PanicHandler = fn(Box<dyn std::any::Any + Send + 'static>) -> Response;
-
-/// The route table: every route but the webhook's POST, which [`Dispatch`]
-/// hands to [`hook`] directly. The webhook's route is here too, so that
-/// other methods get the router's 405.
+/// The route table: every route but the webhook's POST, which
+/// [`App::respond`] hands to [`hook`] directly. The webhook's path is here
+/// too, so that other methods get the router's 405.
 fn routes(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/hooks/{integration}",
-            post(|State(app): State<AppState>, req: axum::extract::Request| hook(app, req)),
-        )
+        .route("/hooks/{integration}", post(unreachable_hook))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/admin/status", get(ops::status))
@@ -79,18 +76,18 @@ fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `POST /hooks/{integration}` straight to [`hook`], everything else to
-/// the router. The webhook is nearly all the traffic, and matching it here
-/// spares it the router's work per request (route lookup, path parameters,
-/// extractors, boxed services); it matches exactly what the router's
-/// `/hooks/{integration}` would (one non-empty segment).
-#[derive(Clone)]
-pub struct Dispatch {
-    state: AppState,
-    router: Router,
+/// Never called: [`is_webhook`] takes every POST this route matches (one
+/// non-empty path segment) before the router sees it. Answers as if the
+/// route were not there.
+async fn unreachable_hook(uri: Uri) -> ApiError {
+    ApiError::NoRoute(uri.path().to_owned())
 }
 
-fn is_webhook(req: &axum::extract::Request) -> bool {
+/// `POST /hooks/{integration}`: the webhook. Matched here rather than by
+/// the router, which would cost the webhook (nearly all the traffic) a route
+/// lookup, path parameters and a boxed body and service per request; it
+/// matches exactly what the router's `/hooks/{integration}` would.
+fn is_webhook<B>(req: &hyper::Request<B>) -> bool {
     req.method() == hyper::Method::POST
         && req
             .uri()
@@ -99,24 +96,56 @@ fn is_webhook(req: &axum::extract::Request) -> bool {
             .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 
-type HookFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-impl tower::Service<axum::extract::Request> for Dispatch {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Either<HookFuture, axum::routing::future::RouteFuture<Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+impl App {
+    /// Answers one request: access record → panic guard → dispatch.
+    async fn respond(self, req: hyper::Request<Incoming>, body_limit: usize) -> Response {
+        let started = Instant::now();
+        let route = route_label(req.uri().path());
+        // The webhook fills it in as far as it gets; a panic leaves it as
+        // it was, and the access line still says which tenant it was.
+        let mut record = None;
+        let answer = AssertUnwindSafe(self.dispatch(req, body_limit, started, &mut record))
+            .catch_unwind()
+            .await;
+        let response = answer.unwrap_or_else(panicked);
+        crate::telemetry::record_access(
+            route,
+            record.as_ref(),
+            response.status(),
+            started.elapsed(),
+        );
+        response
     }
 
-    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
-        if is_webhook(&req) {
-            let state = self.state.clone();
-            Either::Left(Box::pin(async move { Ok(hook(state, req).await) }))
-        } else {
-            Either::Right(self.router.call(req))
+    async fn dispatch(
+        self,
+        req: hyper::Request<Incoming>,
+        body_limit: usize,
+        started: Instant,
+        record: &mut Option<RequestRecord>,
+    ) -> Response {
+        match self.state {
+            Some(state) if is_webhook(&req) => hook(&state, req, started, record).await,
+            _ if hyper::body::Body::is_end_stream(req.body()) => {
+                let answer = self.router.oneshot(req.map(axum::body::Body::new)).await;
+                answer.into_response()
+            }
+            // A body to a route that does not read it (not the hot path).
+            _ => drained(self.router, req, body_limit.min(DRAIN_BYTES)).await,
         }
+    }
+}
+
+/// The fixed set of routes, as metric labels.
+fn route_label(path: &str) -> Route {
+    match path {
+        "/healthz" => Route::Other("/healthz"),
+        "/readyz" => Route::Other("/readyz"),
+        "/metrics" => Route::Other("/metrics"),
+        "/admin/status" => Route::Other("/admin/status"),
+        p if p.starts_with("/admin/requests") => Route::Other("/admin/requests"),
+        p if p.starts_with("/hooks/") => Route::Webhook,
+        _ => Route::Other("other"),
     }
 }
 
@@ -383,7 +412,7 @@ pub async fn serve(
 }
 
 /// Serves only `GET /metrics`, without credentials, for `--metrics-listen`:
-/// an address only Prometheus reaches.
+/// an address only Prometheus reaches. The same stack, without the webhook.
 pub async fn serve_metrics(
     listener: TcpListener,
     state: AppState,
@@ -391,52 +420,23 @@ pub async fn serve_metrics(
     grace: Duration,
 ) -> std::io::Result<()> {
     let settings = state.settings.clone();
-    let app = Router::new()
-        .route("/metrics", get(ops::metrics_unguarded))
-        .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
-        .with_state(state)
-        .layer(CatchPanicLayer::custom(panicked));
+    let app = App {
+        router: Router::new()
+            .route("/metrics", get(ops::metrics_unguarded))
+            .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
+            .with_state(state),
+        state: None,
+    };
     serve_stack(listener, app, &settings, shutdown, grace).await
 }
 
-/// What a listener serves: requests in, responses with body `B` out, never
-/// an error, cheap to clone per request ([`app`], or the metrics router).
-trait Stack<B>:
-    tower::Service<
-        axum::extract::Request,
-        Response = hyper::Response<B>,
-        Error = Infallible,
-        Future = Self::Answer,
-    > + Clone
-    + Send
-    + 'static
-{
-    type Answer: Future<Output = Result<hyper::Response<B>, Infallible>> + Send + 'static;
-}
-
-impl<S, B> Stack<B> for S
-where
-    S: tower::Service<axum::extract::Request, Response = hyper::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Answer = S::Future;
-}
-
-async fn serve_stack<S, B>(
+async fn serve_stack(
     listener: TcpListener,
-    app: S,
+    app: App,
     settings: &Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
-) -> std::io::Result<()>
-where
-    S: Stack<B>,
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
+) -> std::io::Result<()> {
     let limits = Limits {
         idle: settings.idle_timeout,
         header: settings.header_timeout,
@@ -520,11 +520,6 @@ where
     Ok(())
 }
 
-/// Only the webhook reads request bodies; see [`drained`].
-fn reads_its_body(req: &hyper::Request<hyper::body::Incoming>) -> bool {
-    req.method() == hyper::Method::POST && req.uri().path().starts_with("/hooks/")
-}
-
 /// How much of a body a route that does not read it is read and dropped,
 /// so the connection can serve the next request.
 const DRAIN_BYTES: usize = 64 * 1024;
@@ -532,45 +527,22 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// One connection's service: every request goes to the whole stack, and
 /// counts as activity for the connection's watchdog while in flight.
-fn service<S, B>(
-    app: S,
+fn service(
+    app: App,
     activity: Arc<Activity>,
     body_limit: usize,
 ) -> impl hyper::service::Service<
-    hyper::Request<hyper::body::Incoming>,
-    Response = hyper::Response<B>,
+    hyper::Request<Incoming>,
+    Response = Response,
     Error = Infallible,
-    Future = impl Future<Output = Result<hyper::Response<B>, Infallible>> + Send,
-> + Clone
-where
-    S: Stack<B>,
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+    Future = impl Future<Output = Result<Response, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let busy = activity.busy();
-        if hyper::body::Body::is_end_stream(req.body()) || reads_its_body(&req) {
-            let mut app = app.clone();
-            let req = req.map(axum::body::Body::new);
-            // The stack is always ready (the router and the layers say so):
-            // one poll without a waker spares a `Oneshot` per request.
-            let response = match app.poll_ready(&mut Context::from_waker(std::task::Waker::noop()))
-            {
-                Poll::Ready(Ok(())) => Either::Left(app.call(req)),
-                Poll::Ready(Err(never)) => match never {},
-                Poll::Pending => Either::Right(tower::ServiceExt::oneshot(app, req)),
-            };
-            Either::Left(async move {
-                let _busy = busy;
-                response.await
-            })
-        } else {
-            Either::Right(Box::pin(drained(
-                app.clone(),
-                req,
-                body_limit.min(DRAIN_BYTES),
-                busy,
-            )))
+        let answer = app.clone().respond(req, body_limit);
+        async move {
+            let _busy = busy;
+            Ok(answer.await)
         }
     })
 }
@@ -579,28 +551,88 @@ where
 /// path). hyper would give up on the connection after the answer, without
 /// telling the client (no `Connection: close`): read the body first, and if
 /// it is too big or too slow, say `Connection: close`.
-async fn drained<S, B>(
-    app: S,
-    req: hyper::Request<hyper::body::Incoming>,
-    limit: usize,
-    busy: Busy,
-) -> Result<hyper::Response<B>, Infallible>
-where
-    S: tower::Service<axum::extract::Request, Response = hyper::Response<B>, Error = Infallible>,
-{
-    let _busy = busy;
+async fn drained(router: Router, req: hyper::Request<Incoming>, limit: usize) -> Response {
     let (parts, body) = req.into_parts();
     let collected = tokio::time::timeout(DRAIN_TIME, Limited::new(body, limit).collect()).await;
     let (body, whole) = match collected {
         Ok(Ok(c)) => (axum::body::Body::from(c.to_bytes()), true),
         _ => (axum::body::Body::empty(), false),
     };
-    let mut response =
-        tower::ServiceExt::oneshot(app, hyper::Request::from_parts(parts, body)).await?;
+    let mut response = router
+        .oneshot(hyper::Request::from_parts(parts, body))
+        .await
+        .into_response();
     if !whole {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    Ok(response)
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handler that panics answers the usual JSON 500, is counted, and
+    /// the server goes on serving (on the connection it was on, too).
+    #[tokio::test]
+    async fn a_panic_is_a_json_500_counted_and_survived() {
+        let metrics = crate::telemetry::install();
+        let app = App {
+            router: Router::new()
+                .route(
+                    "/boom",
+                    get(|| async {
+                        if true {
+                            panic!("the test's own panic");
+                        }
+                        "unreached"
+                    }),
+                )
+                .route("/fine", get(|| async { "fine" })),
+            state: None,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let settings = Settings::default();
+        let server = serve_stack(
+            listener,
+            app,
+            &settings,
+            async move {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(1),
+        );
+        let client = async move {
+            let client = reqwest::Client::new();
+            let boom = client
+                .get(format!("http://{addr}/boom"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(boom.status(), 500);
+            let body: serde_json::Value = boom.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "internal", "{body}");
+            assert!(!body.to_string().contains("the test's own panic"), "{body}");
+            let fine = client
+                .get(format!("http://{addr}/fine"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(fine.text().await.unwrap(), "fine");
+            stop.send(()).unwrap();
+        };
+        let (served, ()) = tokio::join!(server, client);
+        served.unwrap();
+        assert!(
+            metrics
+                .render()
+                .contains(r#"recado_http_requests_total{route="other",status="500"} 1"#),
+            "{}",
+            metrics.render()
+        );
+    }
 }

@@ -4,11 +4,8 @@
 
 use foldhash::HashMap;
 use std::fmt::Write as _;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -50,9 +47,8 @@ pub fn install() -> &'static PrometheusHandle {
 }
 
 /// Everything the per-request log line and metrics say, filled in by the
-/// webhook handler as far as it got and handed to [`AccessLayer`] in the
-/// response's extensions: building a response has no side effects, the
-/// layer records it.
+/// webhook handler as far as it got and recorded by the stack's access step
+/// ([`record_access`]) once the answer is known.
 #[derive(Debug, Default, Clone)]
 pub struct RequestRecord {
     pub request_id: Option<u64>,
@@ -197,91 +193,34 @@ impl RequestRecord {
     }
 }
 
-/// The one layer every route passes through: it times each request and,
-/// when the answer comes back, records it: the webhook's [`RequestRecord`]
-/// (metrics and the access line), or for the other routes a counter by route.
-/// A webhook that panicked carries no record and is recorded as such.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AccessLayer;
-
-impl<S> tower::Layer<S> for AccessLayer {
-    type Service = Access<S>;
-    fn layer(&self, inner: S) -> Access<S> {
-        Access { inner }
-    }
+/// Which route a request took, as a metric label: the webhook, whose
+/// requests are recorded by tenant and integration, or one of the fixed set
+/// of other routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Webhook,
+    Other(&'static str),
 }
 
-#[derive(Debug, Clone)]
-pub struct Access<S> {
-    inner: S,
-}
-
-/// The fixed set of routes other than the webhook, as metric labels.
-fn route_label(path: &str) -> &'static str {
-    match path {
-        "/healthz" => "/healthz",
-        "/readyz" => "/readyz",
-        "/metrics" => "/metrics",
-        "/admin/status" => "/admin/status",
-        p if p.starts_with("/admin/requests") => "/admin/requests",
-        p if p.starts_with("/hooks/") => "/hooks/{integration}",
-        _ => "other",
-    }
-}
-
-impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for Access<S>
-where
-    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = AccessFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
-        AccessFuture {
-            route: route_label(req.uri().path()),
-            started: Instant::now(),
-            inner: self.inner.call(req),
+/// Records one answered request, whatever its route (the access step of
+/// [`crate::server::App`]'s stack): the webhook's [`RequestRecord`] (metrics
+/// and the access line), or for the other routes a counter by route. A
+/// webhook that panicked is recorded with what its record held by then.
+pub fn record_access(
+    route: Route,
+    record: Option<&RequestRecord>,
+    status: http::StatusCode,
+    took: Duration,
+) {
+    let status = status.as_u16();
+    match (record, route) {
+        (Some(record), _) => record.finish(status, took),
+        (None, Route::Webhook) => RequestRecord::default().finish(status, took),
+        (None, Route::Other(route)) => {
+            counter!("recado_http_requests_total", "route" => route, "status" => status.to_string())
+                .increment(1);
+            tracing::debug!(target: "recado::access", route, status, duration_us = took.as_micros() as u64, "request");
         }
-    }
-}
-
-pin_project_lite::pin_project! {
-    pub struct AccessFuture<F> {
-        #[pin]
-        inner: F,
-        route: &'static str,
-        started: Instant,
-    }
-}
-
-impl<F, ResBody, E> Future for AccessFuture<F>
-where
-    F: Future<Output = Result<http::Response<ResBody>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut resp = ready!(this.inner.poll(cx))?;
-        let took = this.started.elapsed();
-        let status = resp.status().as_u16();
-        match resp.extensions_mut().remove::<RequestRecord>() {
-            Some(record) => record.finish(status, took),
-            None if *this.route == "/hooks/{integration}" && status >= 500 => {
-                RequestRecord::default().finish(status, took)
-            }
-            None => {
-                counter!("recado_http_requests_total", "route" => *this.route, "status" => status.to_string())
-                    .increment(1);
-                tracing::debug!(target: "recado::access", route = *this.route, status, duration_us = took.as_micros() as u64, "request");
-            }
-        }
-        Poll::Ready(Ok(resp))
     }
 }
 
