@@ -7,9 +7,9 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderValue, Uri};
@@ -21,7 +21,6 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use metrics::{counter, gauge, Gauge};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -93,7 +92,7 @@ fn is_webhook<B>(req: &hyper::Request<B>) -> bool {
             .uri()
             .path()
             .strip_prefix("/hooks/")
-            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+            .is_some_and(|name| !name.is_empty() && !name.bytes().any(|b| b == b'/'))
 }
 
 impl App {
@@ -181,6 +180,11 @@ struct Activity {
     /// `reads` when the last request finished: more reads since mean the
     /// next header block has started.
     reads_at_finish: AtomicU64,
+    /// The server is shutting down: the connection finishes the request in
+    /// flight, if any, and closes (see [`Graceful`]).
+    stopping: AtomicBool,
+    /// Wakes the connection's task, so that it sees `stopping`.
+    waker: Mutex<Option<Waker>>,
 }
 
 impl Activity {
@@ -198,6 +202,15 @@ impl Activity {
         // One writer: a plain store, no locked instruction.
         self.reads
             .store(self.reads.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// Tells the connection to shut down gracefully.
+    fn stop(&self) {
+        self.stopping.store(true, SeqCst);
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Marks a request in flight until the guard is dropped.
@@ -303,6 +316,53 @@ impl Drop for Socket {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A connection that shuts down gracefully (finishes the request in
+    /// flight, then closes; at once when idle) when its [`Activity`] is
+    /// stopped. It replaces hyper-util's `GracefulShutdown`, whose watch
+    /// channel costs a mutex round trip on every poll of every connection:
+    /// here a poll costs one atomic load. The waker is taken once, at the
+    /// first poll: this future is its own task's whole future, and any waker
+    /// of a tokio task wakes that task.
+    struct Graceful<C> {
+        #[pin]
+        conn: C,
+        activity: Arc<Activity>,
+        state: GracefulState,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum GracefulState {
+    New,
+    Serving,
+    ShuttingDown,
+}
+
+impl<C> Future for Graceful<C>
+where
+    C: hyper_util::server::graceful::GracefulConnection,
+{
+    type Output = C::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+        let mut this = self.project();
+        if *this.state == GracefulState::New {
+            *this
+                .activity
+                .waker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            *this.state = GracefulState::Serving;
+        }
+        if *this.state == GracefulState::Serving && this.activity.stopping.load(SeqCst) {
+            this.conn.as_mut().graceful_shutdown();
+            *this.state = GracefulState::ShuttingDown;
+        }
+        this.conn.poll(cx)
+    }
+}
+
 /// How long, and how much, a closing connection still reads.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 16 * 1024 * 1024;
@@ -351,10 +411,16 @@ async fn watchdog(
     let mut quiet = Duration::ZERO;
     let mut header: Option<Duration> = None;
     let mut stopping = *stop.borrow();
+    if stopping {
+        activity.stop();
+    }
     loop {
         tokio::select! {
             _ = &mut conn => return,
-            _ = stop.changed(), if !stopping => stopping = true,
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                activity.stop();
+            }
             () = tokio::time::sleep(tick) => {
                 let now = activity.requests();
                 if now != seen || now % 2 == 1 {
@@ -450,13 +516,12 @@ async fn serve_stack(
         // The read buffer is what a stalled header block holds; hyper's
         // default is ~400 KiB per connection.
         .max_buf_size(settings.max_header_bytes.max(16 * 1024));
-    let slots = Arc::new(Semaphore::new(
-        settings.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
+    // At most u32::MAX, so that shutdown can wait for every slot at once.
+    let capacity = settings.max_connections.min(u32::MAX as usize);
+    let slots = Arc::new(Semaphore::new(capacity));
     let open = gauge!("recado_connections");
     let refused = counter!("recado_connections_refused_total");
     let (stop, stopping) = watch::channel(false);
-    let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -496,7 +561,11 @@ async fn serve_stack(
             TokioIo::new(socket),
             service(app.clone(), activity.clone(), settings.body_limit),
         );
-        let conn = graceful.watch(conn);
+        let conn = Graceful {
+            conn,
+            activity: activity.clone(),
+            state: GracefulState::New,
+        };
         let conn = tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -510,8 +579,11 @@ async fn serve_stack(
     // connections close at once, half-sent ones too), but not forever.
     drop(listener);
     let _ = stop.send(true);
-    tracing::info!(in_flight_connections = graceful.count(), grace = ?grace, "shutting down");
-    if tokio::time::timeout(grace, graceful.shutdown())
+    let open = capacity - slots.available_permits();
+    tracing::info!(in_flight_connections = open, grace = ?grace, "shutting down");
+    // Each connection holds its slot until it has closed: all of them back
+    // means every connection is done.
+    if tokio::time::timeout(grace, slots.acquire_many(capacity as u32))
         .await
         .is_err()
     {
