@@ -11,6 +11,8 @@ Reports medians and the CPU-per-request ratio B/A.
     python3 benches/ab.py --base bbcd418 [--rounds 5] [--duration 10]
         [--base-bin PATH]   # use an already built binary for the base
         [--variant "journal-off=--journal off"]  # also this tree with these flags
+        [--other NAME=PATH]   # also another revision's release binary (it
+                              # serves its worktree's integrations/)
         [--head REV --head-bin PATH]  # B is another revision, not this tree:
                                       # the A/B of one change (its parent → it)
 """
@@ -51,6 +53,9 @@ def main():
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
                     help="also measure this tree's binary with these `serve` flags, as "
                          "recado@HEAD:NAME (repeatable)")
+    ap.add_argument("--other", action="append", default=[], metavar="NAME=PATH",
+                    help="also measure another revision's release binary, as recado@NAME; it "
+                         "serves the integrations/ of the worktree it was built in (repeatable)")
     args = ap.parse_args()
     if not args.no_build:
         load.build()
@@ -76,6 +81,11 @@ def main():
         ] + [
             (f"recado@{args.head}:{name}", [str(head_bin), *serve, *flags.split()], hook)
             for name, _, flags in (v.partition("=") for v in args.variant)
+        ] + [
+            (f"recado@{name}",
+             [path, "serve", "--listen", f"127.0.0.1:{port}", "--dir",
+              str(Path(path).parents[2] / "integrations")], hook)
+            for name, _, path in (o.partition("=") for o in args.other)
         ]
 
     results = {}
@@ -109,7 +119,7 @@ def main():
     # Paired: each round's HEAD against the same round's base, which cancels
     # drift in the machine's load better than a ratio of medians.
     for name in results:
-        if name.startswith(b):
+        if name.startswith("recado@") and name != a:
             pairs = [h["cpu_us_per_req"] / o["cpu_us_per_req"] - 1
                      for h, o in zip(results[name], results[a])]
             paired = statistics.median(pairs)

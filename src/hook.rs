@@ -6,6 +6,7 @@
 //! line are the stack's ([`crate::server::App`]), from the [`RequestRecord`]
 //! the webhook fills in.
 
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -50,13 +51,17 @@ pub async fn hook(
     let mut journaled = None;
     let calls = app.journal.as_ref().map(|_| CallLog::default());
     // A client that trickles its body must not hold a worker's attention
-    // forever (stalled headers are the connection watchdog's).
-    let result = match tokio::time::timeout_at(
-        (started + BODY_READ_TIMEOUT).into(),
-        Limited::new(body, app.settings.body_limit).collect(),
-    )
-    .await
-    {
+    // forever (stalled headers are the connection watchdog's). The body has
+    // nearly always arrived with the headers: the timer is only set up
+    // when it has not.
+    let mut collect = std::pin::pin!(Limited::new(body, app.settings.body_limit).collect());
+    let collected = match futures_util::poll!(collect.as_mut()) {
+        Poll::Ready(body) => Ok(body),
+        Poll::Pending => {
+            tokio::time::timeout_at((started + BODY_READ_TIMEOUT).into(), collect).await
+        }
+    };
+    let result = match collected {
         Err(_) => Err(ApiError::BodyTimeout(BODY_READ_TIMEOUT)),
         Ok(body) => {
             let body = body.map(|c| c.to_bytes());
@@ -96,6 +101,10 @@ pub async fn hook(
 /// from the URI rather than by axum's `Path`, whose rejection is not JSON.
 fn integration_name(parts: &Parts) -> std::borrow::Cow<'_, str> {
     let name = parts.uri.path().strip_prefix("/hooks/").unwrap_or("");
+    // A URI's path is ASCII: without `%` there is nothing to decode.
+    if !name.bytes().any(|b| b == b'%') {
+        return name.into();
+    }
     percent_encoding::percent_decode_str(name).decode_utf8_lossy()
 }
 

@@ -74,7 +74,12 @@ struct RequestVars {
 
 impl Object for RequestVars {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        Some(match key.as_str()? {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    // What `a.b` in a template calls: no key value is built per lookup.
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        Some(match key {
             "id" => self.id.clone(),
             "clientId" => self.client_id.clone(),
             "contact" => self.contact.clone(),
@@ -97,7 +102,11 @@ struct ContactVars {
 
 impl Object for ContactVars {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        Some(match key.as_str()? {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        Some(match key {
             "uid" => self.uid.clone(),
             // The platform's only channel for now (the request was validated).
             "type" => Value::from("WHATSAPP"),

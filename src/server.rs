@@ -611,7 +611,11 @@ fn service(
 > + Clone {
     hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let busy = activity.busy();
-        let answer = app.clone().respond(req, body_limit);
+        // Boxed: the future is a few kilobytes, and a fresh allocation is
+        // memory the allocator just freed (in cache), where a slot kept per
+        // connection is cold by the time that connection's next request
+        // comes (measured: fewer data-cache misses per request).
+        let answer = Box::pin(app.clone().respond(req, body_limit));
         async move {
             let _busy = busy;
             Ok(answer.await)

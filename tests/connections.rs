@@ -481,3 +481,34 @@ async fn measure_1500_stalled_header_blocks() {
         server.stop().await;
     }
 }
+
+/// A body that stops short of its `Content-Length` gets the 408 once the
+/// body timeout (10 s) has passed, not a worker held forever; and a body
+/// that arrives in pieces within it is answered as usual.
+#[tokio::test]
+async fn a_stalled_body_gets_408_and_a_slow_one_is_answered() {
+    let server = TestServer::start(&common::fixtures()).await;
+    let request = hook_request("");
+    let cut = request.len() - 40;
+
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(&request[..cut]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    slow.write_all(&request[cut..]).await.unwrap();
+    let (status, _, _) = tokio::time::timeout(GUARD, read_response(&mut slow))
+        .await
+        .unwrap()
+        .expect("an answer");
+    assert_eq!(status, 200);
+
+    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+    stalled.write_all(&request[..cut]).await.unwrap();
+    let (status, _, body) = tokio::time::timeout(GUARD, read_response(&mut stalled))
+        .await
+        .unwrap()
+        .expect("an answer");
+    assert_eq!(status, 408);
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "body_timeout", "{body}");
+    server.stop().await;
+}

@@ -16,10 +16,17 @@ use minijinja::Value;
 
 use crate::filters;
 
+/// The room [`Interpolation::render`] makes for each hole's text at first:
+/// a name, an amount, a date or a short URL fits.
+const HOLE_BYTES: usize = 32;
+
 /// A template split into literal text and holes, when it has that shape.
 #[derive(Debug)]
 pub struct Interpolation {
     pieces: Vec<Piece>,
+    /// What the output's buffer starts with: the literal text plus a
+    /// guess per hole, so that most renders allocate it once.
+    capacity: usize,
     /// A call's URL: each hole's text goes between the markers of
     /// [`super::holes::push_hole`], as the formatter does.
     marked: bool,
@@ -100,11 +107,19 @@ impl Interpolation {
         if !rest.is_empty() {
             pieces.push(Piece::Literal(rest.to_owned()));
         }
+        let capacity = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Literal(text) => text.len(),
+                Piece::Hole { .. } => HOLE_BYTES,
+            })
+            .sum();
         pieces
             .iter()
             .any(|p| matches!(p, Piece::Hole { .. }))
             .then_some(Interpolation {
                 pieces,
+                capacity,
                 marked: false,
             })
     }
@@ -119,7 +134,7 @@ impl Interpolation {
 
     /// The rendered text, or `None` to let minijinja render it.
     pub fn render(&self, ctx: &Value) -> Option<String> {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.capacity);
         for piece in &self.pieces {
             match piece {
                 Piece::Literal(text) => out.push_str(text),
