@@ -39,13 +39,9 @@ COLUMNS = [("instructions", "Ir"), ("L1i misses", "I1mr"), ("L1d read misses", "
 
 
 def wrk(port, seconds):
-    env = dict(os.environ, BODY_FILE=str(load.WORKLOAD / "request.json"))
-    out = subprocess.run(
-        ["wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(load.BENCHES / "wrk-post.lua"),
-         f"http://127.0.0.1:{port}/hooks/boleto?token=demo-token"],
-        env=env, capture_output=True, text=True, check=True).stdout
-    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
-    result = json.loads(line[len("RESULT "):])
+    """Requests wrk completed (load.py's wrk: 32 connections, the workload)."""
+    result = load.wrk(f"http://127.0.0.1:{port}/hooks/boleto?token=demo-token", seconds, 32,
+                      load.WORKLOAD / "request.json")
     if result["err_status"] or result["err_connect"]:
         raise RuntimeError(f"wrk saw errors: {result}")
     return result["requests"]

@@ -32,7 +32,7 @@ use crate::error::ApiError;
 use crate::hook::hook;
 use crate::ops;
 use crate::state::{AppState, Settings};
-use crate::telemetry::{RequestRecord, Route};
+use crate::telemetry::RequestRecord;
 
 /// The one stack every request goes through, the webhook included: the
 /// access record (metrics and the log line) outermost, so it also sees the
@@ -99,7 +99,7 @@ impl App {
     /// Answers one request: access record → panic guard → dispatch.
     async fn respond(self, req: hyper::Request<Incoming>, body_limit: usize) -> Response {
         let started = Instant::now();
-        let route = route_label(req.uri().path());
+        let route = crate::telemetry::route_label(req.uri().path());
         // The webhook fills it in as far as it gets; a panic leaves it as
         // it was, and the access line still says which tenant it was.
         let mut record = None;
@@ -132,19 +132,6 @@ impl App {
             // A body to a route that does not read it (not the hot path).
             _ => drained(self.router, req, body_limit.min(DRAIN_BYTES)).await,
         }
-    }
-}
-
-/// The fixed set of routes, as metric labels.
-fn route_label(path: &str) -> Route {
-    match path {
-        "/healthz" => Route::Other("/healthz"),
-        "/readyz" => Route::Other("/readyz"),
-        "/metrics" => Route::Other("/metrics"),
-        "/admin/status" => Route::Other("/admin/status"),
-        p if p.starts_with("/admin/requests") => Route::Other("/admin/requests"),
-        p if p.starts_with("/hooks/") => Route::Webhook,
-        _ => Route::Other("other"),
     }
 }
 
@@ -653,7 +640,7 @@ mod tests {
     /// A handler that panics answers the usual JSON 500, is counted, and
     /// the server goes on serving (on the connection it was on, too).
     #[tokio::test]
-    async fn a_panic_is_a_json_500_counted_and_survived() {
+    async fn a_panic_is_a_json_500_counted_and_survived_and_routes_are_counted() {
         let metrics = crate::telemetry::install();
         let app = App {
             router: Router::new()
@@ -666,7 +653,8 @@ mod tests {
                         "unreached"
                     }),
                 )
-                .route("/fine", get(|| async { "fine" })),
+                .route("/fine", get(|| async { "fine" }))
+                .route("/hooks/{integration}", post(unreachable_hook)),
             state: None,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -699,6 +687,13 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(fine.text().await.unwrap(), "fine");
+            // A webhook path the webhook did not take is counted by route.
+            let get = client
+                .get(format!("http://{addr}/hooks/x"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(get.status(), 405);
             stop.send(()).unwrap();
         };
         let (served, ()) = tokio::join!(server, client);
@@ -707,6 +702,13 @@ mod tests {
             metrics
                 .render()
                 .contains(r#"recado_http_requests_total{route="other",status="500"} 1"#),
+            "{}",
+            metrics.render()
+        );
+        assert!(
+            metrics.render().contains(
+                r#"recado_http_requests_total{route="/hooks/{integration}",status="405"} 1"#
+            ),
             "{}",
             metrics.render()
         );

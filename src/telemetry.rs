@@ -193,30 +193,39 @@ impl RequestRecord {
     }
 }
 
-/// Which route a request took, as a metric label: the webhook, whose
-/// requests are recorded by tenant and integration, or one of the fixed set
-/// of other routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Webhook,
-    Other(&'static str),
+/// The fixed set of routes, as metric labels.
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        "/admin/status" => "/admin/status",
+        p if p.starts_with("/admin/requests") => "/admin/requests",
+        p if p.starts_with("/hooks/") => WEBHOOK_ROUTE,
+        _ => "other",
+    }
 }
+
+const WEBHOOK_ROUTE: &str = "/hooks/{integration}";
 
 /// Records one answered request, whatever its route (the access step of
 /// [`crate::server::App`]'s stack): the webhook's [`RequestRecord`] (metrics
-/// and the access line), or for the other routes a counter by route. A
-/// webhook that panicked is recorded with what its record held by then.
+/// and the access line), or for the other routes (and a webhook path the
+/// webhook did not take, such as a `GET`) a counter by route. A webhook
+/// that panicked before it had a record is recorded as such.
 pub fn record_access(
-    route: Route,
+    route: &'static str,
     record: Option<&RequestRecord>,
     status: http::StatusCode,
     took: Duration,
 ) {
     let status = status.as_u16();
-    match (record, route) {
-        (Some(record), _) => record.finish(status, took),
-        (None, Route::Webhook) => RequestRecord::default().finish(status, took),
-        (None, Route::Other(route)) => {
+    match record {
+        Some(record) => record.finish(status, took),
+        None if route == WEBHOOK_ROUTE && status >= 500 => {
+            RequestRecord::default().finish(status, took)
+        }
+        None => {
             counter!("recado_http_requests_total", "route" => route, "status" => status.to_string())
                 .increment(1);
             tracing::debug!(target: "recado::access", route, status, duration_us = took.as_micros() as u64, "request");

@@ -52,25 +52,28 @@ pub fn token_from<'a>(
     // Byte positions rather than `split`: the query is a few bytes, and a
     // `char` pattern's searcher costs more than the scan.
     if !query.bytes().any(|b| b == b'%' || b == b'+') {
-        let mut rest = query;
-        loop {
-            let (pair, next) = match rest.bytes().position(|b| b == b'&') {
-                Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-                None => (rest, None),
-            };
-            let (key, value) = match pair.bytes().position(|b| b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, ""),
-            };
+        let mut rest = Some(query);
+        while let Some(part) = rest {
+            let (pair, next) = cut(part, b'&');
+            rest = next;
+            let (key, value) = cut(pair, b'=');
             if key == "token" {
-                return Some(value.into());
+                return Some(value.unwrap_or("").into());
             }
-            rest = next?;
         }
+        return None;
     }
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v)
+}
+
+/// `s` split at the first `byte` (an ASCII byte), without the byte.
+fn cut(s: &str, byte: u8) -> (&str, Option<&str>) {
+    match s.bytes().position(|b| b == byte) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    }
 }
 
 #[cfg(test)]
