@@ -151,7 +151,9 @@ async fn pipeline(
     let found = tenant
         .integrations
         .get(integration.as_ref())
-        .ok_or_else(|| ApiError::UnknownIntegration(crate::request::short(&integration)))?;
+        .ok_or_else(|| {
+            ApiError::UnknownIntegration(crate::request::short(&integration).into_owned())
+        })?;
     record.integration = Some(found.clone());
 
     if body.len() > tenant.limits.max_body_bytes {
@@ -293,6 +295,8 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     if kind.eq_ignore_ascii_case("application") && json {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMediaType(crate::request::short(text)))
+        Err(ApiError::UnsupportedMediaType(
+            crate::request::short(text).into_owned(),
+        ))
     }
 }

@@ -97,7 +97,7 @@ struct ServeArgs {
     admin_token: Option<String>,
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, value_enum, default_value = "text", env = "RECADO_LOG_FORMAT")]
-    log_format: LogFormat,
+    log_format: recado::telemetry::LogFormat,
     /// Log contacts' phone numbers and names unmasked (debugging only: they
     /// are personal data).
     #[arg(long, env = "RECADO_LOG_PERSONAL_DATA")]
@@ -197,12 +197,6 @@ enum SchemaKind {
     Tenant,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Every load runs the tests of the files it reads, and refuses a file
@@ -254,16 +248,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let writer = recado::telemetry::CappedLines(recado::telemetry::LogWriter(log_buffer));
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt()
+    // Colours only on a terminal: the writer is a pipe to a thread, so the
+    // subscriber cannot tell by itself.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    recado::telemetry::subscriber(args.log_format, ansi)
         .with_env_filter(filter)
-        // Colours only on a terminal: the writer is a pipe to a thread, so
-        // the subscriber cannot tell by itself.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(writer);
-    match args.log_format {
-        LogFormat::Text => logs.fmt_fields(recado::telemetry::escaping_fields()).init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
-    }
+        .with_writer(writer)
+        .init();
     let metrics = recado::telemetry::install();
     let dir = args.dir.dir.clone();
     let snapshot = config::load_dir(&dir);

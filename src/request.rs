@@ -244,10 +244,15 @@ const MESSAGE_CHARS: usize = 300;
 
 /// `value` as an error message may quote it: at most [`QUOTED_CHARS`]
 /// characters, then `…`.
-pub fn short(value: &str) -> String {
+pub fn short(value: &str) -> std::borrow::Cow<'_, str> {
+    // No more bytes than the limit in characters: nothing to cut (the usual
+    // case, without counting characters).
+    if value.len() <= QUOTED_CHARS {
+        return value.into();
+    }
     match value.char_indices().nth(QUOTED_CHARS) {
-        None => value.to_owned(),
-        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.into(),
+        Some((cut, _)) => format!("{}…", &value[..cut]).into(),
     }
 }
 

@@ -15,10 +15,8 @@ fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
     LOGS.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let sink = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_ansi(false)
+        let _ = recado::telemetry::subscriber(recado::telemetry::LogFormat::Text, false)
             .with_max_level(tracing::Level::DEBUG)
-            .fmt_fields(recado::telemetry::escaping_fields())
             .with_writer(move || Sink(sink.clone()))
             .try_init();
         buf

@@ -219,8 +219,9 @@ pub fn request(client_id: u64, data: serde_json::Value) -> String {
     .to_string()
 }
 
-/// recado's log output, captured for this test binary (`json` picks the
-/// format; the first call in a binary decides).
+/// recado's log output, in the format `recado serve` writes, captured for
+/// this test binary (`json` picks the format; the first call in a binary
+/// decides).
 pub fn captured_logs(json: bool) -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
     use std::sync::{Arc, Mutex, OnceLock};
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
@@ -228,17 +229,15 @@ pub fn captured_logs(json: bool) -> &'static std::sync::Arc<std::sync::Mutex<Vec
         let buf = Arc::new(Mutex::new(Vec::new()));
         let sink = buf.clone();
         let writer = move || LogSink(sink.clone());
-        let logs = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG);
-        let _ = if json {
-            logs.json()
-                .flatten_event(true)
-                .with_writer(writer)
-                .try_init()
+        let format = if json {
+            recado::telemetry::LogFormat::Json
         } else {
-            logs.with_writer(writer).try_init()
+            recado::telemetry::LogFormat::Text
         };
+        let _ = recado::telemetry::subscriber(format, false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(writer)
+            .try_init();
         buf
     })
 }

@@ -3,7 +3,7 @@
 //! call the small recording functions here.
 
 use foldhash::HashMap;
-use std::fmt::Write as _;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -14,6 +14,12 @@ use metrics::{counter, gauge, histogram, Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::config::{Integration, Tenant};
+
+mod format;
+mod logs;
+
+pub use format::{subscriber, LineFormat, LogFormat};
+pub use logs::{CappedLines, LogBuffer, LogFlushGuard, LogLine, LogWriter, MAX_LOG_LINE};
 
 /// Latency buckets (seconds): webhook answers are sub-millisecond unless an
 /// upstream call is involved.
@@ -168,13 +174,20 @@ impl RequestRecord {
         }
 
         // Shortened first: a contact field is as long as the sender likes.
-        let shown = |masked: fn(&str) -> String, s: &str| {
+        fn shown<'a>(personal_data: bool, masked: fn(&str) -> String, s: &'a str) -> Cow<'a, str> {
             let s = crate::request::short(s);
-            if self.personal_data {
+            if personal_data {
                 s
             } else {
-                masked(&s)
+                masked(&s).into()
             }
+        }
+        let (key, name) = match &self.contact {
+            Some((key, name)) => (
+                Some(shown(self.personal_data, mask_phone, key)),
+                Some(shown(self.personal_data, mask_name, name)),
+            ),
+            None => (None, None),
         };
         tracing::info!(
             target: "recado::access",
@@ -185,8 +198,8 @@ impl RequestRecord {
             code = self.error.as_ref().map(|(c, _)| *c),
             duration_us = took.as_micros() as u64,
             messages = self.messages,
-            contact_key = self.contact.as_ref().map(|(k, _)| shown(mask_phone, k)),
-            contact_name = self.contact.as_ref().map(|(_, n)| shown(mask_name, n)),
+            contact_key = key.as_deref(),
+            contact_name = name.as_deref(),
             error = self.error.as_ref().map(|(_, m)| m.as_str()),
             "request"
         );
@@ -233,89 +246,13 @@ pub fn record_access(
     }
 }
 
-/// The longest log line written, in bytes; longer ones are cut, so one
-/// request can never write much log whatever it carries.
-pub const MAX_LOG_LINE: usize = 4096;
-
-/// A writer whose lines are cut at [`MAX_LOG_LINE`] bytes (the formatter
-/// writes one event per `write`).
-#[derive(Debug, Clone)]
-pub struct CappedLines<W>(pub W);
-
-impl<'a, W: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a>
-    for CappedLines<W>
-{
-    type Writer = CappedLines<W::Writer>;
-    fn make_writer(&'a self) -> Self::Writer {
-        CappedLines(self.0.make_writer())
-    }
-}
-
-impl<W: std::io::Write> std::io::Write for CappedLines<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if buf.len() <= MAX_LOG_LINE {
-            self.0.write_all(buf)?;
-            return Ok(buf.len());
-        }
-        let mut cut = MAX_LOG_LINE - 64;
-        // Back to a character boundary: UTF-8 continuation bytes are 10xxxxxx.
-        while cut > 0 && buf[cut] & 0xC0 == 0x80 {
-            cut -= 1;
-        }
-        let mut line = Vec::with_capacity(MAX_LOG_LINE);
-        line.extend_from_slice(&buf[..cut]);
-        let _ = writeln!(line, "…[{} bytes cut]", buf.len() - cut);
-        self.0.write_all(&line)?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
-}
-
-/// The text format's field formatter: like the default one, but control
-/// characters in any value (a `%`-formatted error, the message) are
-/// escaped, so request data can never start a new, forged line or steer a
-/// terminal. (The JSON format escapes them already.)
-pub fn escaping_fields(
-) -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
-    use tracing_subscriber::field::MakeExt;
-    tracing_subscriber::fmt::format::debug_fn(
-        |w: &mut tracing_subscriber::fmt::format::Writer<'_>,
-         field: &tracing::field::Field,
-         value: &dyn std::fmt::Debug| {
-            if field.name() != "message" {
-                write!(w, "{field}=")?;
-            }
-            write!(Escaping(w), "{value:?}")
-        },
-    )
-    .delimited(" ")
-}
-
-struct Escaping<'a, 'w>(&'a mut tracing_subscriber::fmt::format::Writer<'w>);
-
-impl std::fmt::Write for Escaping<'_, '_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let mut rest = s;
-        while let Some(at) = rest.find(|c: char| c.is_control()) {
-            self.0.write_str(&rest[..at])?;
-            let c = rest[at..].chars().next().expect("found at `at`");
-            match c {
-                '\n' => self.0.write_str("\\n")?,
-                '\r' => self.0.write_str("\\r")?,
-                '\t' => self.0.write_str("\\t")?,
-                c => write!(self.0, "\\u{{{:x}}}", c as u32)?,
-            }
-            rest = &rest[at + c.len_utf8()..];
-        }
-        self.0.write_str(rest)
-    }
-}
-
 /// `5513999999999` → `*********9999`: enough to tell contacts apart in a
 /// support conversation, not enough to call them (LGPD).
 pub fn mask_phone(key: &str) -> String {
+    if key.is_ascii() {
+        let keep = key.len().saturating_sub(4);
+        return "*".repeat(keep) + &key[keep..];
+    }
     let n = key.chars().count();
     key.chars()
         .enumerate()
@@ -323,17 +260,17 @@ pub fn mask_phone(key: &str) -> String {
         .collect()
 }
 
-/// `João da Silva` → `J*** d* S****`.
+/// `João da Silva` → `J*** d* S****`: each space-separated word keeps its
+/// first character.
 pub fn mask_name(name: &str) -> String {
-    name.split(' ')
-        .map(|w| {
-            w.chars()
-                .enumerate()
-                .map(|(i, c)| if i == 0 { c } else { '*' })
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = String::with_capacity(name.len());
+    let mut word_start = true;
+    for c in name.chars() {
+        let shown = c == ' ' || word_start;
+        word_start = c == ' ';
+        out.push(if shown { c } else { '*' });
+    }
+    out
 }
 
 /// One upstream call attempt.
@@ -434,127 +371,17 @@ mod tests {
         assert_eq!(mask_phone("5513999999999"), "*********9999");
         assert_eq!(mask_phone("123"), "123");
         assert_eq!(mask_name("João da Silva"), "J*** d* S****");
-    }
-}
-
-/// The log writer of `recado serve`: lines are appended to a buffer and a
-/// background thread writes the buffer out every [`LogBuffer::INTERVAL`] (or
-/// sooner once it holds [`LogBuffer::FLUSH_AT`] bytes). A request pays for a
-/// `memcpy` under an uncontended lock: no channel message, no thread
-/// wake-up and no `write(2)` per line, which at thousands of requests a
-/// second cost more than formatting the line. A stalled stderr never
-/// blocks a request: past [`LogBuffer::LIMIT`] bytes lines are dropped and
-/// counted (`recado_log_lines_dropped_total`).
-pub struct LogBuffer {
-    buf: std::sync::Mutex<Vec<u8>>,
-    wake: std::sync::Condvar,
-    dropped: std::sync::atomic::AtomicU64,
-    stop: std::sync::atomic::AtomicBool,
-}
-
-/// Writes what is left when dropped (at exit).
-pub struct LogFlushGuard(Arc<LogBuffer>, Option<std::thread::JoinHandle<()>>);
-
-impl LogBuffer {
-    pub const INTERVAL: Duration = Duration::from_millis(100);
-    pub const FLUSH_AT: usize = 256 * 1024;
-    pub const LIMIT: usize = 16 * 1024 * 1024;
-
-    /// Starts the writer thread over `out`.
-    pub fn start(mut out: impl std::io::Write + Send + 'static) -> (Arc<LogBuffer>, LogFlushGuard) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let shared = Arc::new(LogBuffer {
-            buf: std::sync::Mutex::new(Vec::with_capacity(Self::FLUSH_AT)),
-            wake: std::sync::Condvar::new(),
-            dropped: std::sync::atomic::AtomicU64::new(0),
-            stop: std::sync::atomic::AtomicBool::new(false),
-        });
-        let me = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("recado-log".into())
-            .spawn(move || {
-                let mut spare = Vec::with_capacity(Self::FLUSH_AT);
-                loop {
-                    let stop = {
-                        let buf = me.buf.lock().unwrap_or_else(|e| e.into_inner());
-                        let (mut buf, _) = me
-                            .wake
-                            .wait_timeout(buf, Self::INTERVAL)
-                            .unwrap_or_else(|e| e.into_inner());
-                        std::mem::swap(&mut *buf, &mut spare);
-                        me.stop.load(Relaxed)
-                    };
-                    if !spare.is_empty() {
-                        let _ = out.write_all(&spare);
-                        let _ = out.flush();
-                        spare.clear();
-                    }
-                    let dropped = me.dropped.swap(0, Relaxed);
-                    if dropped > 0 {
-                        counter!("recado_log_lines_dropped_total").increment(dropped);
-                    }
-                    if stop {
-                        return;
-                    }
-                }
-            })
-            .expect("spawning the log writer thread");
-        (shared.clone(), LogFlushGuard(shared, Some(thread)))
-    }
-}
-
-/// What the subscriber writes one line through.
-pub struct LogLine<'a>(&'a LogBuffer);
-
-impl std::io::Write for LogLine<'_> {
-    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        let shared = self.0;
-        let mut buf = shared.buf.lock().unwrap_or_else(|e| e.into_inner());
-        if buf.len() + line.len() > LogBuffer::LIMIT {
-            shared
-                .dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(line.len());
-        }
-        buf.extend_from_slice(line);
-        if buf.len() >= LogBuffer::FLUSH_AT {
-            shared.wake.notify_one();
-        }
-        Ok(line.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The subscriber's handle on the buffer.
-#[derive(Clone)]
-pub struct LogWriter(pub Arc<LogBuffer>);
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
-    type Writer = LogLine<'a>;
-    fn make_writer(&'a self) -> LogLine<'a> {
-        LogLine(&self.0)
-    }
-}
-
-impl Drop for LogFlushGuard {
-    fn drop(&mut self) {
-        self.0
-            .stop
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        {
-            let _buf = self.0.buf.lock().unwrap_or_else(|e| e.into_inner());
-            self.0.wake.notify_one();
-        }
-        // Wait for the last write, but never hang the exit on a stalled
-        // stderr.
-        if let Some(thread) = self.1.take() {
-            let deadline = Instant::now() + Duration::from_secs(1);
-            while !thread.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-            }
+        assert_eq!(mask_phone("+55 (13) 9999"), "*********9999");
+        assert_eq!(mask_phone("五五一三九九九九"), "****九九九九");
+        assert_eq!(mask_phone(""), "");
+        for (name, masked) in [
+            ("", ""),
+            (" ", " "),
+            ("Ana  Souza ", "A**  S**** "),
+            ("Ébano Ñ", "É**** Ñ"),
+            ("\u{200b}x y", "\u{200b}* y"),
+        ] {
+            assert_eq!(mask_name(name), masked, "{name:?}");
         }
     }
 }
