@@ -347,7 +347,12 @@ pub fn iso_date_in_default_format(iso: &str) -> Option<String> {
     }
     let (year, month, day) = (&iso[0..4], &iso[5..7], &iso[8..10]);
     Date::new(year.parse().ok()?, month.parse().ok()?, day.parse().ok()?).ok()?;
-    Some(format!("{day}/{month}/{year}"))
+    // Not `format!`: its machinery costs more than the check above.
+    let mut out = String::with_capacity(10);
+    for part in [day, "/", month, "/", year] {
+        out.push_str(part);
+    }
+    Some(out)
 }
 
 // What follows reads a value as minijinja-contrib 3.1's `value_to_datetime`
