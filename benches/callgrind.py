@@ -15,6 +15,7 @@ counters and divides by the requests wrk counted. Prints one row per binary.
     python3 benches/callgrind.py [--duration 15] \\
         [--bin NAME=PATH[:DIR]]...   # default: this tree's release build
         [--args "--journal off"]     # extra `serve` flags, for every binary
+        [--rust-log info]            # the access line on (default: warn, off)
 
 DIR is the integrations folder a binary serves (default: the repository's
 test data); an older revision may need its own worktree's `integrations/`.
@@ -55,13 +56,13 @@ def totals(path):
     return [0] * len(EVENTS)
 
 
-def count(binary, folder, extra, seconds):
+def count(binary, folder, extra, seconds, rust_log="warn"):
     port = load.free_port()
     out = Path(tempfile.mkdtemp(prefix="recado-callgrind-")) / "cg"
     cmd = ["valgrind", "--tool=callgrind", "--cache-sim=yes", "--LL=524288,8,64",
            "--separate-threads=yes", f"--callgrind-out-file={out}.%p",
            binary, "serve", "--listen", f"127.0.0.1:{port}", "--dir", str(folder), *extra]
-    proc = subprocess.Popen(cmd, env=dict(os.environ, RUST_LOG="warn"),
+    proc = subprocess.Popen(cmd, env=dict(os.environ, RUST_LOG=rust_log),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         load.wait_for_port(port, proc, timeout=120)
@@ -94,6 +95,8 @@ def main():
     ap.add_argument("--bin", action="append", default=[], metavar="NAME=PATH[:DIR]")
     ap.add_argument("--args", default="", help="extra `serve` flags for every binary")
     ap.add_argument("--duration", type=int, default=15)
+    ap.add_argument("--rust-log", default="warn",
+                    help="RUST_LOG of the servers: `info` turns the access line on")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     bins = []
@@ -107,7 +110,7 @@ def main():
     print("| binary | " + " | ".join(c for c, _ in COLUMNS) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
     for name, path, folder in bins:
-        r = count(path, folder, args.args.split(), args.duration)
+        r = count(path, folder, args.args.split(), args.duration, args.rust_log)
         rows[name] = r
         print(f"| {name} | " + " | ".join(f"{r[e]:,.0f}" for _, e in COLUMNS) + " |", flush=True)
     print("RESULT " + json.dumps(rows))
