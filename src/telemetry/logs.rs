@@ -69,7 +69,8 @@ impl LogBuffer {
     /// Small enough that the two buffers stay in the core's cache: at
     /// 256 KiB each line was written to memory no request had touched for
     /// a while, evicting what the next requests needed (callgrind, access
-    /// line on: 45/40 L2 read/write misses a request at 256 KiB, 39/37 here). A write every 32 KiB is still a hundred lines.
+    /// line on: 45/40 L2 read/write misses a request at 256 KiB, 39/37
+    /// here). A write every 32 KiB is still a hundred lines.
     pub const FLUSH_AT: usize = 32 * 1024;
     pub const LIMIT: usize = 16 * 1024 * 1024;
 
