@@ -10,6 +10,7 @@ Reports medians and the CPU-per-request ratio B/A.
 
     python3 benches/ab.py --base bbcd418 [--rounds 5] [--duration 10]
         [--base-bin PATH]   # use an already built binary for the base
+        [--rate 20000]      # a fixed rate for all, not wrk's closed loop (load.py)
         [--variant "journal-off=--journal off"]  # also this tree with these flags
         [--other NAME=PATH]   # also another revision's release binary (it
                               # serves its worktree's integrations/)
@@ -44,6 +45,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--rate", type=int,
+                    help="a fixed rate (benches/openloop) instead of wrk; see load.py")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--head-args", default="",
                     help="extra `serve` flags for this tree's binary, e.g. \"--journal off\"")

@@ -8,6 +8,16 @@ ratios to the baseline (req/s and server CPU microseconds per request).
 
     python3 benches/load.py [--rounds 3] [--duration 10] [--connections 32]
                             [--log on|off|both] [--log-format text|json|both]
+                            [--rate 20000]
+
+Without `--rate` the load is wrk's, closed-loop: every connection sends its
+next request when the last answer arrives, so each server runs as fast as
+it can (throughput, and CPU per request at saturation). A slower server
+then serves smaller batches per wake-up and wakes a sleeping client more
+often, which both count in its CPU. With `--rate R` the load is
+`benches/openloop`'s: R requests a second at fixed moments, the same for
+every server, so CPU per request is compared at the same batching (pick a
+rate every server sustains; `late` in its output says when one did not).
 
 Rounds interleave the servers (baseline, recado log off, text, json, ...),
 so a noisy machine slows them alike and the ratios stay meaningful.
@@ -39,11 +49,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def build():
     subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "recado"], cwd=ROOT, check=True)
-    subprocess.run(
-        ["cargo", "build", "--release", "--locked",
-         "--manifest-path", str(BENCHES / "baseline-hyper/Cargo.toml"),
-         "--target-dir", str(ROOT / "target/peers")],
-        cwd=ROOT, check=True)
+    for peer in ("baseline-hyper", "openloop"):
+        subprocess.run(
+            ["cargo", "build", "--release", "--locked",
+             "--manifest-path", str(BENCHES / peer / "Cargo.toml"),
+             "--target-dir", str(ROOT / "target/peers")],
+            cwd=ROOT, check=True)
 
 
 def free_port():
@@ -86,6 +97,23 @@ def wrk(url, duration, connections, body_file):
         env=env, capture_output=True, text=True, check=True).stdout
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
+
+
+def openloop(url, duration, connections, body_file, rate):
+    out = subprocess.run(
+        ["taskset", "-c", "1", str(ROOT / "target/peers/release/openloop"), url, str(body_file),
+         str(rate), str(duration), str(connections)],
+        capture_output=True, text=True, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def drive(url, duration, args, body_file):
+    """wrk's closed-loop load, or openloop's fixed rate with `--rate`."""
+    rate = getattr(args, "rate", None)
+    if rate:
+        return openloop(url, duration, args.connections, body_file, rate)
+    return wrk(url, duration, args.connections, body_file)
 
 
 ENRICH_CALL = """enrich:
@@ -157,9 +185,9 @@ def run_one(name, cmd, path, body_file, expected, port, args, rust_log):
         got = post(url, body_file.read_bytes())
         if got != expected:
             raise RuntimeError(f"{name} answered {got}, expected {expected}")
-        wrk(url, 2, args.connections, body_file)  # warm-up
+        drive(url, 2, args, body_file)  # warm-up
         cpu0 = cpu_seconds(proc.pid)
-        res = wrk(url, args.duration, args.connections, body_file)
+        res = drive(url, args.duration, args, body_file)
         cpu = cpu_seconds(proc.pid) - cpu0
         errors = sum(res[k] for k in res if k.startswith("err_"))
         res["cpu_us_per_req"] = cpu * 1e6 / max(res["requests"], 1)
@@ -175,6 +203,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10, help="seconds of load per measurement")
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--rate", type=int,
+                    help="requests per second at fixed moments (benches/openloop) instead of wrk")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--only", help="comma-separated scenario names (the baseline always runs)")
     ap.add_argument("--log", choices=["on", "off", "both"], default="both",
@@ -218,7 +248,8 @@ def run_rounds(args, enrich_root, results):
             r = run_one(name, cmd, path, body, expected, port, args, rust_log)
             results.setdefault(name, []).append(r)
             print(f"round {rnd + 1} {name:28s} {r['rps']:10.0f} req/s  p50 {r['p50_us']:6d} us  "
-                  f"p99 {r['p99_us']:6d} us  cpu {r['cpu_us_per_req']:6.2f} us/req  errors {r['errors']}",
+                  f"p99 {r['p99_us']:6d} us  cpu {r['cpu_us_per_req']:6.2f} us/req  errors {r['errors']}"
+                  + (f"  late {r['late']}" if "late" in r else ""),
                   flush=True)
 
 
@@ -228,7 +259,8 @@ def report(args, results):
 
     base_rps, base_cpu = med("baseline-hyper", "rps"), med("baseline-hyper", "cpu_us_per_req")
     summary = {}
-    print(f"\nmedians of {args.rounds} rounds, {args.duration}s each, {args.connections} connections")
+    load = f"openloop at {args.rate} req/s" if getattr(args, "rate", None) else "wrk"
+    print(f"\nmedians of {args.rounds} rounds, {args.duration}s each, {args.connections} connections, {load}")
     print(f"{'server':28s} {'req/s':>10s} {'p50 us':>7s} {'p99 us':>7s} {'cpu us/req':>10s} "
           f"{'rps ratio':>9s} {'cpu ratio':>9s}")
     for name in results:
