@@ -3,41 +3,10 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use common::{request, TestServer};
 use serde_json::{json, Value};
-
-/// recado's logs in this binary, in the text format `recado serve` writes
-/// (its field formatter included).
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let _ = recado::telemetry::subscriber(recado::telemetry::LogFormat::Text, false)
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || Sink(sink.clone()))
-            .try_init();
-        buf
-    })
-}
-
-fn log_text() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const FORGE: &str = "enrich:\n  c:\n    url: \"http://127.0.0.1:1/x\"\n    query: {v: \"{{ data.v | brl }}\"}\n    on_error: fallback\n    fallback: {}\nmessages:\n  - text: ok\n";
 
@@ -58,7 +27,7 @@ async fn demo() -> (TestServer, tempfile::TempDir) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_250kb_request_writes_under_4kib_of_log() {
-    logs();
+    common::captured_logs(false);
     let (server, _dir) = demo().await;
     let marker = "Q".repeat(250_000);
     let mut body: Value = serde_json::from_str(&request(72, json!({}))).unwrap();
@@ -68,7 +37,7 @@ async fn a_rejected_250kb_request_writes_under_4kib_of_log() {
         .await;
     assert_eq!(status, 400);
     assert!(answer.len() < 1024, "answer of {} bytes", answer.len());
-    let text = log_text();
+    let text = common::logs_text(false);
     let logged: usize = text
         .lines()
         .filter(|l| l.contains("QQQQQQQQQQ"))
@@ -97,7 +66,7 @@ fn an_overlong_log_line_is_cut() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_values_cannot_forge_a_log_line() {
-    logs();
+    common::captured_logs(false);
     let (server, _dir) = demo().await;
     let forged = "\nINFO status=200 forged=1\x1b[31m";
     let mut body: Value = serde_json::from_str(&request(72, json!({}))).unwrap();
@@ -119,7 +88,7 @@ async fn request_values_cannot_forge_a_log_line() {
         .post("/hooks/forge?token=demo-token", body.to_string())
         .await;
     assert_eq!(status, 200);
-    let text = log_text();
+    let text = common::logs_text(false);
     assert!(!text.contains('\x1b'), "an escape sequence reached the log");
     for forged in ["forged=1", "forged=2", "forged=3"] {
         let lines: Vec<&str> = text.lines().filter(|l| l.contains(forged)).collect();
@@ -213,7 +182,7 @@ fn measure_unauthenticated_parse_cost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_never_quotes_the_contact() {
-    logs();
+    common::captured_logs(false);
     let (server, _dir) = demo().await;
     let mut body: Value = serde_json::from_str(&request(72, json!({"v": "x"}))).unwrap();
     body["contact"]["key"] = json!("5511987654321");
@@ -227,7 +196,7 @@ async fn an_error_never_quotes_the_contact() {
         assert!(!answer.contains("5511987654321"), "{answer}");
         assert!(!answer.contains("Zuleica"), "{answer}");
     }
-    let text = log_text();
+    let text = common::logs_text(false);
     assert!(
         !text.contains("5511987654321"),
         "a phone number reached the log"

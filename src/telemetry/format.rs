@@ -67,19 +67,19 @@ where
     ) -> fmt::Result {
         // The line is built in a `String` of this thread, then handed over
         // in one write: `Writer` is a `dyn fmt::Write`, a call per piece.
-        LINE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut line) => {
-                line.clear();
-                self.write_line(&mut line, event)?;
-                w.write_str(&line)
-            }
-            // Only if formatting a value logged an event of its own through
-            // another dispatcher (tracing drops re-entry into this one).
-            Err(_) => {
-                let mut line = String::new();
-                self.write_line(&mut line, event)?;
-                w.write_str(&line)
-            }
+        LINE.with(|cell| {
+            // Busy only if formatting a value logged an event of its own
+            // through another dispatcher (tracing drops re-entry into this
+            // one); that line gets a `String` of its own.
+            let mut spare = String::new();
+            let mut shared = cell.try_borrow_mut();
+            let line = match &mut shared {
+                Ok(line) => &mut **line,
+                Err(_) => &mut spare,
+            };
+            line.clear();
+            self.write_line(line, event)?;
+            w.write_str(line)
         })
     }
 }
@@ -110,8 +110,9 @@ impl LineFormat {
                     l.push(':');
                 });
                 line.push(' ');
-                let mut fields = TextFields {
+                let mut fields = Fields {
                     line,
+                    format: LogFormat::Text,
                     first: true,
                     result: Ok(()),
                 };
@@ -124,8 +125,10 @@ impl LineFormat {
                 line.push_str("\",\"level\":\"");
                 line.push_str(meta.level().as_str());
                 line.push('"');
-                let mut fields = JsonFields {
+                let mut fields = Fields {
                     line,
+                    format: LogFormat::Json,
+                    first: true,
                     result: Ok(()),
                 };
                 event.record(&mut fields);
@@ -218,60 +221,99 @@ fn name(field: &Field) -> Option<&'static str> {
     Some(name.strip_prefix("r#").unwrap_or(name))
 }
 
-/// `message` first and bare, then `name=value`, space-separated; strings
-/// quoted as `{:?}` quotes them, other values as `{:?}` writes them, with
-/// control characters escaped.
-struct TextFields<'a> {
+/// An event's fields, in either format:
+/// - text: `message` first and bare, then `name=value`, space-separated;
+///   strings quoted as `{:?}` quotes them, other values as `{:?}` writes
+///   them, with control characters escaped;
+/// - JSON: `,"name":value` per field, as tracing-serde writes them: strings,
+///   64-bit integers, booleans and floats as JSON values, anything else
+///   (128-bit integers too) as the JSON string of its `{:?}`.
+struct Fields<'a> {
     line: &'a mut String,
+    format: LogFormat,
     first: bool,
     result: fmt::Result,
 }
 
-impl TextFields<'_> {
+impl Fields<'_> {
     fn field(&mut self, field: &Field, value: impl FnOnce(&mut String) -> fmt::Result) {
         let Some(name) = name(field) else { return };
         if self.result.is_err() {
             return;
         }
-        if !std::mem::take(&mut self.first) {
-            self.line.push(' ');
-        }
-        if name != "message" {
-            self.line.push_str(name);
-            self.line.push('=');
+        match self.format {
+            LogFormat::Text => {
+                if !std::mem::take(&mut self.first) {
+                    self.line.push(' ');
+                }
+                if name != "message" {
+                    self.line.push_str(name);
+                    self.line.push('=');
+                }
+            }
+            LogFormat::Json => {
+                // A Rust identifier: nothing in it needs escaping.
+                self.line.push_str(",\"");
+                self.line.push_str(name);
+                self.line.push_str("\":");
+            }
         }
         self.result = value(self.line);
     }
+
+    /// A value written the same way in both formats.
+    fn plain(&mut self, field: &Field, text: &str) {
+        self.field(field, |l| {
+            l.push_str(text);
+            Ok(())
+        });
+    }
 }
 
-impl Visit for TextFields<'_> {
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.field(field, |l| debug_str(l, value));
+        match self.format {
+            LogFormat::Text => self.field(field, |l| debug_str(l, value)),
+            LogFormat::Json => self.field(field, |l| {
+                json_string(l, value);
+                Ok(())
+            }),
+        }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |l| {
-            l.push_str(itoa::Buffer::new().format(value));
-            Ok(())
-        });
+        self.plain(field, itoa::Buffer::new().format(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |l| {
-            l.push_str(itoa::Buffer::new().format(value));
-            Ok(())
-        });
+        self.plain(field, itoa::Buffer::new().format(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |l| {
-            l.push_str(if value { "true" } else { "false" });
-            Ok(())
-        });
+        self.plain(field, if value { "true" } else { "false" });
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        match self.format {
+            LogFormat::Text => self.record_debug(field, &value),
+            // Rare (no recado event has one): serde_json's own number format.
+            LogFormat::Json => match serde_json::to_string(&value) {
+                Ok(number) => self.plain(field, &number),
+                Err(_) => self.result = Err(fmt::Error),
+            },
+        }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.field(field, |l| write!(Escaping(l), "{value:?}"));
+        match self.format {
+            LogFormat::Text => self.field(field, |l| write!(Escaping(l), "{value:?}")),
+            LogFormat::Json => self.field(field, |l| {
+                l.push('"');
+                write!(JsonEscaping(l), "{value:?}")?;
+                l.push('"');
+                Ok(())
+            }),
+        }
     }
 }
 
@@ -310,76 +352,6 @@ impl Write for Escaping<'_> {
         }
         self.0.push_str(rest);
         Ok(())
-    }
-}
-
-/// `,"name":value` per field, as tracing-serde writes them: strings,
-/// 64-bit integers, booleans and floats as JSON values, anything else (128-bit
-/// integers too) as the JSON string of its `{:?}`.
-struct JsonFields<'a> {
-    line: &'a mut String,
-    result: fmt::Result,
-}
-
-impl JsonFields<'_> {
-    fn field(&mut self, field: &Field, value: impl FnOnce(&mut String) -> fmt::Result) {
-        let Some(name) = name(field) else { return };
-        if self.result.is_err() {
-            return;
-        }
-        self.line.push(',');
-        // A Rust identifier: nothing in it needs escaping.
-        self.line.push('"');
-        self.line.push_str(name);
-        self.line.push_str("\":");
-        self.result = value(self.line);
-    }
-}
-
-impl Visit for JsonFields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.field(field, |l| {
-            json_string(l, value);
-            Ok(())
-        });
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |l| {
-            l.push_str(itoa::Buffer::new().format(value));
-            Ok(())
-        });
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |l| {
-            l.push_str(itoa::Buffer::new().format(value));
-            Ok(())
-        });
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |l| {
-            l.push_str(if value { "true" } else { "false" });
-            Ok(())
-        });
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        // Rare (no recado event has one): serde_json's own number format.
-        self.field(field, |l| {
-            l.push_str(&serde_json::to_string(&value).map_err(|_| fmt::Error)?);
-            Ok(())
-        });
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.field(field, |l| {
-            l.push('"');
-            write!(JsonEscaping(l), "{value:?}")?;
-            l.push('"');
-            Ok(())
-        });
     }
 }
 
