@@ -6,6 +6,7 @@
 //! line are the stack's ([`crate::server::App`]), from the [`RequestRecord`]
 //! the webhook fills in.
 
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use crate::error::ApiError;
 use crate::output::Message;
 use crate::render::{render, request_context};
 use crate::request::{Envelope, PlatformRequest};
-use crate::state::AppState;
+use crate::state::{AppState, IntegrationState};
 use crate::telemetry::{RequestRecord, TenantMetrics};
 use crate::tenant::{authenticate, token_from};
 
@@ -45,9 +46,11 @@ pub async fn hook(
         personal_data: app.settings.log_personal_data,
         ..RequestRecord::default()
     });
-    // The journal's: the body, the answer, each upstream call.
+    // The journal's: the body, the answer, each upstream call, and the
+    // integration's ring once the integration is known.
     let mut journaled = None;
     let calls = app.journal.as_ref().map(|_| CallLog::default());
+    let mut handles = None;
     // A client that trickles its body must not hold a worker's attention
     // forever (stalled headers are the connection watchdog's). The body has
     // nearly always arrived with the headers: the timer is only set up
@@ -67,7 +70,7 @@ pub async fn hook(
             let snapshot = app.config.load_full();
             journaled = app.journal.as_ref().and(body.as_ref().ok().cloned());
             let calls = calls.as_ref();
-            pipeline(app, &snapshot, &parts, body, record, calls).await
+            pipeline(app, &snapshot, &parts, body, record, &mut handles, calls).await
         }
     };
     let mut answer = None;
@@ -89,8 +92,10 @@ pub async fn hook(
             e.into_response()
         }
     };
-    if let (Some(journal), Some(body)) = (&app.journal, journaled) {
-        journal.record(record, resp.status().as_u16(), started, body, answer, calls);
+    let ring = handles.as_ref().and_then(|h| h.journal.as_ref());
+    if let (Some(journal), Some(ring), Some(body)) = (&app.journal, ring, journaled) {
+        let status = resp.status().as_u16();
+        journal.record(ring, record, status, started, body, answer, calls);
     }
     resp
 }
@@ -107,13 +112,15 @@ fn integration_name(parts: &Parts) -> std::borrow::Cow<'_, str> {
 }
 
 /// receive → validate request → tenant → enrich → render (+ validate output) → respond.
-/// Fills `record` in as it goes, for the log line and the metrics.
+/// Fills `record` in as it goes, for the log line and the metrics, and
+/// `handles` with the integration's once it is found, for the journal.
 async fn pipeline(
     app: &AppState,
     snapshot: &Snapshot,
     parts: &Parts,
     body: Result<Bytes, tower::BoxError>,
     record: &mut RequestRecord,
+    handles: &mut Option<Arc<IntegrationState>>,
     calls: Option<&CallLog>,
 ) -> Result<Vec<u8>, ApiError> {
     let limit = app.settings.body_limit;
@@ -146,7 +153,6 @@ async fn pipeline(
     let req = envelope.into_request()?;
     let state = app.tenants.of(&tenant);
     record.tenant = Some(tenant.clone());
-    record.metrics = Some(state.metrics.clone());
     let integration = integration_name(parts);
     let found = tenant
         .integrations
@@ -155,6 +161,9 @@ async fn pipeline(
             ApiError::UnknownIntegration(crate::request::short(&integration).into_owned())
         })?;
     record.integration = Some(found.clone());
+    let own = state.integration(&tenant.name, &found.name, app.journal.as_deref());
+    record.metrics = Some(own.metrics.clone());
+    *handles = Some(own);
 
     if body.len() > tenant.limits.max_body_bytes {
         return Err(ApiError::PayloadTooLarge {
@@ -164,7 +173,9 @@ async fn pipeline(
     // Each tenant has its own slots: one tenant's flood waits on its own
     // limit and never takes the others' capacity.
     let _slot = state.in_flight.try_acquire().map_err(|_| ApiError::Busy)?;
-    app.upstream.set_tenants(snapshot.tenants.len());
+    if !found.program.borrow_dependent().calls.is_empty() {
+        app.upstream.set_tenants(snapshot.tenants.len());
+    }
     let messages =
         produce_logged(&app.upstream, &tenant, &state.metrics, found, &req, calls).await?;
     record.messages = Some(messages.len());

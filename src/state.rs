@@ -1,6 +1,7 @@
 //! What every request handler shares: the current config, the server's
 //! settings, the upstream client, and the request-time state of each tenant
-//! (its concurrency slots and metric handles). That state lives here, keyed by
+//! (its concurrency slots, and its integrations' metric handles and journal
+//! rings). That state lives here, keyed by
 //! tenant, so the config stays inert data that a reload can replace whole.
 
 use foldhash::HashMap;
@@ -16,9 +17,9 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Snapshot, Tenant};
 use crate::enrich::{Upstream, DEFAULT_CACHE_BYTES};
-use crate::journal::{Journal, JournalSettings, StoreError};
+use crate::journal::{Journal, JournalSettings, RingRef, StoreError};
 use crate::studio::session::Sessions;
-use crate::telemetry::TenantMetrics;
+use crate::telemetry::{IntegrationMetrics, TenantMetrics};
 
 /// Largest request body accepted. The platform's requests are a few hundred
 /// bytes; the payload an operator types is small too.
@@ -184,6 +185,47 @@ pub struct TenantState {
     /// Permits for this tenant's requests in flight.
     pub in_flight: Arc<Semaphore>,
     pub metrics: Arc<TenantMetrics>,
+    /// Each integration's handles, by name; kept when the state is renewed.
+    integrations: Arc<RwLock<HashMap<String, Arc<IntegrationState>>>>,
+}
+
+/// What a request of one integration records into, found once per
+/// integration so that a request looks up one name, not one per handle.
+pub struct IntegrationState {
+    pub metrics: Arc<IntegrationMetrics>,
+    /// Its journal ring (`None` with the journal off).
+    pub journal: Option<RingRef>,
+}
+
+impl TenantState {
+    /// The handles of `integration` of `tenant` (this state's tenant),
+    /// made on its first request.
+    pub fn integration(
+        &self,
+        tenant: &str,
+        integration: &str,
+        journal: Option<&Journal>,
+    ) -> Arc<IntegrationState> {
+        if let Some(s) = self
+            .integrations
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(integration)
+        {
+            return s.clone();
+        }
+        self.integrations
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(integration.to_owned())
+            .or_insert_with(|| {
+                Arc::new(IntegrationState {
+                    metrics: Arc::new(IntegrationMetrics::new(tenant, integration)),
+                    journal: journal.map(|j| j.ring_of(tenant, integration)),
+                })
+            })
+            .clone()
+    }
 }
 
 /// [`TenantState`] by tenant name.
@@ -202,10 +244,10 @@ impl TenantStates {
             }
         }
         let mut states = self.0.write().unwrap_or_else(|e| e.into_inner());
-        let metrics = states
+        let (metrics, integrations) = states
             .get(&tenant.name)
-            .map(|s| s.metrics.clone())
-            .unwrap_or_else(|| Arc::new(TenantMetrics::new(&tenant.name)));
+            .map(|s| (s.metrics.clone(), s.integrations.clone()))
+            .unwrap_or_else(|| (Arc::new(TenantMetrics::new(&tenant.name)), Arc::default()));
         let state = states
             .entry(tenant.name.clone())
             .and_modify(|s| {
@@ -214,6 +256,7 @@ impl TenantStates {
                         concurrency: limit,
                         in_flight: Arc::new(Semaphore::new(limit as usize)),
                         metrics: metrics.clone(),
+                        integrations: integrations.clone(),
                     });
                 }
             })
@@ -222,6 +265,7 @@ impl TenantStates {
                     concurrency: limit,
                     in_flight: Arc::new(Semaphore::new(limit as usize)),
                     metrics,
+                    integrations,
                 })
             });
         state.clone()

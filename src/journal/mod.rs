@@ -10,7 +10,9 @@
 //! were chosen by whoever sent them, and the access log already has them.
 //!
 //! Recording is one lock of the integration's ring and a push of an
-//! `Arc<Entry>`; views (masking, JSON) are built only when an admin asks.
+//! `Arc<Entry>`; the ring is found once per integration, not per request
+//! ([`RingRef`], kept in [`crate::state::TenantState`]). Views (masking,
+//! JSON) are built only when an admin asks.
 //! With `--journal-file`, the entries are also kept in a file ([`store`]),
 //! written by a thread of its own, and read back at start.
 
@@ -21,13 +23,14 @@ use std::collections::{BTreeMap, VecDeque};
 use foldhash::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
+use crate::config::Integration;
 use crate::enrich::{CallLog, CallOutcome};
 use crate::telemetry::{mask_name, mask_phone, RequestRecord};
 
@@ -103,6 +106,10 @@ struct Ring {
     integration: Arc<str>,
     /// The last version seen, shared by its entries.
     version: Option<(Arc<str>, Arc<str>)>,
+    /// The integration (config) that version was taken from: while a
+    /// request's integration is this one, the version is the same without
+    /// comparing strings. `Weak` keeps the address from being reused.
+    seen: Weak<Integration>,
     entries: VecDeque<Arc<Entry>>,
     bytes: usize,
 }
@@ -121,6 +128,18 @@ impl Ring {
         }
     }
 
+    /// [`Ring::share`] of a request's integration.
+    fn share_of(&mut self, integration: &Arc<Integration>) -> (Arc<str>, Arc<str>) {
+        if let (true, Some((f, v))) = (
+            std::ptr::eq(self.seen.as_ptr(), Arc::as_ptr(integration)),
+            &self.version,
+        ) {
+            return (f.clone(), v.clone());
+        }
+        self.seen = Arc::downgrade(integration);
+        self.share(&integration.file, &integration.hash)
+    }
+
     fn push(&mut self, entry: Arc<Entry>, limits: &JournalSettings) {
         self.bytes += entry.size;
         let at = entry.at;
@@ -129,8 +148,10 @@ impl Ring {
     }
 
     fn prune(&mut self, limits: &JournalSettings, now: SystemTime) {
+        // One subtraction, then comparisons: entries older than this go.
+        let cutoff = now.checked_sub(limits.age);
         while let Some(front) = self.entries.front() {
-            let old = now.duration_since(front.at).unwrap_or_default() > limits.age;
+            let old = cutoff.is_some_and(|c| front.at < c);
             if !(old || self.entries.len() > limits.entries || self.bytes > limits.bytes) {
                 break;
             }
@@ -141,6 +162,11 @@ impl Ring {
 }
 
 type Rings = HashMap<String, HashMap<String, Arc<Mutex<Ring>>>>;
+
+/// One integration's ring, found once ([`Journal::ring_of`]) and kept by the
+/// request-time state, so recording a request looks nothing up.
+#[derive(Clone)]
+pub struct RingRef(Arc<Mutex<Ring>>);
 
 /// The journal: a ring per integration, and the last shadow check of each.
 pub struct Journal {
@@ -210,6 +236,12 @@ impl Journal {
         &self.settings
     }
 
+    /// The ring of `integration` of `tenant`, made on first use. Rings are
+    /// never removed, so a [`RingRef`] stays the one queries read.
+    pub fn ring_of(&self, tenant: &str, integration: &str) -> RingRef {
+        RingRef(self.ring(tenant, integration))
+    }
+
     fn ring(&self, tenant: &str, integration: &str) -> Arc<Mutex<Ring>> {
         if let Some(r) = self
             .rings
@@ -230,6 +262,7 @@ impl Journal {
                     tenant: tenant.into(),
                     integration: integration.into(),
                     version: None,
+                    seen: Weak::new(),
                     entries: VecDeque::new(),
                     bytes: 0,
                 }))
@@ -237,10 +270,12 @@ impl Journal {
             .clone()
     }
 
-    /// Records one answered webhook. Only requests that reached an
-    /// integration are kept (see the module's documentation).
+    /// Records one answered webhook in `ring`, the ring of the request's
+    /// integration. Only requests that reached an integration are kept (see
+    /// the module's documentation).
     pub fn record(
         &self,
+        ring: &RingRef,
         record: &RequestRecord,
         status: u16,
         started: Instant,
@@ -273,9 +308,9 @@ impl Journal {
                 .sum::<usize>();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let at = SystemTime::now();
-        let ring = self.ring(&tenant.name, &integration.name);
-        let mut ring = lock(&ring);
-        let (file, version) = ring.share(&integration.file, &integration.hash);
+        let mut ring = lock(&ring.0);
+        debug_assert!(*ring.tenant == *tenant.name && *ring.integration == *integration.name);
+        let (file, version) = ring.share_of(integration);
         let entry = Arc::new(Entry {
             seq,
             at,

@@ -2,10 +2,9 @@
 //! structured log line per request. Beside the request path; the stages only
 //! call the small recording functions here.
 
-use foldhash::HashMap;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -59,8 +58,8 @@ pub fn install() -> &'static PrometheusHandle {
 pub struct RequestRecord {
     pub request_id: Option<u64>,
     pub tenant: Option<Arc<Tenant>>,
-    /// The tenant's metric handles; set with `tenant`.
-    pub metrics: Option<Arc<TenantMetrics>>,
+    /// The integration's metric handles; set with `integration`.
+    pub metrics: Option<Arc<IntegrationMetrics>>,
     /// Only set when the tenant has that integration: a label must never take
     /// a value an outsider chose.
     pub integration: Option<Arc<Integration>>,
@@ -81,15 +80,15 @@ pub fn access_log_enabled() -> bool {
 
 /// Metric handles of one integration's successful requests, registered once
 /// (a labelled lookup per request would cost more than the rest of the
-/// bookkeeping together).
+/// bookkeeping together) and kept in [`crate::state::TenantState`].
 #[derive(Debug)]
-struct IntegrationMetrics {
+pub struct IntegrationMetrics {
     ok: Counter,
     duration: Histogram,
 }
 
 impl IntegrationMetrics {
-    fn new(tenant: &str, integration: &str) -> IntegrationMetrics {
+    pub fn new(tenant: &str, integration: &str) -> IntegrationMetrics {
         let labels = [
             ("tenant", tenant.to_owned()),
             ("integration", integration.to_owned()),
@@ -107,19 +106,15 @@ impl IntegrationMetrics {
 /// config versions (the labels are the same).
 #[derive(Debug)]
 pub struct TenantMetrics {
-    tenant: String,
     cache_hits: Counter,
     cache_misses: Counter,
-    integrations: RwLock<HashMap<String, Arc<IntegrationMetrics>>>,
 }
 
 impl TenantMetrics {
     pub fn new(tenant: &str) -> TenantMetrics {
         TenantMetrics {
-            tenant: tenant.to_owned(),
             cache_hits: counter!("recado_cache_hits_total", "tenant" => tenant.to_owned()),
             cache_misses: counter!("recado_cache_misses_total", "tenant" => tenant.to_owned()),
-            integrations: RwLock::default(),
         }
     }
 
@@ -131,23 +126,6 @@ impl TenantMetrics {
         }
         .increment(1);
     }
-
-    fn integration(&self, name: &str) -> Arc<IntegrationMetrics> {
-        if let Some(m) = self
-            .integrations
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
-            return m.clone();
-        }
-        self.integrations
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(IntegrationMetrics::new(&self.tenant, name)))
-            .clone()
-    }
 }
 
 impl RequestRecord {
@@ -155,9 +133,8 @@ impl RequestRecord {
     pub fn finish(&self, status: u16, took: Duration) {
         let tenant = self.tenant.as_deref().map_or("-", |t| t.name.as_str());
         let integration = self.integration.as_deref().map_or("-", |i| i.name.as_str());
-        match (&self.integration, &self.metrics, status) {
-            (Some(i), Some(m), 200) => {
-                let m = m.integration(&i.name);
+        match (&self.metrics, status) {
+            (Some(m), 200) => {
                 m.ok.increment(1);
                 m.duration.record(took.as_secs_f64());
             }
