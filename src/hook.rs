@@ -21,6 +21,7 @@ use minijinja::context;
 use crate::config::{Integration, Limits, Snapshot, Tenant};
 use crate::enrich::{CallLog, Upstream};
 use crate::error::ApiError;
+use crate::journal::Exchange;
 use crate::output::Message;
 use crate::render::{render, request_context};
 use crate::request::{Envelope, PlatformRequest};
@@ -94,8 +95,13 @@ pub async fn hook(
     };
     let ring = handles.as_ref().and_then(|h| h.journal.as_ref());
     if let (Some(journal), Some(ring), Some(body)) = (&app.journal, ring, journaled) {
-        let status = resp.status().as_u16();
-        journal.record(ring, record, status, started, body, answer, calls);
+        let exchange = Exchange {
+            status: resp.status().as_u16(),
+            started,
+            body,
+            answer,
+        };
+        journal.record(ring, record, exchange, calls);
     }
     resp
 }

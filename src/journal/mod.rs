@@ -63,6 +63,17 @@ impl Default for JournalSettings {
     }
 }
 
+/// What [`Journal::record`] keeps of one webhook beside its record.
+pub struct Exchange {
+    pub status: u16,
+    /// When the request arrived.
+    pub started: Instant,
+    /// The request body as received.
+    pub body: Bytes,
+    /// The JSON answered (`None` for an error).
+    pub answer: Option<Bytes>,
+}
+
 /// One webhook answered.
 #[derive(Debug)]
 pub struct Entry {
@@ -277,15 +288,18 @@ impl Journal {
         &self,
         ring: &RingRef,
         record: &RequestRecord,
-        status: u16,
-        started: Instant,
-        body: Bytes,
-        answer: Option<Bytes>,
+        exchange: Exchange,
         calls: Option<CallLog>,
     ) {
         let (Some(tenant), Some(integration)) = (&record.tenant, &record.integration) else {
             return;
         };
+        let Exchange {
+            status,
+            started,
+            body,
+            answer,
+        } = exchange;
         let took = started.elapsed();
         let calls = calls
             .map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner()))
