@@ -36,80 +36,74 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// from the stack of [`crate::server::App`], which started the request at
 /// `started`. Answers the messages, or the error; either way `record` says
 /// how far the request got, for the stack's access step.
-///
-/// Not an `async fn`: the future would keep the whole request beside the
-/// parts taken from it, for the whole request (rust-lang/rust#62958); the
-/// `async` block below holds only the parts, in place.
-pub fn hook(
-    app: AppState,
+pub async fn hook(
+    app: &AppState,
     request: hyper::Request<Incoming>,
     started: Instant,
     record: &mut Option<RequestRecord>,
-) -> impl std::future::Future<Output = Response> + Send + '_ {
+) -> Response {
     let (parts, body) = request.into_parts();
     let record = record.insert(RequestRecord {
         personal_data: app.settings.log_personal_data,
         ..RequestRecord::default()
     });
-    async move {
-        // The journal's: the body, the answer, each upstream call, and the
-        // integration's ring once the integration is known.
-        let mut journaled = None;
-        let calls = app.journal.as_ref().map(|_| CallLog::default());
-        let mut handles = None;
-        // A client that trickles its body must not hold a worker's attention
-        // forever (stalled headers are the connection watchdog's). The body has
-        // nearly always arrived with the headers: the timer is only set up
-        // when it has not.
-        let mut collect = std::pin::pin!(Limited::new(body, app.settings.body_limit).collect());
-        let collected = match futures_util::poll!(collect.as_mut()) {
-            Poll::Ready(body) => Ok(body),
-            Poll::Pending => {
-                tokio::time::timeout_at((started + BODY_READ_TIMEOUT).into(), collect).await
-            }
-        };
-        let result = match collected {
-            Err(_) => Err(ApiError::BodyTimeout(BODY_READ_TIMEOUT)),
-            Ok(body) => {
-                let body = body.map(|c| c.to_bytes());
-                // One snapshot for the whole request, even if a reload lands meanwhile.
-                let snapshot = app.config.load_full();
-                journaled = app.journal.as_ref().and(body.as_ref().ok().cloned());
-                let calls = calls.as_ref();
-                pipeline(&app, &snapshot, &parts, body, record, &mut handles, calls).await
-            }
-        };
-        let mut answer = None;
-        let resp = match result {
-            Ok(json) => {
-                let json = Bytes::from(json);
-                if journaled.is_some() {
-                    answer = Some(json.clone());
-                }
-                let mut resp = Response::new(axum::body::Body::from(json));
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                resp
-            }
-            Err(e) => {
-                record.error = Some((e.code(), e.to_string()));
-                e.into_response()
-            }
-        };
-        let ring = handles.as_ref().and_then(|h| h.journal.as_ref());
-        if let (Some(journal), Some(ring), Some(body)) = (&app.journal, ring, journaled) {
-            let exchange = Exchange {
-                status: resp.status().as_u16(),
-                started,
-                body,
-                answer,
-            };
-            journal.record(ring, record, exchange, calls);
+    // The journal's: the body, the answer, each upstream call, and the
+    // integration's ring once the integration is known.
+    let mut journaled = None;
+    let calls = app.journal.as_ref().map(|_| CallLog::default());
+    let mut handles = None;
+    // A client that trickles its body must not hold a worker's attention
+    // forever (stalled headers are the connection watchdog's). The body has
+    // nearly always arrived with the headers: the timer is only set up
+    // when it has not.
+    let mut collect = std::pin::pin!(Limited::new(body, app.settings.body_limit).collect());
+    let collected = match futures_util::poll!(collect.as_mut()) {
+        Poll::Ready(body) => Ok(body),
+        Poll::Pending => {
+            tokio::time::timeout_at((started + BODY_READ_TIMEOUT).into(), collect).await
         }
-        resp
+    };
+    let result = match collected {
+        Err(_) => Err(ApiError::BodyTimeout(BODY_READ_TIMEOUT)),
+        Ok(body) => {
+            let body = body.map(|c| c.to_bytes());
+            // One snapshot for the whole request, even if a reload lands meanwhile.
+            let snapshot = app.config.load_full();
+            journaled = app.journal.as_ref().and(body.as_ref().ok().cloned());
+            let calls = calls.as_ref();
+            pipeline(app, &snapshot, &parts, body, record, &mut handles, calls).await
+        }
+    };
+    let mut answer = None;
+    let resp = match result {
+        Ok(json) => {
+            let json = Bytes::from(json);
+            if journaled.is_some() {
+                answer = Some(json.clone());
+            }
+            let mut resp = Response::new(axum::body::Body::from(json));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => {
+            record.error = Some((e.code(), e.to_string()));
+            e.into_response()
+        }
+    };
+    let ring = handles.as_ref().and_then(|h| h.journal.as_ref());
+    if let (Some(journal), Some(ring), Some(body)) = (&app.journal, ring, journaled) {
+        let exchange = Exchange {
+            status: resp.status().as_u16(),
+            started,
+            body,
+            answer,
+        };
+        journal.record(ring, record, exchange, calls);
     }
+    resp
 }
 
 /// `/hooks/{integration}` → the integration's name, percent-decoded. Read

@@ -116,31 +116,21 @@ impl App {
         response
     }
 
-    /// The route's future. Not an `async fn`: one would keep its own copy
-    /// of the request beside the copy its callee holds, for the whole
-    /// request (rust-lang/rust#62958), and every request's future is
-    /// written whole into fresh memory.
-    fn dispatch(
+    async fn dispatch(
         self,
         req: hyper::Request<Incoming>,
         body_limit: usize,
         started: Instant,
         record: &mut Option<RequestRecord>,
-    ) -> impl Future<Output = Response> + Send + '_ {
-        use futures_util::future::Either;
+    ) -> Response {
         match self.state {
-            Some(state) if is_webhook(&req) => Either::Left(hook(state, req, started, record)),
-            _ if hyper::body::Body::is_end_stream(req.body()) => Either::Right(Either::Left(
-                self.router
-                    .oneshot(req.map(axum::body::Body::new))
-                    .map(IntoResponse::into_response),
-            )),
+            Some(state) if is_webhook(&req) => hook(&state, req, started, record).await,
+            _ if hyper::body::Body::is_end_stream(req.body()) => {
+                let answer = self.router.oneshot(req.map(axum::body::Body::new)).await;
+                answer.into_response()
+            }
             // A body to a route that does not read it (not the hot path).
-            _ => Either::Right(Either::Right(drained(
-                self.router,
-                req,
-                body_limit.min(DRAIN_BYTES),
-            ))),
+            _ => drained(self.router, req, body_limit.min(DRAIN_BYTES)).await,
         }
     }
 }
