@@ -1,8 +1,8 @@
 //! What every request handler shares: the current config, the server's
 //! settings, the upstream client, and the request-time state of each tenant
 //! (its concurrency slots, and its integrations' metric handles and journal
-//! rings). That state lives here, keyed by
-//! tenant, so the config stays inert data that a reload can replace whole.
+//! rings). That state lives here, keyed by tenant, so the config stays inert
+//! data that a reload can replace whole.
 
 use foldhash::HashMap;
 use std::path::PathBuf;
