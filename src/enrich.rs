@@ -297,55 +297,52 @@ impl Upstream {
         log: Option<&CallLog>,
     ) -> Result<Value, EnrichError> {
         let compiled = integration.program.borrow_dependent();
-        {
-            let mut answers: BTreeMap<String, Value> = BTreeMap::new();
-            let levels = compiled
-                .calls
-                .iter()
-                .map(|c| c.level)
-                .max()
-                .map_or(0, |m| m + 1);
-            for level in 0..levels {
-                let ctx = context! {
-                    enrich => Value::from(answers.clone()),
-                    secrets => tenant.secrets.0.clone(),
-                    ..vars.clone()
+        let mut answers: BTreeMap<String, Value> = BTreeMap::new();
+        let levels = compiled
+            .calls
+            .iter()
+            .map(|c| c.level)
+            .max()
+            .map_or(0, |m| m + 1);
+        for level in 0..levels {
+            let ctx = context! {
+                enrich => Value::from(answers.clone()),
+                secrets => tenant.secrets.0.clone(),
+                ..vars.clone()
+            };
+            let calls: Vec<&CompiledCall<'_>> =
+                compiled.calls.iter().filter(|c| c.level == level).collect();
+            let results = match calls.as_slice() {
+                [one] => vec![self.timed(tenant, metrics, integration, one, &ctx).await],
+                many => {
+                    futures_util::future::join_all(
+                        many.iter()
+                            .map(|c| self.timed(tenant, metrics, integration, c, &ctx)),
+                    )
+                    .await
+                }
+            };
+            for (call, (result, cached, took)) in calls.into_iter().zip(results) {
+                let outcome = match &result {
+                    Ok(_) => "ok",
+                    Err(e) => e.kind(),
                 };
-                let calls: Vec<&CompiledCall<'_>> =
-                    compiled.calls.iter().filter(|c| c.level == level).collect();
-                let results = match calls.as_slice() {
-                    [one] => vec![self.timed(tenant, metrics, integration, one, &ctx).await],
-                    many => {
-                        futures_util::future::join_all(
-                            many.iter()
-                                .map(|c| self.timed(tenant, metrics, integration, c, &ctx)),
-                        )
-                        .await
+                let (value, bytes) = match (result, &call.fallback) {
+                    (Ok(a), _) => (a.value, a.bytes as usize),
+                    (Err(e), Some(fallback)) => {
+                        tracing::warn!(integration = %integration.file, call = %call.name, error = %e, "upstream call failed; using its fallback");
+                        (fallback.clone(), 0)
+                    }
+                    (Err(e), None) => {
+                        log_call(log, call, outcome, took, cached, None, 0);
+                        return Err(e);
                     }
                 };
-                for (call, (result, cached, took)) in calls.into_iter().zip(results) {
-                    let outcome = match &result {
-                        Ok(_) => "ok",
-                        Err(e) => e.kind(),
-                    };
-                    let (value, bytes) = match (result, &call.fallback) {
-                        (Ok(a), _) => (Some(a.value), a.bytes as usize),
-                        (Err(e), Some(fallback)) => {
-                            tracing::warn!(integration = %integration.file, call = %call.name, error = %e, "upstream call failed; using its fallback");
-                            (Some(fallback.clone()), 0)
-                        }
-                        (Err(e), None) => {
-                            log_call(log, call, outcome, took, cached, None, 0);
-                            return Err(e);
-                        }
-                    };
-                    let value = value.unwrap_or_default();
-                    log_call(log, call, outcome, took, cached, Some(&value), bytes);
-                    answers.insert(call.name.clone(), value);
-                }
+                log_call(log, call, outcome, took, cached, Some(&value), bytes);
+                answers.insert(call.name.clone(), value);
             }
-            Ok(Value::from(answers))
         }
+        Ok(Value::from(answers))
     }
 
     /// [`Upstream::call`] and how long it took.

@@ -143,14 +143,14 @@ impl<'a> Envelope<'a> {
         })?;
         if body.len() <= ONE_PASS_BYTES {
             if let Ok(whole) = serde_json::from_str::<PlatformRequest>(text) {
-                check(&whole.contact)?;
-                return Ok(Envelope {
-                    id: whole.id,
-                    client_id: whole.client_id,
-                    origin: whole.origin,
-                    contact: whole.contact,
-                    data: Data::Parsed(whole.data),
-                });
+                let PlatformRequest {
+                    id,
+                    client_id,
+                    origin,
+                    contact,
+                    data,
+                } = whole;
+                return Envelope::checked(id, client_id, origin, contact, Data::Parsed(data));
             }
         }
         // Fast path without path tracking; only a body with a wrong field
@@ -166,13 +166,31 @@ impl<'a> Envelope<'a> {
             }
             Err(_) => return Err(Self::explain(text)),
         };
-        check(&scanned.contact)?;
+        let ScannedBody {
+            id,
+            client_id,
+            origin,
+            contact,
+            data,
+        } = scanned;
+        Envelope::checked(id, client_id, origin, contact, Data::Scanned(data))
+    }
+
+    /// The envelope, once the rules serde cannot check hold.
+    fn checked(
+        id: NumericId,
+        client_id: NumericId,
+        origin: Origin,
+        contact: Contact,
+        data: Data<'a>,
+    ) -> Result<Envelope<'a>, RequestError> {
+        check(&contact)?;
         Ok(Envelope {
-            id: scanned.id,
-            client_id: scanned.client_id,
-            origin: scanned.origin,
-            contact: scanned.contact,
-            data: Data::Scanned(scanned.data),
+            id,
+            client_id,
+            origin,
+            contact,
+            data,
         })
     }
 

@@ -244,30 +244,21 @@ impl TenantStates {
             }
         }
         let mut states = self.0.write().unwrap_or_else(|e| e.into_inner());
-        let (metrics, integrations) = states
-            .get(&tenant.name)
+        let old = states.get(&tenant.name);
+        if let Some(s) = old.filter(|s| s.concurrency == limit) {
+            return s.clone(); // another request made it meanwhile
+        }
+        // A renewed state keeps the tenant's metrics and integrations' handles.
+        let (metrics, integrations) = old
             .map(|s| (s.metrics.clone(), s.integrations.clone()))
             .unwrap_or_else(|| (Arc::new(TenantMetrics::new(&tenant.name)), Arc::default()));
-        let state = states
-            .entry(tenant.name.clone())
-            .and_modify(|s| {
-                if s.concurrency != limit {
-                    *s = Arc::new(TenantState {
-                        concurrency: limit,
-                        in_flight: Arc::new(Semaphore::new(limit as usize)),
-                        metrics: metrics.clone(),
-                        integrations: integrations.clone(),
-                    });
-                }
-            })
-            .or_insert_with(|| {
-                Arc::new(TenantState {
-                    concurrency: limit,
-                    in_flight: Arc::new(Semaphore::new(limit as usize)),
-                    metrics,
-                    integrations,
-                })
-            });
-        state.clone()
+        let state = Arc::new(TenantState {
+            concurrency: limit,
+            in_flight: Arc::new(Semaphore::new(limit as usize)),
+            metrics,
+            integrations,
+        });
+        states.insert(tenant.name.clone(), state.clone());
+        state
     }
 }

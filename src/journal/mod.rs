@@ -253,16 +253,9 @@ impl Journal {
         RingRef(self.ring(tenant, integration))
     }
 
+    // Not on the request path (an integration's first request, and loading
+    // the file), so the write lock is taken at once.
     fn ring(&self, tenant: &str, integration: &str) -> Arc<Mutex<Ring>> {
-        if let Some(r) = self
-            .rings
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(tenant)
-            .and_then(|t| t.get(integration))
-        {
-            return r.clone();
-        }
         let mut rings = self.rings.write().unwrap_or_else(|e| e.into_inner());
         rings
             .entry(tenant.to_owned())

@@ -138,28 +138,14 @@ impl TryFrom<RawMessage> for MessageSpec {
     type Error = String;
 
     fn try_from(raw: RawMessage) -> Result<Self, String> {
-        let mut contents = Vec::new();
-        for (kind, value) in [
-            (QrKind::Text, raw.text),
-            (QrKind::File, raw.file),
-            (QrKind::Image, raw.image),
-            (QrKind::Audio, raw.audio),
-        ] {
-            if let Some(value) = value {
-                contents.push(Content::Qr { kind, value });
-            }
-        }
-        if let Some(t) = raw.template {
-            contents.push(Content::Template(t));
-        }
-        if contents.len() != 1 {
-            return Err(format!(
-                "a message needs exactly one of {}, found {}",
-                content_keys(),
-                contents.len()
-            ));
-        }
-        let content = contents.pop().expect("checked above");
+        let content = match one_content(
+            "a message",
+            [raw.text, raw.file, raw.image, raw.audio],
+            raw.template,
+        )? {
+            Ok((kind, value)) => Content::Qr { kind, value },
+            Err(template) => Content::Template(template),
+        };
 
         let for_each = match (raw.for_each, raw.as_name) {
             (Some(list), name) => {
@@ -215,6 +201,42 @@ impl MessageSpec {
 }
 
 /// `` `text`, `file`, `image`, `audio` or `template` ``, from the kinds.
+/// The one content key of a message or an expected message, given in
+/// [`QrKind::ALL`]'s order (`text`, `file`, `image`, `audio`) then
+/// `template`: the QR-code kind and its value, or the template (`Err`).
+pub(crate) fn one_content<S, T>(
+    what: &str,
+    qr: [Option<S>; 4],
+    template: Option<T>,
+) -> Result<Result<(QrKind, S), T>, String> {
+    let mut found: Vec<Result<(QrKind, S), T>> = QrKind::ALL
+        .into_iter()
+        .zip(qr)
+        .filter_map(|(kind, value)| Some(Ok((kind, value?))))
+        .collect();
+    found.extend(template.map(Err));
+    if found.len() == 1 {
+        return Ok(found.pop().expect("one"));
+    }
+    let keys: Vec<String> = found
+        .iter()
+        .map(|c| match c {
+            Ok((kind, _)) => format!("`{}`", kind.key()),
+            Err(_) => format!("`{TEMPLATE_KEY}`"),
+        })
+        .collect();
+    Err(if keys.is_empty() {
+        format!("{what} needs one of {}, found none", content_keys())
+    } else {
+        format!(
+            "{what} needs exactly one of {}, found {}: each goes in a list item of its own, e.g. `- {}: …`",
+            content_keys(),
+            keys.join(" and "),
+            keys[1].trim_matches('`'),
+        )
+    })
+}
+
 pub fn content_keys() -> String {
     let keys: Vec<String> = QrKind::ALL
         .iter()

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer};
 
-use super::message::{content_keys, QrKind, TEMPLATE_KEY};
+use super::message::{one_content, QrKind, TEMPLATE_KEY};
 use super::values::checked_map;
 
 /// One entry of `tests:`.
@@ -151,27 +151,16 @@ impl TryFrom<RawExpected> for ExpectedMessage {
     type Error = String;
 
     fn try_from(raw: RawExpected) -> Result<Self, String> {
-        let mut found = Vec::new();
-        for (kind, value) in [
-            (QrKind::Text, raw.text),
-            (QrKind::File, raw.file),
-            (QrKind::Image, raw.image),
-            (QrKind::Audio, raw.audio),
-        ] {
-            if let Some(value) = value {
-                found.push(ExpectedMessage::Qr { kind, value });
-            }
-        }
-        if let Some(t) = raw.template {
-            found.push(ExpectedMessage::Template(t));
-        }
-        match found.len() {
-            1 => Ok(found.pop().expect("one")),
-            n => Err(format!(
-                "an expected message needs exactly one of {}, found {n}",
-                content_keys()
-            )),
-        }
+        Ok(
+            match one_content(
+                "an expected message",
+                [raw.text, raw.file, raw.image, raw.audio],
+                raw.template,
+            )? {
+                Ok((kind, value)) => ExpectedMessage::Qr { kind, value },
+                Err(template) => ExpectedMessage::Template(template),
+            },
+        )
     }
 }
 
