@@ -16,6 +16,7 @@ pub mod filters;
 pub mod guard;
 pub mod hook;
 pub mod journal;
+pub mod lockout;
 pub mod ops;
 pub mod output;
 pub mod render;

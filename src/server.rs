@@ -30,6 +30,7 @@ use tower::ServiceExt;
 use crate::admin;
 use crate::error::ApiError;
 use crate::hook::hook;
+use crate::lockout::Peer;
 use crate::ops;
 use crate::state::{AppState, Settings};
 use crate::telemetry::RequestRecord;
@@ -72,7 +73,41 @@ fn routes(state: AppState) -> Router {
         .merge(crate::studio::routes())
         .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            sign_ins,
+        ))
         .with_state(state)
+}
+
+/// Operators' tokens (`/admin/*`, `/metrics`, `/studio`) are guessed at most
+/// [`crate::lockout::LIMIT`] times a minute from one address: a request that
+/// presents one (an `Authorization` header, or the studio's sign-in form)
+/// from an address locked out gets 429 without its token being looked at,
+/// and a 401 answer to one counts as a failure. The webhook is not here
+/// (see [`crate::lockout`]).
+async fn sign_ins(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    peer: Peer,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let sign_in = req.uri().path() == crate::studio::LOGIN_PATH;
+    if !sign_in && !req.headers().contains_key(header::AUTHORIZATION) {
+        return next.run(req).await;
+    }
+    if let Err(locked) = state.lockout.check(peer) {
+        return if sign_in {
+            crate::studio::locked_out(locked)
+        } else {
+            locked.into_response()
+        };
+    }
+    let resp = next.run(req).await;
+    if resp.status() == axum::http::StatusCode::UNAUTHORIZED {
+        state.lockout.failed(peer);
+    }
+    resp
 }
 
 /// Never called: [`is_webhook`] takes every POST this route matches (one
@@ -97,13 +132,18 @@ fn is_webhook<B>(req: &hyper::Request<B>) -> bool {
 
 impl App {
     /// Answers one request: access record → panic guard → dispatch.
-    async fn respond(self, req: hyper::Request<Incoming>, body_limit: usize) -> Response {
+    async fn respond(
+        self,
+        req: hyper::Request<Incoming>,
+        body_limit: usize,
+        peer: Peer,
+    ) -> Response {
         let started = Instant::now();
         let route = crate::telemetry::route_label(req.uri().path());
         // The webhook fills it in as far as it gets; a panic leaves it as
         // it was, and the access line still says which tenant it was.
         let mut record = None;
-        let answer = AssertUnwindSafe(self.dispatch(req, body_limit, started, &mut record))
+        let answer = AssertUnwindSafe(self.dispatch(req, body_limit, peer, started, &mut record))
             .catch_unwind()
             .await;
         let response = answer.unwrap_or_else(panicked);
@@ -118,19 +158,23 @@ impl App {
 
     async fn dispatch(
         self,
-        req: hyper::Request<Incoming>,
+        mut req: hyper::Request<Incoming>,
         body_limit: usize,
+        peer: Peer,
         started: Instant,
         record: &mut Option<RequestRecord>,
     ) -> Response {
-        match self.state {
-            Some(state) if is_webhook(&req) => hook(&state, req, started, record).await,
-            _ if hyper::body::Body::is_end_stream(req.body()) => {
-                let answer = self.router.oneshot(req.map(axum::body::Body::new)).await;
-                answer.into_response()
-            }
+        if let (Some(state), true) = (&self.state, is_webhook(&req)) {
+            return hook(state, req, started, record).await;
+        }
+        // The routes that check operators' tokens need the client's address.
+        req.extensions_mut().insert(peer);
+        if hyper::body::Body::is_end_stream(req.body()) {
+            let answer = self.router.oneshot(req.map(axum::body::Body::new)).await;
+            answer.into_response()
+        } else {
             // A body to a route that does not read it (not the hot path).
-            _ => drained(self.router, req, body_limit.min(DRAIN_BYTES)).await,
+            drained(self.router, req, body_limit.min(DRAIN_BYTES)).await
         }
     }
 }
@@ -511,9 +555,9 @@ async fn serve_stack(
     let (stop, stopping) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, addr)) => (stream, Peer(addr.ip())),
                 Err(e) => {
                     // Out of file descriptors and the like: wait, don't die.
                     tracing::warn!(error = %e, "accept failed");
@@ -546,7 +590,7 @@ async fn serve_stack(
         };
         let conn = http.serve_connection(
             TokioIo::new(socket),
-            service(app.clone(), activity.clone(), settings.body_limit),
+            service(app.clone(), activity.clone(), settings.body_limit, peer),
         );
         let conn = Graceful {
             conn,
@@ -590,6 +634,7 @@ fn service(
     app: App,
     activity: Arc<Activity>,
     body_limit: usize,
+    peer: Peer,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = Response,
@@ -602,7 +647,7 @@ fn service(
         // memory the allocator just freed (in cache), where a slot kept per
         // connection is cold by the time that connection's next request
         // comes (measured: fewer data-cache misses per request).
-        let answer = Box::pin(app.clone().respond(req, body_limit));
+        let answer = Box::pin(app.clone().respond(req, body_limit, peer));
         async move {
             let _busy = busy;
             Ok(answer.await)

@@ -137,6 +137,8 @@ pub struct Shared {
     pub studio: Arc<Sessions>,
     /// The last rendered `/metrics` page, served again for a second.
     pub scrapes: Arc<crate::telemetry::MetricsCache>,
+    /// Failed sign-ins to the operators' routes, by client address.
+    pub lockout: crate::lockout::Lockout,
 }
 
 impl AppState {
@@ -163,6 +165,7 @@ impl AppState {
             metrics: None,
             studio: Arc::default(),
             scrapes: Arc::default(),
+            lockout: Default::default(),
         })))
     }
 

@@ -555,6 +555,110 @@ async fn the_samples_are_the_files_tests_and_the_journals_requests_masked() {
     server.stop().await;
 }
 
+/// Guessing operators' tokens: ten wrong ones a minute from one address,
+/// then 429 for every attempt (the right token too) on every route that
+/// takes one. Requests without a token, and webhooks, are not held back.
+#[tokio::test]
+async fn guessing_tokens_is_locked_out_after_ten_failures() {
+    let dir = two_tenants();
+    let server = start(dir.path()).await;
+    let login = |token: &'static str| {
+        client()
+            .post(server.url("/studio/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"))
+            .send()
+    };
+    // Wrong webhook tokens do not count: the platform shares addresses.
+    for _ in 0..15 {
+        let body = common::request(
+            72,
+            json!({"valor": 1, "vencimento": "2026-12-10", "boleto_url": "https://example.com/b.pdf", "pedido": "A"}),
+        );
+        let (status, _, _) = server
+            .post_raw("/hooks/boleto?token=wrong-token", body)
+            .await;
+        assert_eq!(status, 401);
+    }
+    // Nor does browsing without a token.
+    for _ in 0..15 {
+        assert_eq!(get(&server, "/studio", &[]).await.0, 200);
+    }
+    let (status, _, _) = get(
+        &server,
+        "/admin/status",
+        &[("authorization", &format!("Bearer {ADMIN}"))],
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Ten wrong tokens, on three routes that take one.
+    for i in 0..10 {
+        let status = match i % 3 {
+            0 => login("not-the-token").await.unwrap().status().as_u16(),
+            1 => {
+                get(
+                    &server,
+                    "/admin/status",
+                    &[("authorization", "Bearer not-the-token")],
+                )
+                .await
+                .0
+            }
+            _ => {
+                get(
+                    &server,
+                    "/studio",
+                    &[("authorization", "Bearer not-the-token")],
+                )
+                .await
+                .0
+            }
+        };
+        assert_eq!(status, 401, "attempt {i}");
+    }
+    // Locked out: the right tokens are refused without being looked at.
+    let resp = login(DEMO).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=6).contains(&retry), "Retry-After: {retry}");
+    assert!(resp.text().await.unwrap().contains("Muitas tentativas"));
+    let (status, headers, body) = get(
+        &server,
+        "/admin/status",
+        &[("authorization", &format!("Bearer {ADMIN}"))],
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "too_many_failures", "{body}");
+    assert!(!body.to_string().contains(ADMIN));
+    let (status, _, _) = get(
+        &server,
+        "/metrics",
+        &[("authorization", &format!("Bearer {ADMIN}"))],
+    )
+    .await;
+    assert_eq!(status, 429);
+    // What needs no token still works, and so do webhooks.
+    assert_eq!(get(&server, "/studio", &[]).await.0, 200);
+    assert_eq!(get(&server, "/healthz", &[]).await.0, 200);
+    let body = common::request(
+        72,
+        json!({"valor": 1, "vencimento": "2026-12-10", "boleto_url": "https://example.com/b.pdf", "pedido": "A"}),
+    );
+    let (status, _, _) = server
+        .post_raw("/hooks/boleto?token=demo-token", body)
+        .await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
 /// The sample (`data-sample`, HTML-unescaped) of the picker's option whose
 /// label contains `label`.
 fn sample_in(picker: &str, label: &str) -> Value {

@@ -31,6 +31,9 @@ use session::{Session, Who};
 /// The session cookie's name.
 pub const COOKIE: &str = "recado_studio";
 
+/// Where the sign-in form posts its token.
+pub const LOGIN_PATH: &str = "/studio/login";
+
 const CSS: &str = include_str!("assets/studio.css");
 const JS: &str = include_str!("assets/studio.js");
 
@@ -43,7 +46,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/studio", get(pages::home))
         .route("/studio/", get(pages::home))
-        .route("/studio/login", post(login))
+        .route(LOGIN_PATH, post(login))
         .route("/studio/logout", post(logout))
         .route("/studio/t/{tenant}", get(pages::tenant))
         .route(
@@ -246,6 +249,23 @@ async fn login(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     resp.headers_mut().insert(
         header::SET_COOKIE,
         cookie(&id, session::SESSION_TTL.as_secs(), secure(&app, &headers)),
+    );
+    resp
+}
+
+/// The sign-in page when the browser's address is locked out
+/// ([`crate::lockout`]): 429, and when to try again.
+pub fn locked_out(locked: crate::lockout::Locked) -> Response {
+    let mut resp = html::login(
+        StatusCode::TOO_MANY_REQUESTS,
+        Some(&format!(
+            "Muitas tentativas com token errado deste endereço; tente de novo em {} s.",
+            locked.retry_after.as_secs()
+        )),
+    );
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(locked.retry_after.as_secs()),
     );
     resp
 }

@@ -20,7 +20,13 @@ use crate::state::AppState;
 pub async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let snapshot = app.config.load();
     let Some(v) = viewer(&app, &snapshot, &headers) else {
-        return html::login(StatusCode::OK, None);
+        // A wrong token is a failed sign-in (counted: `crate::lockout`).
+        let status = if headers.contains_key(axum::http::header::AUTHORIZATION) {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        };
+        return html::login(status, None);
     };
     if let Who::Tenant { name, .. } = &v.who {
         return redirect(&format!("/studio/t/{}", seg(name)));
