@@ -129,6 +129,12 @@ struct ServeArgs {
     /// limit.
     #[arg(long, default_value_t = recado::state::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Connections one client address may have open at once; more are
+    /// closed at accept (counted in `recado_connections_refused_per_ip_total`).
+    /// 0, the default: no limit but `--max-connections`. Set it above the
+    /// platform's own concurrency: a refused connection is a message not sent.
+    #[arg(long, default_value_t = 0)]
+    max_connections_per_ip: usize,
     /// Token for `GET /metrics` (Bearer); the admin token is accepted too.
     /// Without either, `/metrics` is only on `--metrics-listen`.
     #[arg(long, env = "RECADO_METRICS_TOKEN", hide_env_values = true)]
@@ -311,6 +317,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         header_timeout: args.header_timeout,
         max_header_bytes: args.max_header_bytes,
         max_connections: connection_cap(args.max_connections),
+        max_connections_per_ip: args.max_connections_per_ip,
         metrics_token: args.metrics_token.as_deref().map(AdminToken::new),
         journal: (args.journal == OnOff::On).then_some(recado::journal::JournalSettings {
             entries: args.journal_size,

@@ -3,8 +3,10 @@
 //! every request goes through, with the cross-cutting layers (access record,
 //! panics) composed once in [`app`]. The webhook itself is [`crate::hook`].
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
@@ -479,16 +481,53 @@ async fn watchdog(
     }
 }
 
-/// A connection's place under `--max-connections`, and its count in the
+/// A connection's place under `--max-connections` (and under
+/// `--max-connections-per-ip`, when set), and its count in the
 /// `recado_connections` gauge, until dropped.
 struct Slot {
     _permit: OwnedSemaphorePermit,
     gauge: Gauge,
+    address: Option<(Arc<PerAddress>, IpAddr)>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.gauge.decrement(1.0);
+        if let Some((per, ip)) = &self.address {
+            per.release(*ip);
+        }
+    }
+}
+
+/// Connections open per client address, for `--max-connections-per-ip`:
+/// one client cannot take every slot of `--max-connections`. Off by
+/// default: the platform opens many connections from a few addresses when a
+/// scheduled message fires, and a refused connection is a message not sent.
+struct PerAddress {
+    limit: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerAddress {
+    /// Takes a place for `ip`, unless it already has `limit` connections.
+    fn take(&self, ip: IpAddr) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.limit {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let std::collections::hash_map::Entry::Occupied(mut e) = open.entry(ip) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
     }
 }
 
@@ -552,6 +591,13 @@ async fn serve_stack(
     let slots = Arc::new(Semaphore::new(capacity));
     let open = gauge!("recado_connections");
     let refused = counter!("recado_connections_refused_total");
+    let refused_per_ip = counter!("recado_connections_refused_per_ip_total");
+    let per_address = (settings.max_connections_per_ip > 0).then(|| {
+        Arc::new(PerAddress {
+            limit: settings.max_connections_per_ip,
+            open: Mutex::default(),
+        })
+    });
     let (stop, stopping) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -567,7 +613,20 @@ async fn serve_stack(
             },
             () = &mut shutdown => break,
         };
+        let address = match &per_address {
+            Some(per) if !per.take(peer.0) => {
+                refused_per_ip.increment(1);
+                tracing::debug!(peer = %peer.0, "--max-connections-per-ip reached; closing a new connection");
+                drop(stream);
+                continue;
+            }
+            Some(per) => Some((per.clone(), peer.0)),
+            None => None,
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
+            if let Some((per, ip)) = address {
+                per.release(ip);
+            }
             // Closed at once: the descriptor and its buffers are back, and
             // the client learns now rather than after a timeout.
             refused.increment(1);
@@ -579,6 +638,7 @@ async fn serve_stack(
         let slot = Slot {
             _permit: permit,
             gauge: open.clone(),
+            address,
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::default());

@@ -62,6 +62,9 @@ pub struct Settings {
     pub max_header_bytes: usize,
     /// Connections open at once, per listener; more are closed at accept.
     pub max_connections: usize,
+    /// Connections one client address may have open at once, per listener;
+    /// 0 (the default) for no limit but `max_connections`.
+    pub max_connections_per_ip: usize,
     /// Guards `GET /metrics` on the main listener (the admin token is
     /// accepted too). Without either, `/metrics` is only served on the
     /// metrics listener (`--metrics-listen`), if any.
@@ -85,6 +88,7 @@ impl Default for Settings {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: 0,
             metrics_token: None,
             journal: Some(JournalSettings::default()),
             journal_file: None,

@@ -448,6 +448,55 @@ async fn connections_over_the_cap_are_refused_and_the_slot_comes_back() {
     server.stop().await;
 }
 
+/// `--max-connections-per-ip`: one address cannot hold more than its share;
+/// another address is still served, and a place frees when a connection
+/// closes.
+#[tokio::test]
+async fn connections_over_the_per_address_cap_are_refused() {
+    let server =
+        TestServer::start_with(&common::fixtures(), |s| s.max_connections_per_ip = 2).await;
+    let mut a = TcpStream::connect(server.addr).await.unwrap();
+    let mut b = TcpStream::connect(server.addr).await.unwrap();
+    for s in [&mut a, &mut b] {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(read_response(s).await.unwrap().0, 200);
+    }
+    // A third from the same address: accepted by the kernel, closed at once.
+    let mut c = TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(GUARD, c.read(&mut buf)).await.unwrap();
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    // Another address (all of 127/8 is loopback) is served.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = socket.connect(server.addr).await.unwrap();
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut other).await.unwrap().0, 200);
+    // The first address gets a place back when one of its connections closes.
+    drop(a);
+    tokio::time::timeout(GUARD, async {
+        loop {
+            let mut d = TcpStream::connect(server.addr).await.unwrap();
+            let _ = d
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                .await;
+            if read_response(&mut d).await.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the freed place serves a new connection");
+    drop(b);
+    server.stop().await;
+}
+
 /// The figures of issue #13, by hand (not a pass/fail test: speed belongs
 /// in benches): `ulimit -n 8192; cargo test --release --test connections
 /// -- --ignored --nocapture`.

@@ -21,7 +21,27 @@ const PHONE: &str = "5513999999999";
 const PERSONAL: &[&str] = &["5513999999999", "13999999999", "João", "JOÃO", "Silva"];
 
 async fn start(dir: &Path) -> TestServer {
-    TestServer::start_with(dir, |s| s.admin_token = Some(AdminToken::new(ADMIN))).await
+    start_with(dir, |_| {}).await
+}
+
+/// With the admin token, and the settings adjusted by `configure`.
+async fn start_with(
+    dir: &Path,
+    configure: impl FnOnce(&mut recado::state::Settings),
+) -> TestServer {
+    TestServer::start_with(dir, |s| {
+        s.admin_token = Some(AdminToken::new(ADMIN));
+        configure(s);
+    })
+    .await
+}
+
+/// Posts [`boleto_request`] to the demo tenant's boleto; the status.
+async fn post_boleto(server: &TestServer, id: u64, data: Value) -> u16 {
+    server
+        .post("/hooks/boleto?token=demo-token", boleto_request(id, data))
+        .await
+        .0
 }
 
 async fn admin(
@@ -188,18 +208,8 @@ async fn entries_are_listed_filtered_masked_and_need_the_admin_token() {
 #[tokio::test]
 async fn personal_data_shows_only_when_asked() {
     let dir = integrations_with(&[]);
-    let server = TestServer::start_with(dir.path(), |s| {
-        s.admin_token = Some(AdminToken::new(ADMIN));
-        s.log_personal_data = true;
-    })
-    .await;
-    let (status, _) = server
-        .post(
-            "/hooks/boleto?token=demo-token",
-            boleto_request(7, boleto_data()),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let server = start_with(dir.path(), |s| s.log_personal_data = true).await;
+    assert_eq!(post_boleto(&server, 7, boleto_data()).await, 200);
     let (_, text) = admin(&server, "GET", "/admin/requests", Some(ADMIN)).await;
     assert!(text.contains("Olá, João!"), "{text}");
     server.stop().await;
@@ -208,18 +218,8 @@ async fn personal_data_shows_only_when_asked() {
 #[tokio::test]
 async fn journal_off_records_nothing() {
     let dir = integrations_with(&[]);
-    let server = TestServer::start_with(dir.path(), |s| {
-        s.admin_token = Some(AdminToken::new(ADMIN));
-        s.journal = None;
-    })
-    .await;
-    let (status, _) = server
-        .post(
-            "/hooks/boleto?token=demo-token",
-            boleto_request(7, boleto_data()),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let server = start_with(dir.path(), |s| s.journal = None).await;
+    assert_eq!(post_boleto(&server, 7, boleto_data()).await, 200);
     assert!(server.state.journal.is_none());
     let (status, _) = admin(&server, "GET", "/admin/requests", Some(ADMIN)).await;
     assert_eq!(status, 404);
@@ -230,13 +230,7 @@ async fn journal_off_records_nothing() {
 async fn replay_after_an_edit_shows_the_diff() {
     let dir = integrations_with(&[]);
     let server = start(dir.path()).await;
-    let (status, _) = server
-        .post(
-            "/hooks/boleto?token=demo-token",
-            boleto_request(5, boleto_data()),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(post_boleto(&server, 5, boleto_data()).await, 200);
     let list = admin_json(&server, "GET", "/admin/requests").await;
     let entry = list["entries"][0]["entry"].as_str().unwrap().to_owned();
 
@@ -397,13 +391,7 @@ async fn upstream_calls_are_recorded_and_an_entry_becomes_a_test() {
 async fn a_failed_entry_becomes_an_expect_error_test() {
     let dir = integrations_with(&[]);
     let server = start(dir.path()).await;
-    let (status, _) = server
-        .post(
-            "/hooks/boleto?token=demo-token",
-            boleto_request(11, json!({"valor": "x"})),
-        )
-        .await;
-    assert_eq!(status, 422);
+    assert_eq!(post_boleto(&server, 11, json!({"valor": "x"})).await, 422);
     let list = admin_json(&server, "GET", "/admin/requests").await;
     let entry = list["entries"][0]["entry"].as_str().unwrap().to_owned();
     let (status, yaml) = admin(
@@ -567,8 +555,7 @@ async fn shadow_check_blocks_an_edit_that_fails_answered_requests() {
 #[tokio::test]
 async fn the_journal_stays_within_its_bounds() {
     let dir = integrations_with(&[]);
-    let server = TestServer::start_with(dir.path(), |s| {
-        s.admin_token = Some(AdminToken::new(ADMIN));
+    let server = start_with(dir.path(), |s| {
         s.journal = Some(recado::journal::JournalSettings {
             entries: 5,
             ..Default::default()
@@ -576,12 +563,7 @@ async fn the_journal_stays_within_its_bounds() {
     })
     .await;
     for id in 0..12 {
-        server
-            .post(
-                "/hooks/boleto?token=demo-token",
-                boleto_request(id, boleto_data()),
-            )
-            .await;
+        post_boleto(&server, id, boleto_data()).await;
     }
     let list = admin_json(&server, "GET", "/admin/requests?limit=100").await;
     let ids: Vec<_> = list["entries"]
@@ -601,8 +583,7 @@ async fn start_durable(
     file: &Path,
     configure: impl FnOnce(&mut recado::state::Settings),
 ) -> TestServer {
-    TestServer::start_with(dir, |s| {
-        s.admin_token = Some(AdminToken::new(ADMIN));
+    start_with(dir, |s| {
         s.journal_file = Some(file.to_owned());
         configure(s);
     })
@@ -729,12 +710,7 @@ async fn the_journal_file_keeps_its_bounds_per_integration() {
     };
     let server = start_durable(dir.path(), &file, three).await;
     for id in 0..5 {
-        server
-            .post(
-                "/hooks/boleto?token=demo-token",
-                boleto_request(id, boleto_data()),
-            )
-            .await;
+        post_boleto(&server, id, boleto_data()).await;
     }
     for id in 10..12 {
         server
@@ -808,13 +784,7 @@ async fn without_a_journal_file_nothing_is_written() {
         .map(|e| e.unwrap().file_name())
         .collect();
     let server = start(dir.path()).await;
-    let (status, _) = server
-        .post(
-            "/hooks/boleto?token=demo-token",
-            boleto_request(7, boleto_data()),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(post_boleto(&server, 7, boleto_data()).await, 200);
     let journal = server.state.journal.clone().unwrap();
     journal.flush();
     assert_eq!(journal.recent("demo", "boleto", 10).len(), 1);
