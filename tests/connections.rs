@@ -431,20 +431,7 @@ async fn connections_over_the_cap_are_refused_and_the_slot_comes_back() {
         .unwrap();
     assert_eq!(read_response(&mut a).await.unwrap().0, 200);
     drop(a);
-    tokio::time::timeout(GUARD, async {
-        loop {
-            let mut d = TcpStream::connect(server.addr).await.unwrap();
-            let _ = d
-                .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-                .await;
-            if read_response(&mut d).await.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the freed slot serves a new connection");
+    served_again(&server).await;
     server.stop().await;
 }
 
@@ -479,6 +466,14 @@ async fn connections_over_the_per_address_cap_are_refused() {
     assert_eq!(read_response(&mut other).await.unwrap().0, 200);
     // The first address gets a place back when one of its connections closes.
     drop(a);
+    served_again(&server).await;
+    drop(b);
+    server.stop().await;
+}
+
+/// Waits until a new connection is served again (a place freed by a
+/// close is back once the server has seen the close).
+async fn served_again(server: &TestServer) {
     tokio::time::timeout(GUARD, async {
         loop {
             let mut d = TcpStream::connect(server.addr).await.unwrap();
@@ -492,9 +487,7 @@ async fn connections_over_the_per_address_cap_are_refused() {
         }
     })
     .await
-    .expect("the freed place serves a new connection");
-    drop(b);
-    server.stop().await;
+    .expect("a freed place serves a new connection");
 }
 
 /// The figures of issue #13, by hand (not a pass/fail test: speed belongs
