@@ -12,7 +12,6 @@ the ratio, not the absolute numbers.
 import argparse
 import statistics
 import subprocess
-import os
 import sys
 from pathlib import Path
 
@@ -34,13 +33,8 @@ def vm_rss_kib(pid):
 
 def rss_run(args, body, expected, path):
     port = load.free_port()
-    env = dict(os.environ, RUST_LOG="warn")
-    proc = subprocess.Popen(["taskset", "-c", "0", *recado_cmd(port, "on")], cwd=load.ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        load.wait_for_port(port, proc)
-        url = f"http://127.0.0.1:{port}{path}"
-        assert load.post(url, body.read_bytes()) == expected
+    cmd = recado_cmd(port, "on")
+    with load.serving("journal-on", cmd, path, body, expected, port, "warn") as (proc, url):
         total, marks = 0, {}
         while total < args.requests:
             res = load.wrk(url, 2, args.connections, body)
@@ -49,9 +43,6 @@ def rss_run(args, body, expected, path):
                 marks["first"] = (total, vm_rss_kib(proc.pid))
         marks["last"] = (total, vm_rss_kib(proc.pid))
         return marks
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def main():

@@ -26,6 +26,7 @@ Needs wrk and taskset (`apt-get install wrk util-linux`). Traffic goes to
 127.0.0.1 only.
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -175,7 +176,10 @@ def scenarios(port, enrich_root, args):
     return out
 
 
-def run_one(name, cmd, path, body_file, expected, port, args, rust_log):
+@contextlib.contextmanager
+def serving(name, cmd, path, body_file, expected, port, rust_log):
+    """Starts `cmd` pinned to CPU 0, checks its answer to `body_file`, and
+    yields (process, URL); stops it on the way out."""
     env = dict(os.environ, RUST_LOG=rust_log)
     proc = subprocess.Popen(["taskset", "-c", "0", *cmd], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -185,6 +189,14 @@ def run_one(name, cmd, path, body_file, expected, port, args, rust_log):
         got = post(url, body_file.read_bytes())
         if got != expected:
             raise RuntimeError(f"{name} answered {got}, expected {expected}")
+        yield proc, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def run_one(name, cmd, path, body_file, expected, port, args, rust_log):
+    with serving(name, cmd, path, body_file, expected, port, rust_log) as (proc, url):
         drive(url, 2, args, body_file)  # warm-up
         cpu0 = cpu_seconds(proc.pid)
         res = drive(url, args.duration, args, body_file)
@@ -193,9 +205,6 @@ def run_one(name, cmd, path, body_file, expected, port, args, rust_log):
         res["cpu_us_per_req"] = cpu * 1e6 / max(res["requests"], 1)
         res["errors"] = errors
         return res
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def main():
