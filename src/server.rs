@@ -84,7 +84,7 @@ fn routes(state: AppState) -> Router {
 
 /// Operators' tokens (`/admin/*`, `/metrics`, `/studio`) are guessed at most
 /// [`crate::lockout::LIMIT`] times a minute from one address: a request that
-/// presents one (an `Authorization` header, or the studio's sign-in form)
+/// presents one (`Authorization: Bearer`, or the studio's sign-in form)
 /// from an address locked out gets 429 without its token being looked at,
 /// and a 401 answer to one counts as a failure. The webhook is not here
 /// (see [`crate::lockout`]).
@@ -95,7 +95,13 @@ async fn sign_ins(
     next: axum::middleware::Next,
 ) -> Response {
     let sign_in = req.uri().path() == crate::studio::LOGIN_PATH;
-    if !sign_in && !req.headers().contains_key(header::AUTHORIZATION) {
+    // Only a bearer token is recado's: a proxy's `Basic` credentials, say,
+    // are not a guess at one.
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
+    if !sign_in && !bearer {
         return next.run(req).await;
     }
     if let Err(locked) = state.lockout.check(peer) {

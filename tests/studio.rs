@@ -580,9 +580,11 @@ async fn guessing_tokens_is_locked_out_after_ten_failures() {
             .await;
         assert_eq!(status, 401);
     }
-    // Nor does browsing without a token.
+    // Nor does browsing without a token, or a proxy's `Basic` credentials.
     for _ in 0..15 {
         assert_eq!(get(&server, "/studio", &[]).await.0, 200);
+        let basic = [("authorization", "Basic cHJveHk6cHJveHk=")];
+        assert_eq!(get(&server, "/admin/status", &basic).await.0, 401);
     }
     let (status, _, _) = get(
         &server,
