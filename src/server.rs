@@ -82,11 +82,12 @@ fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Operators' tokens (`/admin/*`, `/metrics`, `/studio`) are guessed at most
-/// [`crate::lockout::LIMIT`] times a minute from one address: a request that
-/// presents one (`Authorization: Bearer`, or the studio's sign-in form)
-/// from an address locked out gets 429 without its token being looked at,
-/// and a 401 answer to one counts as a failure. The webhook is not here
+/// Operators' tokens (`/admin/*`, `/metrics`, `/studio`) may be guessed
+/// [`crate::lockout::LIMIT`] times from one address, then one every
+/// [`crate::lockout::DRAIN`]: a request that presents one
+/// (`Authorization: Bearer`, or the studio's sign-in form) from an address
+/// locked out gets 429 without its token being looked at, and a 401 answer
+/// to one counts as a failure, whatever the route. The webhook is not here
 /// (see [`crate::lockout`]).
 async fn sign_ins(
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -104,16 +105,16 @@ async fn sign_ins(
     if !sign_in && !bearer {
         return next.run(req).await;
     }
-    if let Err(locked) = state.lockout.check(peer) {
-        return if sign_in {
-            crate::studio::locked_out(locked)
-        } else {
-            locked.into_response()
-        };
-    }
+    let attempt = match state.lockout.attempt(peer) {
+        Ok(attempt) => attempt,
+        Err(locked) if sign_in => return crate::studio::locked_out(locked),
+        Err(locked) => return locked.into_response(),
+    };
     let resp = next.run(req).await;
     if resp.status() == axum::http::StatusCode::UNAUTHORIZED {
-        state.lockout.failed(peer);
+        attempt.failed();
+    } else {
+        attempt.passed();
     }
     resp
 }

@@ -260,13 +260,11 @@ pub fn locked_out(locked: crate::lockout::Locked) -> Response {
         StatusCode::TOO_MANY_REQUESTS,
         Some(&format!(
             "Muitas tentativas com token errado deste endereço; tente de novo em {} s.",
-            locked.retry_after.as_secs()
+            locked.seconds()
         )),
     );
-    resp.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(locked.retry_after.as_secs()),
-    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(locked.seconds()));
     resp
 }
 

@@ -21,7 +21,10 @@ pub async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let snapshot = app.config.load();
     let Some(v) = viewer(&app, &snapshot, &headers) else {
         // A wrong token is a failed sign-in (counted: `crate::lockout`).
-        let status = if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        let bearer = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
+        let status = if bearer {
             StatusCode::UNAUTHORIZED
         } else {
             StatusCode::OK
