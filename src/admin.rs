@@ -37,11 +37,7 @@ pub fn authorize(
             "/admin (start recado with --admin-token to enable it)".into(),
         ));
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let presented = crate::lockout::bearer(headers).unwrap_or("");
     if admin.accepts(presented) {
         Ok(())
     } else {

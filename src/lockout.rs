@@ -60,6 +60,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     }
 }
 
+/// The token of `Authorization: Bearer <token>`: how every operators' route
+/// reads it, and what the sign-in layer counts as a presented token.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
 /// Refused without looking at the token: the address failed too often.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("too many failed sign-ins from this address; try again in {} s", self.seconds())]

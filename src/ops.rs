@@ -71,11 +71,7 @@ pub async fn metrics_unguarded(State(app): State<AppState>) -> Response {
 }
 
 fn bearer(headers: &HeaderMap) -> &str {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
+    crate::lockout::bearer(headers).unwrap_or("")
 }
 
 /// `GET /admin/status` with `Authorization: Bearer <admin token>`.

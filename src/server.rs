@@ -98,11 +98,7 @@ async fn sign_ins(
     let sign_in = req.uri().path() == crate::studio::LOGIN_PATH;
     // Only a bearer token is recado's: a proxy's `Basic` credentials, say,
     // are not a guess at one.
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
-    if !sign_in && !bearer {
+    if !sign_in && crate::lockout::bearer(req.headers()).is_none() {
         return next.run(req).await;
     }
     let attempt = match state.lockout.attempt(peer) {

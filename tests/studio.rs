@@ -569,16 +569,15 @@ async fn guessing_tokens_is_locked_out_after_ten_failures() {
             .body(format!("token={token}"))
             .send()
     };
+    let boleto = |token: &'static str| {
+        let data = json!({"valor": 1, "vencimento": "2026-12-10", "boleto_url": "https://example.com/b.pdf", "pedido": "A"});
+        let path = format!("/hooks/boleto?token={token}");
+        let server = &server;
+        async move { server.post_raw(&path, common::request(72, data)).await.0 }
+    };
     // Wrong webhook tokens do not count: the platform shares addresses.
     for _ in 0..15 {
-        let body = common::request(
-            72,
-            json!({"valor": 1, "vencimento": "2026-12-10", "boleto_url": "https://example.com/b.pdf", "pedido": "A"}),
-        );
-        let (status, _, _) = server
-            .post_raw("/hooks/boleto?token=wrong-token", body)
-            .await;
-        assert_eq!(status, 401);
+        assert_eq!(boleto("wrong-token").await, 401);
     }
     // Nor does browsing without a token, or a proxy's `Basic` credentials.
     for _ in 0..15 {
@@ -650,14 +649,7 @@ async fn guessing_tokens_is_locked_out_after_ten_failures() {
     // What needs no token still works, and so do webhooks.
     assert_eq!(get(&server, "/studio", &[]).await.0, 200);
     assert_eq!(get(&server, "/healthz", &[]).await.0, 200);
-    let body = common::request(
-        72,
-        json!({"valor": 1, "vencimento": "2026-12-10", "boleto_url": "https://example.com/b.pdf", "pedido": "A"}),
-    );
-    let (status, _, _) = server
-        .post_raw("/hooks/boleto?token=demo-token", body)
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(boleto("demo-token").await, 200);
     server.stop().await;
 }
 

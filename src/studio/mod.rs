@@ -115,11 +115,7 @@ impl Viewer {
 /// session cookie, whose tenant token must still be listed in its
 /// `tenant.yaml` (removing it signs the sessions out).
 pub(crate) fn viewer(app: &AppState, snapshot: &Snapshot, headers: &HeaderMap) -> Option<Viewer> {
-    if let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
+    if let Some(token) = crate::lockout::bearer(headers) {
         return who_for_token(app, snapshot, token.trim()).map(|who| Viewer { who, session: None });
     }
     let session = app.studio.get(&session_id(headers)?)?;

@@ -21,10 +21,7 @@ pub async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let snapshot = app.config.load();
     let Some(v) = viewer(&app, &snapshot, &headers) else {
         // A wrong token is a failed sign-in (counted: `crate::lockout`).
-        let bearer = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
-        let status = if bearer {
+        let status = if crate::lockout::bearer(&headers).is_some() {
             StatusCode::UNAUTHORIZED
         } else {
             StatusCode::OK
