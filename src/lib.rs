@@ -13,6 +13,7 @@ pub mod config;
 pub mod enrich;
 pub mod error;
 pub mod filters;
+pub mod forwarded;
 pub mod guard;
 pub mod hook;
 pub mod journal;

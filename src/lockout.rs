@@ -15,10 +15,11 @@
 //! addresses (and behind a reverse proxy every client has the proxy's), so a
 //! lockout there would let anyone who knows a `clientId` stop a company's
 //! messages. Webhook tokens rely on their length (at least 8 characters,
-//! checked at load) instead. Behind a reverse proxy, the operators'
-//! surfaces also see one address: a stranger who keeps guessing keeps the
-//! operators locked out as long as they go on. Rate-limit at the proxy
-//! there.
+//! checked at load) instead. Behind a reverse proxy, name it with
+//! `--trusted-proxy` so that each client is counted by the address the
+//! proxy forwards ([`crate::forwarded`]); otherwise every client has the
+//! proxy's address, and a stranger who keeps guessing keeps the operators
+//! locked out as long as they go on.
 //!
 //! Request-time state beside the inert config, like [`crate::state`].
 

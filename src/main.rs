@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the webhooks (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate every file of the integrations folder; print each error as
     /// file:line:col. Exits non-zero if any file has an error.
     Check {
@@ -135,6 +135,12 @@ struct ServeArgs {
     /// platform's own concurrency: a refused connection is a message not sent.
     #[arg(long, default_value_t = 0)]
     max_connections_per_ip: usize,
+    /// A reverse proxy (an address or a network, e.g. 10.0.0.0/8; repeat the
+    /// flag or separate by commas) whose `X-Forwarded-For` is believed, so
+    /// that the sign-in limit counts each client, not the proxy. Name only
+    /// proxies you run: anyone else could pick their own address.
+    #[arg(long = "trusted-proxy", env = "RECADO_TRUSTED_PROXIES", value_name = "NETWORK", value_delimiter = ',', value_parser = recado::forwarded::parse_net)]
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// Token for `GET /metrics` (Bearer); the admin token is accepted too.
     /// Without either, `/metrics` is only on `--metrics-listen`.
     #[arg(long, env = "RECADO_METRICS_TOKEN", hide_env_values = true)]
@@ -213,7 +219,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         None => serve(ServeArgs::parse_from(["recado"])),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         Some(Command::Check { folder, dir }) => check(&folder.unwrap_or(dir.dir)),
         Some(Command::Schema { kind }) => {
             let schema = match kind {
@@ -318,6 +324,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_header_bytes: args.max_header_bytes,
         max_connections: connection_cap(args.max_connections),
         max_connections_per_ip: args.max_connections_per_ip,
+        trusted_proxies: recado::forwarded::TrustedProxies::new(args.trusted_proxies.clone()),
         metrics_token: args.metrics_token.as_deref().map(AdminToken::new),
         journal: (args.journal == OnOff::On).then_some(recado::journal::JournalSettings {
             entries: args.journal_size,
@@ -348,6 +355,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         tracing::info!(listen = %listener.local_addr()?, "serving");
+        if !args.trusted_proxies.is_empty() {
+            let nets: Vec<String> = args.trusted_proxies.iter().map(|n| n.to_string()).collect();
+            tracing::info!(trusted_proxies = %nets.join(","), "the sign-in limit reads X-Forwarded-For from these proxies");
+        }
         #[cfg(unix)]
         {
             let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;

@@ -172,7 +172,12 @@ impl App {
         if let (Some(state), true) = (&self.state, is_webhook(&req)) {
             return hook(state, req, started, record).await;
         }
-        // The routes that check operators' tokens need the client's address.
+        // The routes that check operators' tokens need the client's address
+        // (behind a trusted proxy, the one it forwards).
+        let peer = match &self.state {
+            Some(state) => Peer(state.settings.trusted_proxies.client(peer.0, req.headers())),
+            None => peer,
+        };
         req.extensions_mut().insert(peer);
         if hyper::body::Body::is_end_stream(req.body()) {
             let answer = self.router.oneshot(req.map(axum::body::Body::new)).await;

@@ -65,6 +65,9 @@ pub struct Settings {
     /// Connections one client address may have open at once, per listener;
     /// 0 (the default) for no limit but `max_connections`.
     pub max_connections_per_ip: usize,
+    /// Proxies whose `X-Forwarded-For` names the client, for the sign-in
+    /// limit (`--trusted-proxy`); none by default.
+    pub trusted_proxies: crate::forwarded::TrustedProxies,
     /// Guards `GET /metrics` on the main listener (the admin token is
     /// accepted too). Without either, `/metrics` is only served on the
     /// metrics listener (`--metrics-listen`), if any.
@@ -89,6 +92,7 @@ impl Default for Settings {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: 0,
+            trusted_proxies: crate::forwarded::TrustedProxies::default(),
             metrics_token: None,
             journal: Some(JournalSettings::default()),
             journal_file: None,

@@ -653,6 +653,57 @@ async fn guessing_tokens_is_locked_out_after_ten_failures() {
     server.stop().await;
 }
 
+/// Behind a proxy named by `--trusted-proxy`, the sign-in limit counts the
+/// client that `X-Forwarded-For` names, not the proxy; without one, the
+/// header is ignored, so a guesser cannot rotate it past the limit.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_sign_in_limit_counts_each_client() {
+    let dir = two_tenants();
+    let status = |server: &TestServer, token: &str, forwarded: &str| {
+        let bearer = format!("Bearer {token}");
+        let forwarded = forwarded.to_owned();
+        let path = server.url("/admin/status");
+        async move {
+            let mut req = client().get(path).header("authorization", bearer);
+            if !forwarded.is_empty() {
+                req = req.header("x-forwarded-for", forwarded);
+            }
+            req.send().await.unwrap().status().as_u16()
+        }
+    };
+
+    // No trusted proxy: each guess claims another address, all are counted
+    // against the connection's.
+    let server = start(dir.path()).await;
+    for i in 0..10 {
+        let forged = format!("198.51.100.{i}");
+        assert_eq!(status(&server, "wrong-token", &forged).await, 401);
+    }
+    assert_eq!(status(&server, ADMIN, "198.51.100.200").await, 429);
+    server.stop().await;
+
+    // The test's client (127.0.0.1) is the proxy.
+    let admin = recado::state::AdminToken::new(ADMIN);
+    let server = TestServer::start_with(dir.path(), |s| {
+        s.admin_token = Some(admin);
+        s.trusted_proxies = recado::forwarded::TrustedProxies::new(vec![
+            recado::forwarded::parse_net("127.0.0.1").unwrap(),
+        ]);
+    })
+    .await;
+    for _ in 0..10 {
+        assert_eq!(status(&server, "wrong-token", "203.0.113.7").await, 401);
+    }
+    assert_eq!(status(&server, ADMIN, "203.0.113.7").await, 429);
+    // A forged entry to the left of what the proxy appended changes nothing.
+    let forged = "203.0.113.8, 203.0.113.7";
+    assert_eq!(status(&server, ADMIN, forged).await, 429);
+    // Another client behind the same proxy, and the proxy itself, sign in.
+    assert_eq!(status(&server, ADMIN, "203.0.113.8").await, 200);
+    assert_eq!(status(&server, ADMIN, "").await, 200);
+    server.stop().await;
+}
+
 /// The sample (`data-sample`, HTML-unescaped) of the picker's option whose
 /// label contains `label`.
 fn sample_in(picker: &str, label: &str) -> Value {
