@@ -9,9 +9,8 @@
 //! across reloads while the tenant's settings for the origin are unchanged,
 //! so calls in flight keep counting.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use metrics::{counter, gauge, Counter, Gauge};
@@ -20,50 +19,33 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::spec::Origin;
 use crate::config::{Tenant, UpstreamLimits};
+use crate::renewing::Renewing;
 
 /// Every tenant's guards, by tenant name and origin.
 #[derive(Default)]
-pub struct Guards(RwLock<HashMap<String, HashMap<Origin, Arc<Guard>>>>);
+pub struct Guards(Renewing<String, Renewing<Origin, Guard>>);
 
 impl Guards {
     /// The guard of calls from `tenant` to `origin`, if the tenant limits
     /// that origin. Renewed when its limits change.
     pub fn of(&self, tenant: &Tenant, origin: &Origin) -> Option<Arc<Guard>> {
         let limits = tenant.upstream_limits.iter().find(|(o, _)| o == origin)?.1;
-        {
-            let guards = self.0.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(g) = guards
-                .get(&tenant.name)
-                .and_then(|by_origin| by_origin.get(origin))
-                .filter(|g| g.limits == limits)
-            {
-                return Some(g.clone());
-            }
-        }
-        let mut guards = self.0.write().unwrap_or_else(|e| e.into_inner());
-        let by_origin = guards.entry(tenant.name.clone()).or_default();
-        let guard = by_origin
-            .entry(origin.clone())
-            .and_modify(|g| {
-                if g.limits != limits {
-                    *g = Arc::new(Guard::new(&tenant.name, origin, limits));
-                }
-            })
-            .or_insert_with(|| Arc::new(Guard::new(&tenant.name, origin, limits)));
-        Some(guard.clone())
+        let by_origin = self.0.get(&tenant.name, |_| true, |_| Renewing::default());
+        Some(by_origin.get(
+            origin,
+            |g| g.limits == limits,
+            |_| Guard::new(&tenant.name, origin, limits),
+        ))
     }
 
     /// Each guard's state, for `/admin/status`.
     pub fn status(&self) -> Vec<GuardStatus> {
-        let guards = self.0.read().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<GuardStatus> = guards
-            .iter()
-            .flat_map(|(tenant, by_origin)| {
-                by_origin
-                    .iter()
-                    .map(move |(origin, g)| g.status(tenant, origin))
-            })
-            .collect();
+        let mut out: Vec<GuardStatus> = Vec::new();
+        for (tenant, by_origin) in self.0.read().iter() {
+            for (origin, g) in by_origin.read().iter() {
+                out.push(g.status(tenant, origin));
+            }
+        }
         out.sort_by(|a, b| (&a.tenant, &a.origin).cmp(&(&b.tenant, &b.origin)));
         out
     }

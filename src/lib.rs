@@ -21,6 +21,7 @@ pub mod lockout;
 pub mod ops;
 pub mod output;
 pub mod render;
+pub mod renewing;
 pub mod replay;
 pub mod request;
 pub mod server;

@@ -4,9 +4,8 @@
 //! rings). That state lives here, keyed by tenant, so the config stays inert
 //! data that a reload can replace whole.
 
-use foldhash::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -18,6 +17,7 @@ use tokio::sync::Semaphore;
 use crate::config::{Snapshot, Tenant};
 use crate::enrich::{Upstream, DEFAULT_CACHE_BYTES};
 use crate::journal::{Journal, JournalSettings, RingRef, StoreError};
+use crate::renewing::Renewing;
 use crate::studio::session::Sessions;
 use crate::telemetry::{IntegrationMetrics, TenantMetrics};
 
@@ -197,7 +197,7 @@ pub struct TenantState {
     pub in_flight: Arc<Semaphore>,
     pub metrics: Arc<TenantMetrics>,
     /// Each integration's handles, by name; kept when the state is renewed.
-    integrations: Arc<RwLock<HashMap<String, Arc<IntegrationState>>>>,
+    integrations: Arc<Renewing<String, IntegrationState>>,
 }
 
 /// What a request of one integration records into, found once per
@@ -217,59 +217,43 @@ impl TenantState {
         integration: &str,
         journal: Option<&Journal>,
     ) -> Arc<IntegrationState> {
-        if let Some(s) = self
-            .integrations
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(integration)
-        {
-            return s.clone();
-        }
-        self.integrations
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(integration.to_owned())
-            .or_insert_with(|| {
-                Arc::new(IntegrationState {
-                    metrics: Arc::new(IntegrationMetrics::new(tenant, integration)),
-                    journal: journal.map(|j| j.ring_of(tenant, integration)),
-                })
-            })
-            .clone()
+        self.integrations.get(
+            integration,
+            |_| true,
+            |_| IntegrationState {
+                metrics: Arc::new(IntegrationMetrics::new(tenant, integration)),
+                journal: journal.map(|j| j.ring_of(tenant, integration)),
+            },
+        )
     }
 }
 
 /// [`TenantState`] by tenant name.
 #[derive(Default)]
-pub struct TenantStates(RwLock<HashMap<String, Arc<TenantState>>>);
+pub struct TenantStates(Renewing<String, TenantState>);
 
 impl TenantStates {
     /// The state of `tenant`, created on its first request, and renewed when
     /// its `concurrency` limit changed.
     pub fn of(&self, tenant: &Tenant) -> Arc<TenantState> {
         let limit = tenant.limits.concurrency;
-        {
-            let states = self.0.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(s) = states.get(&tenant.name).filter(|s| s.concurrency == limit) {
-                return s.clone();
-            }
-        }
-        let mut states = self.0.write().unwrap_or_else(|e| e.into_inner());
-        let old = states.get(&tenant.name);
-        if let Some(s) = old.filter(|s| s.concurrency == limit) {
-            return s.clone(); // another request made it meanwhile
-        }
-        // A renewed state keeps the tenant's metrics and integrations' handles.
-        let (metrics, integrations) = old
-            .map(|s| (s.metrics.clone(), s.integrations.clone()))
-            .unwrap_or_else(|| (Arc::new(TenantMetrics::new(&tenant.name)), Arc::default()));
-        let state = Arc::new(TenantState {
-            concurrency: limit,
-            in_flight: Arc::new(Semaphore::new(limit as usize)),
-            metrics,
-            integrations,
-        });
-        states.insert(tenant.name.clone(), state.clone());
-        state
+        self.0.get(
+            &tenant.name,
+            |s| s.concurrency == limit,
+            |old| {
+                // A renewed state keeps the tenant's metrics and integrations' handles.
+                let (metrics, integrations) = old
+                    .map(|s| (s.metrics.clone(), s.integrations.clone()))
+                    .unwrap_or_else(|| {
+                        (Arc::new(TenantMetrics::new(&tenant.name)), Arc::default())
+                    });
+                TenantState {
+                    concurrency: limit,
+                    in_flight: Arc::new(Semaphore::new(limit as usize)),
+                    metrics,
+                    integrations,
+                }
+            },
+        )
     }
 }
