@@ -44,8 +44,9 @@ pub const DRAIN: Duration = Duration::from_secs(6);
 /// counted (logged once per sweep).
 const MAX_ADDRESSES: usize = 100_000;
 
-/// The client's address, as the server saw the connection. Requests the
-/// server did not make (a router called directly) read `0.0.0.0`.
+/// The client's address: the connection's, or behind a trusted proxy the
+/// one it forwards ([`crate::forwarded`]). Requests the server did not
+/// make (a router called directly) read `0.0.0.0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Peer(pub IpAddr);
 

@@ -135,10 +135,11 @@ struct ServeArgs {
     /// platform's own concurrency: a refused connection is a message not sent.
     #[arg(long, default_value_t = 0)]
     max_connections_per_ip: usize,
-    /// A reverse proxy (an address or a network, e.g. 10.0.0.0/8; repeat the
+    /// A reverse proxy (an address or a network, e.g. 10.0.5.0/24; repeat the
     /// flag or separate by commas) whose `X-Forwarded-For` is believed, so
     /// that the sign-in limit counts each client, not the proxy. Name only
-    /// proxies you run: anyone else could pick their own address.
+    /// proxies you run that append to that header, and let nothing else in
+    /// those ranges reach recado: it could pick its own address.
     #[arg(long = "trusted-proxy", env = "RECADO_TRUSTED_PROXIES", value_name = "NETWORK", value_delimiter = ',', value_parser = recado::forwarded::parse_net)]
     trusted_proxies: Vec<ipnet::IpNet>,
     /// Token for `GET /metrics` (Bearer); the admin token is accepted too.
