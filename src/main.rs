@@ -92,7 +92,9 @@ struct ServeArgs {
     /// Edits under the integrations folder are picked up while running.
     #[command(flatten)]
     dir: DirArg,
-    /// Token for `GET /admin/status`; without it that endpoint is off.
+    /// The operators' token: `/admin/*` (status, recent requests, replays),
+    /// the studio for every tenant, and `/metrics`. Without it `/admin/*`
+    /// is off, and the studio takes only tenants' `studio_tokens`.
     #[arg(long, env = "RECADO_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Log format: `text` for people, `json` for log pipelines.

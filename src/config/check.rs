@@ -400,7 +400,7 @@ const FILTERS: &[(&str, Signature)] = &[
     // recado
     ("brl", sig(0, 0, &[])),
     ("number_br", sig(0, 1, &[])),
-    ("first_name", sig(0, 0, &[])),
+    ("first_name", sig(0, 0, &["fallback"])),
     ("phone_br", sig(0, 0, &[])),
     ("dateformat", sig(0, 0, DATE_KWARGS)),
     ("datetimeformat", sig(0, 0, DATE_KWARGS)),
@@ -903,6 +903,10 @@ mod tests {
             ("{{ a | urlencode }}", true),
             ("{{ a | urlencode('x') }}", false),
             ("{{ a | wordcount }}", true),
+            ("{{ a | first_name }}", true),
+            ("{{ '5511' | first_name(fallback='cliente') }}", true),
+            ("{{ a | first_name('cliente') }}", false),
+            ("{{ a | first_name(padrao='cliente') }}", false),
         ] {
             let rendered = env.render_str(src, &ctx);
             assert_eq!(rendered.is_ok(), ok, "{src}: {rendered:?}");

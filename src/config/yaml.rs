@@ -30,6 +30,12 @@ fn error(bytes: &[u8], rel: &str, e: &serde_yaml::Error) -> ConfigError {
     let mut at = (loc.line(), loc.column());
     let source = String::from_utf8_lossy(bytes);
     if let Some(inner) = spec::take_template_error_pos() {
+        // `text: "… default("x") …"`: the inner `"` ended the text, and the
+        // template, cut short there, fails before YAML sees the rest.
+        if let Some(quote) = closed_early(&source, at) {
+            let message = format!("{QUOTE_ENDS_TEXT} (the template, cut short there: {message})");
+            return ConfigError::at(rel, quote, message);
+        }
         at = inside(&source, at, inner);
     }
     let message = match plain_words(&source, at, &message) {
@@ -53,6 +59,36 @@ fn plain_words(
     message: &str,
 ) -> Option<(String, Option<(usize, usize)>)> {
     plain_words_at(source, at, message).map(|(m, moved)| (m.to_owned(), moved))
+}
+
+const QUOTE_ENDS_TEXT: &str = "a `\"` inside a text that starts with `\"` ends the text early; write the text between single quotes ('…'), or write each inner quote as `\\\"`, or put the text in a block (`|` or `>-`) on the lines below";
+
+/// For a double-quoted scalar starting at `start`, the position of the `"`
+/// that closed it, if more than a comment follows on its line: a quote
+/// meant to be inside the text.
+fn closed_early(source: &str, (line, column): (usize, usize)) -> Option<(usize, usize)> {
+    let text = source.lines().nth(line.checked_sub(1)?)?;
+    let mut chars = text.chars().skip(column.checked_sub(1)?);
+    if chars.next()? != '"' {
+        return None;
+    }
+    let mut at = column;
+    while let Some(c) = chars.next() {
+        at += 1;
+        match c {
+            '\\' => {
+                chars.next();
+                at += 1;
+            }
+            '"' => {
+                let rest: String = chars.collect();
+                let rest = rest.trim_start();
+                return (!rest.is_empty() && !rest.starts_with('#')).then_some((line, at));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn plain_words_at(
@@ -83,6 +119,7 @@ fn plain_words_at(
     if message.starts_with("did not find expected key")
         || message.starts_with("did not find expected '-' indicator")
         || message.starts_with("expected <block end>")
+        || message.starts_with("found character that cannot start any token")
     {
         // `text: "Olá "fulano""`: the second `"` closed the text.
         let value = before.split_once(": ").map_or("", |(_, v)| v).trim_start();
@@ -91,10 +128,13 @@ fn plain_words_at(
             let quote = before
                 .rfind('"')
                 .map(|i| (line, before[..i].chars().count() + 1));
-            return Some(("a `\"` inside a text that starts with `\"` ends the text early; write the text between single quotes ('…'), or write each inner quote as `\\\"`, or put the text in a block (`|` or `>-`) on the lines below", quote));
+            return Some((QUOTE_ENDS_TEXT, quote));
         }
         if value.starts_with('\'') && value.matches('\'').count() >= 2 {
             return Some(("a `'` inside a text that starts with `'` ends the text early; write it twice (`''`) inside the text, or put the text between double quotes", None));
+        }
+        if message.starts_with("found character") {
+            return None;
         }
         if message.starts_with("did not find expected '-' indicator") {
             return Some(("this line is not indented like the list above it: every item of a list starts with `- ` in the same column, and the keys of one item line up under its first key, past the `- `", None));

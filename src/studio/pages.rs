@@ -285,6 +285,9 @@ fn failures(out: &mut String, journal: &Journal, t: &Tenant, personal_data: bool
         .take(FAILURES)
         .collect();
     out.push_str("<h2>Falhas recentes</h2>\n");
+    // Refused before the integration was known, a request has no place in
+    // an integration's journal; the operator should know where to look.
+    out.push_str("<p class=\"hint\">Pedidos recusados antes de chegar a uma integração (JSON inválido, campo obrigatório faltando, token errado, integração desconhecida) não aparecem aqui: veja o log de acesso do recado e <code>recado_requests_total</code> em <code>/metrics</code>.</p>\n");
     if failed.is_empty() {
         out.push_str("<p class=\"good\">Nenhuma falha recente.</p>\n");
         return;
