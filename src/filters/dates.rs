@@ -360,13 +360,18 @@ pub fn iso_date_in_default_format(iso: &str) -> Option<String> {
 // are refused instead of read as 1970, and that `tz` is accepted (checked,
 // with no effect) on a date without a time, which has no time zone.
 
-/// What a date filter reads, for the operator whose `data` holds
-/// `10/12/2026`: contrib's words, then what would have worked.
-const NOT_A_DATE: &str = "not a valid date or timestamp (a date filter reads YYYY-MM-DD, an ISO \
-date-time such as 2026-12-10T09:00:00-03:00, or Unix seconds)";
+/// What a date filter reads, after contrib's words, for the operator
+/// whose `data` holds `10/12/2026`.
+pub(crate) const WHAT_A_DATE_IS: &str = " (a date filter reads YYYY-MM-DD, an ISO date-time \
+such as 2026-12-10T09:00:00-03:00, or Unix seconds)";
+
+fn not_a_date() -> Error {
+    let message = format!("not a valid date or timestamp{WHAT_A_DATE_IS}");
+    Error::new(ErrorKind::InvalidOperation, message)
+}
 
 fn invalid_datetime(err: jiff::Error) -> Error {
-    Error::new(ErrorKind::InvalidOperation, NOT_A_DATE).with_source(err)
+    not_a_date().with_source(err)
 }
 
 fn date_out_of_range(err: jiff::Error) -> Error {
@@ -412,7 +417,7 @@ fn to_zoned(
         parse_string(value)?
     } else if let Ok(seconds) = f64::try_from(value.clone()) {
         if !seconds.is_finite() {
-            return Err(Error::new(ErrorKind::InvalidOperation, NOT_A_DATE));
+            return Err(not_a_date());
         }
         let timestamp =
             Timestamp::from_nanosecond((seconds * 1e9) as i128).map_err(date_out_of_range)?;

@@ -51,9 +51,10 @@ mod tests {
         minijinja_contrib::add_to_environment(&mut contrib);
         contrib.add_global("DATE_FORMAT", DEFAULT_DATE_FORMAT);
         contrib.add_global("TIMEZONE", "America/Sao_Paulo");
+        // recado's error adds what a date filter reads; contrib's words stay.
         let render = |env: &Environment, tpl: &str, v: &str| {
             env.render_str(tpl, minijinja::context! { v => v })
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string().replace(dates::WHAT_A_DATE_IS, ""))
         };
         for v in [
             "2026-12-10",
