@@ -438,6 +438,19 @@ fn check(dir: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A typo in `<tenant>/<integration>`, with the likely intent and the
+/// tenant's integrations.
+fn no_integration(tenant: &config::Tenant, name: &str) -> anyhow::Error {
+    let names: Vec<&str> = tenant.integrations.keys().map(String::as_str).collect();
+    let likely = config::error::suggest(name, names.iter().copied())
+        .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
+    anyhow::anyhow!(
+        "tenant `{}` has no integration `{name}`{likely} (it has: {})",
+        tenant.name,
+        names.join(", ")
+    )
+}
+
 fn render(
     dir: &Path,
     target: &str,
@@ -464,7 +477,7 @@ fn render(
         if !own.is_empty() {
             return Ok(print_errors(dir, &own));
         }
-        anyhow::bail!("tenant `{tenant_name}` has no integration `{integration}`");
+        return Err(no_integration(&tenant, integration));
     };
     let body = if request.as_os_str() == "-" {
         let mut buf = Vec::new();
@@ -577,11 +590,11 @@ fn run_tests(dir: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     }
     // A typo must not pass as "0 passed, 0 failed".
     if let (Some(t), Some(i)) = (tenant_only, integration_only) {
-        let known = snapshot
-            .tenants
-            .get(t)
-            .is_some_and(|x| x.integrations.contains_key(i));
-        anyhow::ensure!(known || broken > 0, "tenant `{t}` has no integration `{i}`");
+        if let Some(tenant) = snapshot.tenants.get(t) {
+            if !tenant.integrations.contains_key(i) && broken == 0 {
+                return Err(no_integration(tenant, i));
+            }
+        }
     }
     let (mut passed, mut failed) = (0, 0);
     for tenant in snapshot.tenants.values() {

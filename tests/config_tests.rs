@@ -52,6 +52,13 @@ fn recado_test_passes_on_the_shipped_examples() {
     }
     let (code, out, _) = recado(&["test", "--dir", "tests/data/integrations", "demo/plano"]);
     assert_eq!((code, last_line(&out)), (0, "3 passed, 0 failed"));
+    // A typo is an error that names the likely integration, never "0 passed".
+    let (code, _, err) = recado(&["test", "--dir", "tests/data/integrations", "demo/bolto"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("has no integration `bolto`; did you mean `boleto`? (it has: boleto, chamado, cobranca, plano)"),
+        "{err}"
+    );
 }
 
 /// A copy of the fixtures where boleto's first test expects a name without

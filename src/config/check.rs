@@ -18,7 +18,7 @@ use minijinja::machinery::{self, ast, Span, Token};
 use minijinja::{Environment, ErrorKind};
 
 use super::compile::{self, CompileOptions};
-use super::error::FieldPath;
+use super::error::{suggest, FieldPath};
 use super::spec::{IntegrationSpec, Origin, TemplateSrc};
 
 /// What a template uses, with positions inside its text (line, column:
@@ -549,17 +549,6 @@ fn table(kind: Kind) -> &'static [(&'static str, Signature)] {
         Kind::Test => TESTS,
         Kind::Function => FUNCTIONS,
     }
-}
-
-/// The closest name, if one is close enough to be the likely intent.
-fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|&(d, _)| d <= limit)
-        .min()
-        .map(|(_, c)| c)
 }
 
 fn did_you_mean(name: &str, candidates: impl IntoIterator<Item = &'static str>) -> String {

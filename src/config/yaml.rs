@@ -38,6 +38,7 @@ fn error(bytes: &[u8], rel: &str, e: &serde_yaml::Error) -> ConfigError {
         }
         at = inside(&source, at, inner);
     }
+    let message = with_suggestion(message);
     let message = match plain_words(&source, at, &message) {
         Some((plain, moved)) => {
             at = moved.unwrap_or(at);
@@ -59,6 +60,25 @@ fn plain_words(
     message: &str,
 ) -> Option<(String, Option<(usize, usize)>)> {
     plain_words_at(source, at, message).map(|(m, moved)| (m.to_owned(), moved))
+}
+
+/// serde's "unknown field `whenn`, expected one of `when`, …" (or variant),
+/// with the likely intent named, as misspelt filters get it.
+fn with_suggestion(message: String) -> String {
+    let Some((_, rest)) = message
+        .split_once("unknown field `")
+        .or_else(|| message.split_once("unknown variant `"))
+    else {
+        return message;
+    };
+    let Some((name, expected)) = rest.split_once('`') else {
+        return message;
+    };
+    let candidates = expected.split('`').skip(1).step_by(2);
+    match super::error::suggest(name, candidates) {
+        Some(likely) => format!("{message}; did you mean `{likely}`?"),
+        None => message,
+    }
 }
 
 const QUOTE_ENDS_TEXT: &str = "a `\"` inside a text that starts with `\"` ends the text early; write the text between single quotes ('…'), or write each inner quote as `\\\"`, or put the text in a block (`|` or `>-`) on the lines below";
