@@ -119,6 +119,13 @@ struct ServeArgs {
     /// proxy that does not send `X-Forwarded-Proto: https`).
     #[arg(long, env = "RECADO_STUDIO_SECURE_COOKIES")]
     studio_secure_cookies: bool,
+    /// Signs the studio's session cookies (at least 32 characters, e.g.
+    /// `openssl rand -hex 32`). Give every replica the same one, so a
+    /// session opened on one is accepted by all, and by a restarted one;
+    /// without it each process draws its own, and a restart signs everyone
+    /// out. Changing it signs everyone out.
+    #[arg(long, env = "RECADO_STUDIO_SESSION_KEY", hide_env_values = true)]
+    studio_session_key: Option<String>,
     /// Close a connection whose header block is not complete this long
     /// after it started (closed after between one and two of these).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -295,6 +302,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    if let Some(key) = &args.studio_session_key {
+        let min = recado::studio::session::MIN_KEY_CHARS;
+        anyhow::ensure!(
+            key.chars().count() >= min,
+            "--studio-session-key must be at least {min} characters (e.g. `openssl rand -hex 32`)"
+        );
+    }
     anyhow::ensure!(
         args.journal == OnOff::On || args.journal_file.is_none(),
         "--journal-file needs the journal: drop --journal off"
@@ -323,6 +337,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         idle_timeout: args.idle_timeout,
         cache_bytes: args.cache_bytes,
         studio_secure_cookies: args.studio_secure_cookies,
+        studio_session_key: args.studio_session_key.clone(),
         header_timeout: args.header_timeout,
         max_header_bytes: args.max_header_bytes,
         max_connections: connection_cap(args.max_connections),

@@ -65,6 +65,9 @@ pub struct Settings {
     /// Connections one client address may have open at once, per listener;
     /// 0 (the default) for no limit but `max_connections`.
     pub max_connections_per_ip: usize,
+    /// Signs the studio's session cookies (`--studio-session-key`), the
+    /// same on every replica; `None`: a key of the process's own.
+    pub studio_session_key: Option<String>,
     /// Proxies whose `X-Forwarded-For` names the client, for the sign-in
     /// limit (`--trusted-proxy`); none by default.
     pub trusted_proxies: crate::forwarded::TrustedProxies,
@@ -93,6 +96,7 @@ impl Default for Settings {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: 0,
             trusted_proxies: crate::forwarded::TrustedProxies::default(),
+            studio_session_key: None,
             metrics_token: None,
             journal: Some(JournalSettings::default()),
             journal_file: None,
@@ -107,6 +111,10 @@ pub struct AdminToken([u8; 32]);
 impl AdminToken {
     pub fn new(token: &str) -> AdminToken {
         AdminToken(Sha256::digest(token.as_bytes()).into())
+    }
+
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.0
     }
 
     pub fn accepts(&self, presented: &str) -> bool {
@@ -158,12 +166,20 @@ impl AppState {
     }
 
     /// Like [`AppState::new`], with the journal's file opened (and read).
+    ///
+    /// # Panics
+    /// When the operating system has no random source for the studio's
+    /// session key (Linux has had one since 3.17).
     pub fn open(settings: Settings, snapshot: Snapshot) -> Result<AppState, StoreError> {
         let journal = match (settings.journal, &settings.journal_file) {
             (Some(j), Some(file)) => Some(Arc::new(Journal::open(j, file)?)),
             (Some(j), None) => Some(Arc::new(Journal::new(j))),
             (None, _) => None,
         };
+        let studio = Arc::new(
+            Sessions::new(settings.studio_session_key.as_deref())
+                .expect("the operating system's random source (getrandom) failed"),
+        );
         Ok(AppState(Arc::new(Shared {
             config: Arc::new(ArcSwap::from_pointee(snapshot)),
             upstream: Arc::new(Upstream::new(settings.cache_bytes)),
@@ -171,7 +187,7 @@ impl AppState {
             settings: Arc::new(settings),
             tenants: Arc::default(),
             metrics: None,
-            studio: Arc::default(),
+            studio,
             scrapes: Arc::default(),
             lockout: Default::default(),
         })))

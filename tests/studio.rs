@@ -255,8 +255,13 @@ async fn the_session_cookie_is_httponly_strict_and_secure_over_https() {
     );
     assert!(plain.contains("Path=/studio"));
     assert!(!plain.contains("Secure"), "{plain}");
+    // Signed, not stored: `<payload>.<HMAC-SHA-256>`, and the payload does
+    // not carry the token's digest (which could be tested offline).
     let id = plain.split(';').next().unwrap().split('=').nth(1).unwrap();
-    assert_eq!(id.len(), 64, "256 random bits");
+    let (payload, mac) = id.split_once('.').unwrap();
+    assert_eq!(mac.len(), 64, "{id}");
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(DEMO.as_bytes()));
+    assert!(!payload.contains(&digest[..16]), "{id}");
     let (_, proxied) = sign_in(&server, DEMO, &[("x-forwarded-proto", "https")]).await;
     assert!(proxied.contains("; Secure"), "{proxied}");
     server.stop().await;
@@ -702,6 +707,74 @@ async fn behind_a_trusted_proxy_the_sign_in_limit_counts_each_client() {
     assert_eq!(status(&server, ADMIN, "203.0.113.8").await, 200);
     assert_eq!(status(&server, ADMIN, "").await, 200);
     server.stop().await;
+}
+
+/// With one `--studio-session-key`, a session opened on one replica is
+/// accepted by another and survives a restart; without it, it is not.
+#[tokio::test]
+async fn a_session_key_shared_by_replicas_keeps_the_session_on_each() {
+    let dir = two_tenants();
+    const KEY: &str = "0123456789abcdef0123456789abcdef-test";
+    let replica = |key: Option<&'static str>| {
+        TestServer::start_with(dir.path(), move |s| {
+            s.admin_token = Some(recado::state::AdminToken::new(ADMIN));
+            s.studio_session_key = key.map(str::to_owned);
+        })
+    };
+    let a = replica(Some(KEY)).await;
+    let (cookie, _) = sign_in(&a, DEMO, &[]).await;
+    let (admin_cookie, _) = sign_in(&a, ADMIN, &[]).await;
+    a.stop().await;
+    // Another replica (or the same one restarted) with the key.
+    let b = replica(Some(KEY)).await;
+    let page = |server: &TestServer, cookie: &str| {
+        let url = server.url("/studio/t/demo");
+        let cookie = cookie.to_owned();
+        async move {
+            let resp = client()
+                .get(url)
+                .header(COOKIE, cookie)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap())
+        }
+    };
+    let (status, body) = page(&b, &cookie).await;
+    assert_eq!(status, 200);
+    // Its CSRF token is the one the first replica gave: a preview posts.
+    let csrf = body
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the page carries the CSRF token")
+        .to_owned();
+    let (_, body_a) = {
+        let c = replica(Some(KEY)).await;
+        let r = page(&c, &cookie).await;
+        c.stop().await;
+        r
+    };
+    assert!(
+        body_a.contains(&csrf),
+        "the same CSRF token on every replica"
+    );
+    assert_eq!(page(&b, &admin_cookie).await.0, 200);
+    // Only the tenant it was opened for.
+    assert_eq!(page(&b, &cookie).await.0, 200);
+    let other = client()
+        .get(b.url("/studio/t/acme"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 404);
+    b.stop().await;
+    // Another key (or none: one of the process's own) refuses it.
+    let c = replica(None).await;
+    assert_eq!(page(&c, &cookie).await.0, 401);
+    c.stop().await;
 }
 
 /// The sample (`data-sample`, HTML-unescaped) of the picker's option whose

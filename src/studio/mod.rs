@@ -26,7 +26,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Snapshot;
 use crate::state::AppState;
-use session::{Session, Who};
+use session::{Scope, Session, Who};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "recado_studio";
@@ -119,15 +119,27 @@ pub(crate) fn viewer(app: &AppState, snapshot: &Snapshot, headers: &HeaderMap) -
         return who_for_token(app, snapshot, token.trim()).map(|who| Viewer { who, session: None });
     }
     let session = app.studio.get(&session_id(headers)?)?;
-    let valid = match &session.who {
-        Who::Admin => app.settings.admin_token.is_some(),
-        Who::Tenant { name, digest } => snapshot
-            .tenants
-            .get(name)
-            .is_some_and(|t| t.studio_token_digests.contains(digest)),
+    // The token it was opened with must still be configured.
+    let opened_with = |digest: &[u8; 32]| app.studio.token_id(digest) == session.token;
+    let who = match &session.scope {
+        Scope::Admin => {
+            let admin = app.settings.admin_token.as_ref()?;
+            opened_with(admin.digest()).then_some(Who::Admin)?
+        }
+        Scope::Tenant(name) => {
+            let tenant = snapshot.tenants.get(name)?;
+            let digest = tenant
+                .studio_token_digests
+                .iter()
+                .find(|d| opened_with(d))?;
+            Who::Tenant {
+                name: name.clone(),
+                digest: *digest,
+            }
+        }
     };
-    valid.then(|| Viewer {
-        who: session.who.clone(),
+    Some(Viewer {
+        who,
         session: Some(session),
     })
 }
@@ -235,12 +247,14 @@ async fn login(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     let Some(who) = who_for_token(&app, &snapshot, token.trim()) else {
         return html::login(StatusCode::UNAUTHORIZED, Some("Token não reconhecido."));
     };
-    let Ok((id, _)) = app.studio.open(who) else {
-        return html::login(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("Não foi possível abrir a sessão; tente de novo."),
-        );
+    let (scope, digest) = match who {
+        Who::Tenant { name, digest } => (Scope::Tenant(name), digest),
+        Who::Admin => match &app.settings.admin_token {
+            Some(admin) => (Scope::Admin, *admin.digest()),
+            None => return html::login(StatusCode::UNAUTHORIZED, Some("Token não reconhecido.")),
+        },
     };
+    let (id, _) = app.studio.open(scope, &digest);
     let mut resp = redirect("/studio");
     resp.headers_mut().insert(
         header::SET_COOKIE,
@@ -269,7 +283,7 @@ async fn logout(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
     let presented = form_field(&body, "csrf").unwrap_or_default();
     if let Some(id) = session_id(&headers) {
         match app.studio.get(&id) {
-            Some(s) if s.csrf_matches(&presented) => app.studio.close(&id),
+            Some(s) if s.csrf_matches(&presented) => app.studio.close(&s),
             Some(_) => return csrf_refused(),
             None => {}
         }

@@ -1,18 +1,40 @@
-//! Studio sessions: who signed in, kept in memory with an expiry. A leaf
-//! module (no server state) so `crate::state` can hold the store.
+//! Studio sessions: a cookie signed with the session key (HMAC-SHA-256), so
+//! that every replica accepts it, a restarted one too, and nothing is
+//! stored per sign-in. It names who signed in (the admin, or a tenant), the
+//! token they signed in with (by an id, never its digest: a digest in a
+//! cookie could be tested against guesses offline) and when it expires.
+//! The token must still be configured for the session to count, so
+//! removing or changing a token signs its sessions out at the next reload.
+//!
+//! The key comes from `--studio-session-key`, the same on every replica;
+//! without it, each process draws its own, and a restart signs everyone
+//! out (as does a request that lands on another replica).
+//!
+//! Signing out forgets the cookie in the browser and revokes it on the
+//! replica that served the sign-out; another replica would still accept a
+//! copy of it until it expires. A leaf module (no server state) so
+//! `crate::state` can hold it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// A session lasts this long after signing in, used or not.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 60 * 60);
 
-/// Beyond this many live sessions the oldest is dropped: signing in needs a
-/// valid token, but a script that signs in in a loop must not grow memory.
-const MAX_SESSIONS: usize = 10_000;
+/// Signed-out sessions remembered at most (until each would have expired);
+/// past it, the one closest to expiring is forgotten first.
+const MAX_REVOKED: usize = 10_000;
+
+/// The shortest `--studio-session-key`.
+pub const MIN_KEY_CHARS: usize = 32;
+
+/// The cookie's layout version; a cookie of another version is no session.
+const VERSION: u8 = 1;
 
 /// Who is looking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,13 +55,26 @@ impl Who {
     }
 }
 
+/// Whose session, as its cookie says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Admin,
+    Tenant(String),
+}
+
+/// A session whose cookie's signature checked out.
 #[derive(Debug, Clone)]
 pub struct Session {
-    pub who: Who,
+    pub scope: Scope,
+    /// The id of the token it was opened with ([`Sessions::token_id`]).
+    pub token: [u8; 8],
     /// Every POST of this session must carry it (`X-CSRF-Token` or the
-    /// `csrf` form field).
+    /// `csrf` form field). Derived from the cookie: nothing to store.
     pub csrf: String,
-    expires: Instant,
+    /// Its signature, which names it in the revoked list.
+    mac: [u8; 32],
+    /// Seconds since the Unix epoch (wall clock: replicas share it).
+    expires: u64,
 }
 
 impl Session {
@@ -48,58 +83,117 @@ impl Session {
     }
 }
 
-/// The live sessions, by id.
-#[derive(Default)]
-pub struct Sessions(Mutex<HashMap<String, Session>>);
+/// The session key, and the sessions signed out on this replica.
+pub struct Sessions {
+    key: [u8; 32],
+    revoked: Mutex<HashMap<[u8; 32], u64>>,
+}
 
 impl Sessions {
-    /// Opens a session for `who`; returns its id (the cookie's value).
-    pub fn open(&self, who: Who) -> Result<(String, Session), getrandom::Error> {
-        let id = random_hex()?;
-        let session = Session {
-            who,
-            csrf: random_hex()?,
-            expires: Instant::now() + SESSION_TTL,
+    /// Signs with `secret` (`--studio-session-key`), or with a key of its
+    /// own when there is none.
+    pub fn new(secret: Option<&str>) -> Result<Sessions, getrandom::Error> {
+        let key = match secret {
+            Some(s) => Sha256::digest(s.as_bytes()).into(),
+            None => {
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key)?;
+                key
+            }
         };
-        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        all.retain(|_, s| s.expires > now);
-        if all.len() >= MAX_SESSIONS {
-            if let Some(oldest) = all
-                .iter()
-                .min_by_key(|(_, s)| s.expires)
-                .map(|(k, _)| k.clone())
-            {
-                all.remove(&oldest);
-            }
-        }
-        all.insert(id.clone(), session.clone());
-        Ok((id, session))
+        Ok(Sessions {
+            key,
+            revoked: Mutex::default(),
+        })
     }
 
-    /// The live session with this id.
-    pub fn get(&self, id: &str) -> Option<Session> {
-        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match all.get(id) {
-            Some(s) if s.expires > Instant::now() => Some(s.clone()),
-            Some(_) => {
-                all.remove(id);
-                None
-            }
-            None => None,
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        for p in parts {
+            mac.update(p);
         }
+        mac.finalize().into_bytes().into()
     }
 
-    pub fn close(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    /// How a cookie names the token whose digest is `digest`.
+    pub fn token_id(&self, digest: &[u8; 32]) -> [u8; 8] {
+        let mac = self.mac(&[b"token", digest]);
+        mac[..8].try_into().expect("8 of 32 bytes")
+    }
+
+    /// A session for `scope`, opened with the token of digest `token`: the
+    /// cookie's value, and the session it stands for.
+    pub fn open(&self, scope: Scope, token: &[u8; 32]) -> (String, Session) {
+        let expires = now() + SESSION_TTL.as_secs();
+        let mut payload = vec![VERSION];
+        payload.extend_from_slice(&expires.to_be_bytes());
+        payload.extend_from_slice(&self.token_id(token));
+        if let Scope::Tenant(name) = &scope {
+            payload.extend_from_slice(name.as_bytes());
+        }
+        let mac = self.mac(&[b"session", &payload]);
+        let cookie = format!("{}.{}", hex::encode(&payload), hex::encode(mac));
+        let session = self.get(&cookie).expect("a cookie just signed");
+        (cookie, session)
+    }
+
+    /// The session this cookie value stands for, if its signature is ours,
+    /// it has not expired and it was not signed out here.
+    pub fn get(&self, cookie: &str) -> Option<Session> {
+        let (payload, mac) = cookie.split_once('.')?;
+        let payload = hex::decode(payload).ok()?;
+        let presented: [u8; 32] = hex::decode(mac).ok()?.try_into().ok()?;
+        let mac = self.mac(&[b"session", &payload]);
+        if !bool::from(mac.ct_eq(&presented)) {
+            return None;
+        }
+        let (&version, rest) = payload.split_first()?;
+        if version != VERSION || rest.len() < 16 {
+            return None;
+        }
+        let expires = u64::from_be_bytes(rest[..8].try_into().ok()?);
+        if expires <= now() {
+            return None;
+        }
+        let token = rest[8..16].try_into().ok()?;
+        let scope = match &rest[16..] {
+            [] => Scope::Admin,
+            name => Scope::Tenant(String::from_utf8(name.to_vec()).ok()?),
+        };
+        if self.lock().contains_key(&mac) {
+            return None;
+        }
+        Some(Session {
+            scope,
+            token,
+            csrf: hex::encode(self.mac(&[b"csrf", &mac])),
+            mac,
+            expires,
+        })
+    }
+
+    /// Signs `session` out on this replica.
+    pub fn close(&self, session: &Session) {
+        let mut revoked = self.lock();
+        let now = now();
+        revoked.retain(|_, expires| *expires > now);
+        if revoked.len() >= MAX_REVOKED {
+            if let Some(soonest) = revoked.iter().min_by_key(|(_, e)| **e).map(|(m, _)| *m) {
+                revoked.remove(&soonest);
+            }
+        }
+        revoked.insert(session.mac, session.expires);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], u64>> {
+        self.revoked.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// 256 random bits from the OS, as 64 hex digits.
-fn random_hex() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)?;
-    Ok(hex::encode(bytes))
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -107,15 +201,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sessions_open_find_and_close() {
-        let store = Sessions::default();
-        let (id, s) = store.open(Who::Admin).unwrap();
-        assert_eq!(id.len(), 64);
-        assert_ne!(id, s.csrf);
-        assert_eq!(store.get(&id).unwrap().who, Who::Admin);
+    fn a_signed_cookie_is_a_session_on_any_replica_with_the_key() {
+        let digest = [7u8; 32];
+        let a = Sessions::new(Some("the same key on every replica, 32+")).unwrap();
+        let b = Sessions::new(Some("the same key on every replica, 32+")).unwrap();
+        let (cookie, s) = a.open(Scope::Tenant("acme".into()), &digest);
+        assert_eq!(s.scope, Scope::Tenant("acme".into()));
+        assert_eq!(s.token, a.token_id(&digest));
+        assert_eq!(s.csrf.len(), 64);
+        assert!(!cookie.contains(&s.csrf));
         assert!(s.csrf_matches(&s.csrf));
         assert!(!s.csrf_matches("x"));
-        store.close(&id);
-        assert!(store.get(&id).is_none());
+        // Another replica with the key accepts it, with the same CSRF token.
+        let on_b = b.get(&cookie).expect("accepted by another replica");
+        assert_eq!((on_b.scope, on_b.csrf), (s.scope.clone(), s.csrf.clone()));
+        // Another key, a changed byte, another layout: no session.
+        let other = Sessions::new(None).unwrap();
+        assert!(other.get(&cookie).is_none());
+        let (payload, mac) = cookie.split_once('.').unwrap();
+        let mut forged = hex::decode(payload).unwrap();
+        *forged.last_mut().unwrap() ^= 1;
+        let forged = format!("{}.{mac}", hex::encode(forged));
+        assert!(a.get(&forged).is_none());
+        assert!(a.get("garbage").is_none() && a.get("a.b").is_none());
+        // The admin's session has no tenant.
+        let (admin, _) = a.open(Scope::Admin, &digest);
+        assert_eq!(b.get(&admin).unwrap().scope, Scope::Admin);
+        // Signed out here: refused here, still accepted elsewhere.
+        a.close(&s);
+        assert!(a.get(&cookie).is_none());
+        assert!(b.get(&cookie).is_some());
+    }
+
+    #[test]
+    fn an_expired_cookie_is_no_session() {
+        let sessions = Sessions::new(None).unwrap();
+        let mut payload = vec![VERSION];
+        payload.extend_from_slice(&(now() - 1).to_be_bytes());
+        payload.extend_from_slice(&[0; 8]);
+        let mac = sessions.mac(&[b"session", &payload]);
+        let cookie = format!("{}.{}", hex::encode(&payload), hex::encode(mac));
+        assert!(sessions.get(&cookie).is_none());
     }
 }
