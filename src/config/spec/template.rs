@@ -32,18 +32,21 @@ pub(super) fn check_vars(
     vars: &[String],
     known: &BTreeSet<&str>,
 ) -> Result<(), String> {
-    match vars.iter().find(|v| !known.contains(v.as_str())) {
-        None => Ok(()),
-        Some(unknown) => Err(format!(
-            "`{field}` reads `{unknown}`, which does not exist; a template can read {}",
-            known
-                .iter()
-                .filter(|k| !GLOBAL_NAMES.contains(k))
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
+    let Some(unknown) = vars.iter().find(|v| !known.contains(v.as_str())) else {
+        return Ok(());
+    };
+    let readable: Vec<&str> = known
+        .iter()
+        .filter(|k| !GLOBAL_NAMES.contains(k))
+        .copied()
+        .collect();
+    // Globals (`now`, `range`…) are worth suggesting, not worth listing.
+    let likely = crate::config::error::suggest(unknown, known.iter().copied())
+        .map_or(String::new(), |s| format!(" (did you mean `{s}`?)"));
+    Err(format!(
+        "`{field}` reads `{unknown}`, which does not exist{likely}; a template can read {}",
+        readable.join(", ")
+    ))
 }
 
 thread_local! {
