@@ -308,6 +308,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             key.chars().count() >= min,
             "--studio-session-key must be at least {min} characters (e.g. `openssl rand -hex 32`)"
         );
+        // The shipped manifest's placeholder passes the length check; a key
+        // anyone can read would let them stretch a session's life.
+        anyhow::ensure!(
+            !key.starts_with("change-me"),
+            "--studio-session-key is still the example's placeholder: set a random one (e.g. `openssl rand -hex 32`)"
+        );
     }
     anyhow::ensure!(
         args.journal == OnOff::On || args.journal_file.is_none(),

@@ -149,7 +149,7 @@ pub struct Shared {
     /// The Prometheus recorder's handle for `GET /metrics`; `None` (no
     /// recorder installed) turns that endpoint off.
     pub metrics: Option<PrometheusHandle>,
-    /// Signed-in studio sessions (`/studio`).
+    /// The studio's session key, and the sessions signed out here (`/studio`).
     pub studio: Arc<Sessions>,
     /// The last rendered `/metrics` page, served again for a second.
     pub scrapes: Arc<crate::telemetry::MetricsCache>,

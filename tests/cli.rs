@@ -133,3 +133,31 @@ fn render_is_a_dry_run_of_an_integration() {
         "{err}"
     );
 }
+
+/// `serve` refuses a studio session key that is short or the shipped
+/// manifest's placeholder, before it listens.
+#[test]
+fn serve_refuses_a_weak_studio_session_key() {
+    for (key, says) in [
+        ("short", "at least 32 characters"),
+        (
+            "change-me-studio-session-key-32-characters-or-more",
+            "placeholder",
+        ),
+    ] {
+        let (code, _, err) = recado(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--dir",
+                "tests/data/integrations",
+                "--studio-session-key",
+                key,
+            ],
+            &common::repo(),
+        );
+        assert_ne!(code, 0, "{key}");
+        assert!(err.contains(says), "{key}: {err}");
+    }
+}

@@ -762,7 +762,6 @@ async fn a_session_key_shared_by_replicas_keeps_the_session_on_each() {
     );
     assert_eq!(page(&b, &admin_cookie).await.0, 200);
     // Only the tenant it was opened for.
-    assert_eq!(page(&b, &cookie).await.0, 200);
     let other = client()
         .get(b.url("/studio/t/acme"))
         .header(COOKIE, &cookie)
@@ -775,6 +774,15 @@ async fn a_session_key_shared_by_replicas_keeps_the_session_on_each() {
     let c = replica(None).await;
     assert_eq!(page(&c, &cookie).await.0, 401);
     c.stop().await;
+    // A new admin token ends the admin's sessions, not the tenant's.
+    let rotated = TestServer::start_with(dir.path(), |s| {
+        s.admin_token = Some(recado::state::AdminToken::new("another-admin-token"));
+        s.studio_session_key = Some(KEY.to_owned());
+    })
+    .await;
+    assert_eq!(page(&rotated, &admin_cookie).await.0, 401);
+    assert_eq!(page(&rotated, &cookie).await.0, 200);
+    rotated.stop().await;
 }
 
 /// The sample (`data-sample`, HTML-unescaped) of the picker's option whose

@@ -254,7 +254,12 @@ async fn login(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> 
             None => return html::login(StatusCode::UNAUTHORIZED, Some("Token não reconhecido.")),
         },
     };
-    let (id, _) = app.studio.open(scope, &digest);
+    let Ok((id, _)) = app.studio.open(scope, &digest) else {
+        return html::login(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("Não foi possível abrir a sessão; tente de novo."),
+        );
+    };
     let mut resp = redirect("/studio");
     resp.headers_mut().insert(
         header::SET_COOKIE,

@@ -2,7 +2,8 @@
 //! that every replica accepts it, a restarted one too, and nothing is
 //! stored per sign-in. It names who signed in (the admin, or a tenant), the
 //! token they signed in with (by an id, never its digest: a digest in a
-//! cookie could be tested against guesses offline) and when it expires.
+//! cookie could be tested against guesses offline), when it expires, and a
+//! random nonce (two sign-ins never share a cookie).
 //! The token must still be configured for the session to count, so
 //! removing or changing a token signs its sessions out at the next reload.
 //!
@@ -11,8 +12,10 @@
 //! out (as does a request that lands on another replica).
 //!
 //! Signing out forgets the cookie in the browser and revokes it on the
-//! replica that served the sign-out; another replica would still accept a
-//! copy of it until it expires. A leaf module (no server state) so
+//! replica that served the sign-out, in memory: another replica, or this
+//! one after a restart, would still accept a copy of it until it expires.
+//! A stolen cookie is ended for good only by removing or changing its token,
+//! or by changing the key. A leaf module (no server state) so
 //! `crate::state` can hold it.
 
 use std::collections::HashMap;
@@ -20,7 +23,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// A session lasts this long after signing in, used or not.
@@ -35,6 +38,11 @@ pub const MIN_KEY_CHARS: usize = 32;
 
 /// The cookie's layout version; a cookie of another version is no session.
 const VERSION: u8 = 1;
+/// The payload: version, expiry, token id, nonce, scope; then a tenant's name.
+const FIXED: usize = 1 + 8 + 8 + NONCE + 1;
+const NONCE: usize = 16;
+/// How far ahead of this replica's clock another's may have set an expiry.
+const CLOCK_SKEW: u64 = 300;
 
 /// Who is looking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,11 +98,13 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Signs with `secret` (`--studio-session-key`), or with a key of its
-    /// own when there is none.
+    /// Signs with a key derived from `secret` (`--studio-session-key`), or
+    /// with a random one of its own when there is none.
     pub fn new(secret: Option<&str>) -> Result<Sessions, getrandom::Error> {
         let key = match secret {
-            Some(s) => Sha256::digest(s.as_bytes()).into(),
+            // Labelled, so that a secret reused elsewhere (an admin token,
+            // whose plain SHA-256 recado keeps) never is the key itself.
+            Some(s) => hmac_of(s.as_bytes(), b"recado studio session key v1", &[]),
             None => {
                 let mut key = [0u8; 32];
                 getrandom::fill(&mut key)?;
@@ -107,34 +117,51 @@ impl Sessions {
         })
     }
 
-    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
-        for p in parts {
-            mac.update(p);
-        }
-        mac.finalize().into_bytes().into()
+    fn mac(&self, label: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        hmac_of(&self.key, label, parts)
     }
 
     /// How a cookie names the token whose digest is `digest`.
     pub fn token_id(&self, digest: &[u8; 32]) -> [u8; 8] {
-        let mac = self.mac(&[b"token", digest]);
+        let mac = self.mac(b"token", &[digest]);
         mac[..8].try_into().expect("8 of 32 bytes")
     }
 
     /// A session for `scope`, opened with the token of digest `token`: the
     /// cookie's value, and the session it stands for.
-    pub fn open(&self, scope: Scope, token: &[u8; 32]) -> (String, Session) {
+    pub fn open(
+        &self,
+        scope: Scope,
+        token: &[u8; 32],
+    ) -> Result<(String, Session), getrandom::Error> {
+        let mut nonce = [0u8; NONCE];
+        getrandom::fill(&mut nonce)?;
         let expires = now() + SESSION_TTL.as_secs();
+        let token = self.token_id(token);
         let mut payload = vec![VERSION];
         payload.extend_from_slice(&expires.to_be_bytes());
-        payload.extend_from_slice(&self.token_id(token));
-        if let Scope::Tenant(name) = &scope {
-            payload.extend_from_slice(name.as_bytes());
+        payload.extend_from_slice(&token);
+        payload.extend_from_slice(&nonce);
+        match &scope {
+            Scope::Admin => payload.push(b'A'),
+            Scope::Tenant(name) => {
+                payload.push(b'T');
+                payload.extend_from_slice(name.as_bytes());
+            }
         }
-        let mac = self.mac(&[b"session", &payload]);
+        let mac = self.mac(b"session", &[&payload]);
         let cookie = format!("{}.{}", hex::encode(&payload), hex::encode(mac));
-        let session = self.get(&cookie).expect("a cookie just signed");
-        (cookie, session)
+        Ok((cookie, self.session(scope, token, mac, expires)))
+    }
+
+    fn session(&self, scope: Scope, token: [u8; 8], mac: [u8; 32], expires: u64) -> Session {
+        Session {
+            scope,
+            token,
+            csrf: hex::encode(self.mac(b"csrf", &[&mac])),
+            mac,
+            expires,
+        }
     }
 
     /// The session this cookie value stands for, if its signature is ours,
@@ -143,33 +170,32 @@ impl Sessions {
         let (payload, mac) = cookie.split_once('.')?;
         let payload = hex::decode(payload).ok()?;
         let presented: [u8; 32] = hex::decode(mac).ok()?.try_into().ok()?;
-        let mac = self.mac(&[b"session", &payload]);
+        let mac = self.mac(b"session", &[&payload]);
         if !bool::from(mac.ct_eq(&presented)) {
             return None;
         }
-        let (&version, rest) = payload.split_first()?;
-        if version != VERSION || rest.len() < 16 {
+        if payload.len() < FIXED || payload[0] != VERSION {
             return None;
         }
-        let expires = u64::from_be_bytes(rest[..8].try_into().ok()?);
-        if expires <= now() {
+        let expires = u64::from_be_bytes(payload[1..9].try_into().ok()?);
+        // Not expired, and not further ahead than a session can last (a
+        // replica's clock running ahead, or a lowered TTL).
+        let now = now();
+        if expires <= now || expires > now + SESSION_TTL.as_secs() + CLOCK_SKEW {
             return None;
         }
-        let token = rest[8..16].try_into().ok()?;
-        let scope = match &rest[16..] {
-            [] => Scope::Admin,
-            name => Scope::Tenant(String::from_utf8(name.to_vec()).ok()?),
+        let token = payload[9..17].try_into().ok()?;
+        let scope = match (payload[FIXED - 1], &payload[FIXED..]) {
+            (b'A', []) => Scope::Admin,
+            (b'T', name) if !name.is_empty() => {
+                Scope::Tenant(String::from_utf8(name.to_vec()).ok()?)
+            }
+            _ => return None,
         };
         if self.lock().contains_key(&mac) {
             return None;
         }
-        Some(Session {
-            scope,
-            token,
-            csrf: hex::encode(self.mac(&[b"csrf", &mac])),
-            mac,
-            expires,
-        })
+        Some(self.session(scope, token, mac, expires))
     }
 
     /// Signs `session` out on this replica.
@@ -190,6 +216,18 @@ impl Sessions {
     }
 }
 
+/// HMAC-SHA-256 of `label`, a zero byte, then `parts`: each use of the key
+/// has its own label, and no label is a prefix of another's input.
+fn hmac_of(key: &[u8], label: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(label);
+    mac.update(&[0]);
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -205,7 +243,7 @@ mod tests {
         let digest = [7u8; 32];
         let a = Sessions::new(Some("the same key on every replica, 32+")).unwrap();
         let b = Sessions::new(Some("the same key on every replica, 32+")).unwrap();
-        let (cookie, s) = a.open(Scope::Tenant("acme".into()), &digest);
+        let (cookie, s) = a.open(Scope::Tenant("acme".into()), &digest).unwrap();
         assert_eq!(s.scope, Scope::Tenant("acme".into()));
         assert_eq!(s.token, a.token_id(&digest));
         assert_eq!(s.csrf.len(), 64);
@@ -225,12 +263,74 @@ mod tests {
         assert!(a.get(&forged).is_none());
         assert!(a.get("garbage").is_none() && a.get("a.b").is_none());
         // The admin's session has no tenant.
-        let (admin, _) = a.open(Scope::Admin, &digest);
+        let (admin, _) = a.open(Scope::Admin, &digest).unwrap();
         assert_eq!(b.get(&admin).unwrap().scope, Scope::Admin);
-        // Signed out here: refused here, still accepted elsewhere.
+        // Two sign-ins in the same second are two sessions.
+        let (again, s2) = a.open(Scope::Tenant("acme".into()), &digest).unwrap();
+        assert_ne!(again, cookie);
+        assert_ne!(s2.csrf, s.csrf);
+        // Signed out here: refused here, still accepted elsewhere; the other
+        // sign-in of the same token goes on.
         a.close(&s);
         assert!(a.get(&cookie).is_none());
         assert!(b.get(&cookie).is_some());
+        assert!(a.get(&again).is_some());
+    }
+
+    /// A payload signed with the key but not of the layout is no session.
+    #[test]
+    fn only_the_layout_it_signs_is_a_session() {
+        let sessions = Sessions::new(None).unwrap();
+        let signed = |payload: &[u8]| {
+            let mac = sessions.mac(b"session", &[payload]);
+            sessions.get(&format!("{}.{}", hex::encode(payload), hex::encode(mac)))
+        };
+        let payload = |version: u8, expires: u64, scope: &[u8]| {
+            let mut p = vec![version];
+            p.extend_from_slice(&expires.to_be_bytes());
+            p.extend_from_slice(&[0; 8 + NONCE]);
+            p.extend_from_slice(scope);
+            p
+        };
+        let soon = now() + 60;
+        assert_eq!(
+            signed(&payload(VERSION, soon, b"A")).unwrap().scope,
+            Scope::Admin
+        );
+        assert_eq!(
+            signed(&payload(VERSION, soon, b"Tacme")).unwrap().scope,
+            Scope::Tenant("acme".into())
+        );
+        assert!(
+            signed(&payload(VERSION + 1, soon, b"A")).is_none(),
+            "version"
+        );
+        assert!(
+            signed(&payload(VERSION, now() - 1, b"A")).is_none(),
+            "expired"
+        );
+        let far = now() + SESSION_TTL.as_secs() + CLOCK_SKEW + 60;
+        assert!(
+            signed(&payload(VERSION, far, b"A")).is_none(),
+            "too far ahead"
+        );
+        assert!(
+            signed(&payload(VERSION, soon, b"Aacme")).is_none(),
+            "admin with a name"
+        );
+        assert!(
+            signed(&payload(VERSION, soon, b"T")).is_none(),
+            "tenant without one"
+        );
+        assert!(
+            signed(&payload(VERSION, soon, b"T\xff")).is_none(),
+            "not UTF-8"
+        );
+        assert!(
+            signed(&payload(VERSION, soon, b"X")).is_none(),
+            "unknown scope"
+        );
+        assert!(signed(&[VERSION; 10]).is_none(), "short");
     }
 
     #[test]
@@ -238,8 +338,9 @@ mod tests {
         let sessions = Sessions::new(None).unwrap();
         let mut payload = vec![VERSION];
         payload.extend_from_slice(&(now() - 1).to_be_bytes());
-        payload.extend_from_slice(&[0; 8]);
-        let mac = sessions.mac(&[b"session", &payload]);
+        payload.extend_from_slice(&[0; 8 + NONCE]);
+        payload.push(b'A');
+        let mac = sessions.mac(b"session", &[&payload]);
         let cookie = format!("{}.{}", hex::encode(&payload), hex::encode(mac));
         assert!(sessions.get(&cookie).is_none());
     }
