@@ -463,8 +463,7 @@ fn check(dir: &Path) -> anyhow::Result<ExitCode> {
 /// tenant's integrations.
 fn no_integration(tenant: &config::Tenant, name: &str) -> anyhow::Error {
     let names: Vec<&str> = tenant.integrations.keys().map(String::as_str).collect();
-    let likely = config::error::suggest(name, names.iter().copied())
-        .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
+    let likely = config::error::did_you_mean(name, names.iter().copied());
     anyhow::anyhow!(
         "tenant `{}` has no integration `{name}`{likely} (it has: {})",
         tenant.name,

@@ -18,7 +18,7 @@ use minijinja::machinery::{self, ast, Span, Token};
 use minijinja::{Environment, ErrorKind};
 
 use super::compile::{self, CompileOptions};
-use super::error::{suggest, FieldPath};
+use super::error::{did_you_mean, suggest, FieldPath};
 use super::spec::{IntegrationSpec, Origin, TemplateSrc};
 
 /// What a template uses, with positions inside its text (line, column:
@@ -549,10 +549,6 @@ fn table(kind: Kind) -> &'static [(&'static str, Signature)] {
         Kind::Test => TESTS,
         Kind::Function => FUNCTIONS,
     }
-}
-
-fn did_you_mean(name: &str, candidates: impl IntoIterator<Item = &'static str>) -> String {
-    suggest(name, candidates).map_or(String::new(), |s| format!("; did you mean `{s}`?"))
 }
 
 fn plural(n: usize, word: &str) -> String {

@@ -121,6 +121,11 @@ impl fmt::Display for FieldPath {
     }
 }
 
+/// `; did you mean `…`?` for the closest of `candidates`, or nothing.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    suggest(name, candidates).map_or(String::new(), |s| format!("; did you mean `{s}`?"))
+}
+
 /// The closest name, if one is close enough to be the likely intent.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(1);

@@ -75,10 +75,8 @@ fn with_suggestion(message: String) -> String {
         return message;
     };
     let candidates = expected.split('`').skip(1).step_by(2);
-    match super::error::suggest(name, candidates) {
-        Some(likely) => format!("{message}; did you mean `{likely}`?"),
-        None => message,
-    }
+    let likely = super::error::did_you_mean(name, candidates);
+    format!("{message}{likely}")
 }
 
 const QUOTE_ENDS_TEXT: &str = "a `\"` inside a text that starts with `\"` ends the text early; write the text between single quotes ('…'), or write each inner quote as `\\\"`, or put the text in a block (`|` or `>-`) on the lines below";
