@@ -410,6 +410,11 @@ async fn a_failed_entry_becomes_an_expect_error_test() {
 
 const SHOP_V1: &str = "messages:\n  - text: \"Pedido {{ data.pedido }}\"\n  - text: \"Obrigado, {{ contact.name | first_name }}\"\n";
 
+/// The metrics recorder is the test binary's, shared by its tests: the two
+/// that set `shop`/`pedido`'s shadow gauges run one at a time, or one's
+/// reload could overwrite the value the other reads.
+static SHOP_GAUGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn shop(guard: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     write_files(
@@ -463,6 +468,7 @@ fn gated(dir: &Path, server: &TestServer) -> Reloader {
 
 #[tokio::test]
 async fn shadow_check_warns_and_the_edit_serves() {
+    let _gauges = SHOP_GAUGES.lock().await;
     let dir = shop("warn");
     let server = start(dir.path()).await;
     shop_traffic(&server).await;
@@ -510,6 +516,7 @@ async fn shadow_check_warns_and_the_edit_serves() {
 
 #[tokio::test]
 async fn shadow_check_blocks_an_edit_that_fails_answered_requests() {
+    let _gauges = SHOP_GAUGES.lock().await;
     let dir = shop("block");
     let server = start(dir.path()).await;
     shop_traffic(&server).await;
