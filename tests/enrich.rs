@@ -417,7 +417,7 @@ async fn a_secret_never_appears_in_a_response_or_a_log() {
         .map(|e| e.to_string())
         .collect();
     assert!(
-        errors[0].starts_with("x/leak.yaml:2:5: messages[0]: `text` reads `secrets`"),
+        errors[0].starts_with("x/leak.yaml:2:15: messages[0]: `text` reads `secrets`"),
         "{errors:?}"
     );
 }

@@ -125,7 +125,7 @@ fn long_comments(source: &str) -> Vec<(usize, usize)> {
 }
 
 /// Line and column (1-based, characters) of a byte offset.
-fn position(source: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn position(source: &str, offset: usize) -> (usize, usize) {
     let before = &source[..offset];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;

@@ -283,15 +283,21 @@ fn token_digest(t: &TokenSpec) -> [u8; 32] {
 /// serde_yaml quotes the value it refused; under `tokens` or `secrets` that
 /// value is a credential (or a `${file:}`'s contents), and the error goes to
 /// the log and `/admin/status`. The position says where it is.
+/// Only the part before ", expected" is looked at and emptied: the list of
+/// fields expected is recado's own text, and naming `tokens` there must not
+/// hide the name of a misspelt field (`client_id`), which is no credential.
 fn redact_credentials(mut e: ConfigError) -> ConfigError {
-    let about = |key: &str| e.message.starts_with(key) || e.message.contains(&format!("`{key}`"));
+    let (head, tail) = match e.message.split_once(", expected") {
+        Some((head, tail)) => (head, Some(tail)),
+        None => (e.message.as_str(), None),
+    };
+    let about = |key: &str| head.starts_with(key) || head.contains(&format!("`{key}`"));
     // Also a file that is not a mapping at all (a symlink to something
     // else): its whole text would be quoted.
-    if about("tokens") || about("secrets") || e.message.starts_with("invalid type") {
-        // What was expected is recado's own text: kept.
-        e.message = match e.message.split_once(", expected") {
-            Some((head, tail)) => format!("{}, expected{tail}", redact_quoted(head)),
-            None => redact_quoted(&e.message),
+    if about("tokens") || about("secrets") || head.starts_with("invalid type") {
+        e.message = match tail {
+            Some(tail) => format!("{}, expected{tail}", redact_quoted(head)),
+            None => redact_quoted(head),
         };
     }
     e

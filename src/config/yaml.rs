@@ -13,6 +13,7 @@ use super::spec;
 /// Parses `bytes` as a `T`, turning serde_yaml's error into file:line:col.
 pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], rel: &str) -> Result<T, ConfigError> {
     spec::take_template_error_pos();
+    spec::take_unknown_read();
     serde_yaml::from_slice(bytes).map_err(|e| error(bytes, rel, &e))
 }
 
@@ -37,6 +38,14 @@ fn error(bytes: &[u8], rel: &str, e: &serde_yaml::Error) -> ConfigError {
             return ConfigError::at(rel, quote, message);
         }
         at = inside(&source, at, inner);
+    } else if let Some((field, name)) = spec::take_unknown_read() {
+        // Only if this error is that check's: a refusal inside an attempt
+        // serde gave up on could have left it behind.
+        if message.contains(&spec::unknown_read_message(&field, &name)) {
+            at = Positions::of(bytes)
+                .read_of(at, &field, &name)
+                .unwrap_or(at);
+        }
     }
     let message = with_suggestion(message);
     let message = match plain_words(&source, at, &message) {
@@ -252,6 +261,42 @@ impl Positions {
         })
     }
 
+    /// Where the template of `field` in the mapping that starts at `mapping`
+    /// reads the variable `name`: the first `name` in that value's text that
+    /// is not an attribute (`x.name`) and, outside `when` and `for_each`
+    /// (bare expressions), sits between `{{ }}` or `{% %}`.
+    fn read_of(&self, mapping: (usize, usize), field: &str, name: &str) -> Option<(usize, usize)> {
+        // serde_yaml places a block mapping at its first key, yaml-rust2 at
+        // that key's `:`: the mapping is the first one on that line from
+        // there that has `field`.
+        let (path, _) = self
+            .values
+            .iter()
+            .filter(|(_, p)| p.at.0 == mapping.0 && p.at.1 >= mapping.1)
+            .map(|(path, p)| {
+                let path = match path.as_str() {
+                    "" => field.to_owned(),
+                    path => format!("{path}.{field}"),
+                };
+                (path, p.at.1)
+            })
+            .filter(|(path, _)| self.values.contains_key(path))
+            .min_by_key(|&(_, column)| column)?;
+        let start = offset(&self.source, self.values[&path].at)?;
+        // The value ends where the next one starts (or with the file).
+        let end = self
+            .values
+            .values()
+            .filter_map(|p| offset(&self.source, p.at))
+            .filter(|&o| o > start)
+            .min()
+            .unwrap_or(self.source.len());
+        let bare = matches!(field, "when" | "for_each") || field.starts_with("for_each.");
+        let text = &self.source[start..end];
+        let found = template_reads(text, name, bare)?;
+        Some(super::check::position(&self.source, start + found))
+    }
+
     /// An error at `path`, or on the file as a whole if the path is unknown.
     pub fn error(
         &self,
@@ -265,6 +310,53 @@ impl Positions {
             None => ConfigError::whole_file(file, message),
         }
     }
+}
+
+/// The byte offset of a (line, column) position, both 1-based, columns in
+/// characters.
+fn offset(source: &str, (line, column): (usize, usize)) -> Option<usize> {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        source.match_indices('\n').nth(line - 2)?.0 + 1
+    };
+    let rest = &source[line_start..];
+    let within = rest
+        .char_indices()
+        .nth(column.checked_sub(1)?)
+        .map_or(rest.len(), |(i, _)| i);
+    Some(line_start + within)
+}
+
+/// The offset in `text` of the first read of the variable `name`: a whole
+/// word not after `.`, inside a tag unless `bare`.
+fn template_reads(text: &str, name: &str, bare: bool) -> Option<usize> {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let bytes = text.as_bytes();
+    let mut in_tag = bare;
+    let mut i = 0;
+    while i < bytes.len() {
+        let pair = &bytes[i..bytes.len().min(i + 2)];
+        if !bare && matches!(pair, b"{{" | b"{%") {
+            in_tag = true;
+            i += 2;
+            continue;
+        }
+        if !bare && matches!(pair, b"}}" | b"%}") {
+            in_tag = false;
+            i += 2;
+            continue;
+        }
+        if in_tag
+            && bytes[i..].starts_with(name.as_bytes())
+            && (i == 0 || !(word(bytes[i - 1]) || bytes[i - 1] == b'.'))
+            && bytes.get(i + name.len()).is_none_or(|&b| !word(b))
+        {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
 #[derive(Default)]
@@ -354,5 +446,17 @@ mod tests {
         );
         assert_eq!(p.get(&m1), Some((5, 7)));
         assert_eq!(p.locate(&m1, Some((2, 5))), Some((6, 11)));
+    }
+
+    /// An unknown variable is found in its own field's text, inside a tag
+    /// (or bare in `when`), never as an attribute or in literal text.
+    #[test]
+    fn finds_where_a_template_reads_a_name() {
+        let src = "messages:\n  - text: Olá\n  - when: ok and contato\n    text: >-\n      contato: {{ x.contato }}\n      e {{ contato.name }}\n";
+        let p = Positions::of(src.as_bytes());
+        assert_eq!(p.read_of((3, 5), "text", "contato"), Some((6, 12)));
+        assert_eq!(p.read_of((3, 5), "when", "contato"), Some((3, 18)));
+        assert_eq!(p.read_of((3, 5), "text", "nada"), None);
+        assert_eq!(p.read_of((9, 9), "text", "contato"), None);
     }
 }

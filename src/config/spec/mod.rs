@@ -24,7 +24,8 @@ pub use message::{
     content_keys, Content, ForEach, MessageSpec, QrKind, TemplateContent, TEMPLATE_KEY,
 };
 pub use template::{
-    take_template_error_pos, ExprSrc, TemplateSrc, CALL_NAMES, CONTEXT_NAMES, GLOBAL_NAMES,
+    take_template_error_pos, take_unknown_read, unknown_read_message, ExprSrc, TemplateSrc,
+    CALL_NAMES, CONTEXT_NAMES, GLOBAL_NAMES,
 };
 pub use test::{default_request, merge, Expectation, ExpectedMessage, ExpectedTemplate, TestSpec};
 pub(crate) use values::RawUpstream;

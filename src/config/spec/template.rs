@@ -41,12 +41,19 @@ pub(super) fn check_vars(
         .copied()
         .collect();
     // Globals (`now`, `range`…) are worth suggesting, not worth listing.
-    let likely = crate::config::error::suggest(unknown, known.iter().copied())
-        .map_or(String::new(), |s| format!(" (did you mean `{s}`?)"));
+    let likely = crate::config::error::did_you_mean(unknown, known.iter().copied());
+    UNKNOWN_READ.with(|c| c.replace(Some((field.to_owned(), unknown.clone()))));
     Err(format!(
-        "`{field}` reads `{unknown}`, which does not exist{likely}; a template can read {}",
+        "{}; a template can read {}{likely}",
+        unknown_read_message(field, unknown),
         readable.join(", ")
     ))
+}
+
+/// The message [`check_vars`] gives for `field` reading `name`: what the
+/// loader matches before it trusts [`take_unknown_read`].
+pub fn unknown_read_message(field: &str, name: &str) -> String {
+    format!("`{field}` reads `{name}`, which does not exist")
 }
 
 thread_local! {
@@ -59,6 +66,19 @@ thread_local! {
 /// Takes the position left by the last template syntax error, if any.
 pub fn take_template_error_pos() -> Option<(usize, usize)> {
     TEMPLATE_ERROR_POS.with(|c| c.take())
+}
+
+thread_local! {
+    /// The field and the name of the last unknown variable [`check_vars`]
+    /// refused. The check runs on a whole message or call, so serde_yaml
+    /// points at its first key; the loader finds the name in the field's
+    /// text to point at the typo itself.
+    static UNKNOWN_READ: std::cell::RefCell<Option<(String, String)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Takes the field and name left by the last unknown variable, if any.
+pub fn take_unknown_read() -> Option<(String, String)> {
+    UNKNOWN_READ.with(|c| c.take())
 }
 
 /// A minijinja template as written in YAML, syntax-checked on deserialization.
