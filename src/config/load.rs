@@ -283,21 +283,28 @@ fn token_digest(t: &TokenSpec) -> [u8; 32] {
 /// serde_yaml quotes the value it refused; under `tokens` or `secrets` that
 /// value is a credential (or a `${file:}`'s contents), and the error goes to
 /// the log and `/admin/status`. The position says where it is.
-/// Only the part before ", expected" is looked at and emptied: the list of
-/// fields expected is recado's own text, and naming `tokens` there must not
-/// hide the name of a misspelt field (`client_id`), which is no credential.
+/// Only serde_yaml's part of the message is looked at and emptied (after
+/// `(YAML: ` when a plain explanation comes first), and only before
+/// ", expected": the explanation and the list of fields expected are
+/// recado's own text, and naming `tokens` there must not hide the name of a
+/// misspelt field (`client_id`), which is no credential.
 fn redact_credentials(mut e: ConfigError) -> ConfigError {
-    let (head, tail) = match e.message.split_once(", expected") {
-        Some((head, tail)) => (head, Some(tail)),
-        None => (e.message.as_str(), None),
+    let (own, serde) = match e.message.find("(YAML: ") {
+        Some(i) => e.message.split_at(i),
+        None => ("", e.message.as_str()),
     };
-    let about = |key: &str| head.starts_with(key) || head.contains(&format!("`{key}`"));
-    // Also a file that is not a mapping at all (a symlink to something
-    // else): its whole text would be quoted.
-    if about("tokens") || about("secrets") || head.starts_with("invalid type") {
+    let (head, tail) = match serde.split_once(", expected") {
+        Some((head, tail)) => (head, Some(tail)),
+        None => (serde, None),
+    };
+    // `tokens`, `studio_tokens`, `secrets`; also a file that is not a
+    // mapping at all (a symlink to something else): its whole text would
+    // be quoted.
+    let whole_file = head.starts_with("invalid type") || head.starts_with("(YAML: invalid type");
+    if head.contains("tokens") || head.contains("secrets") || whole_file {
         e.message = match tail {
-            Some(tail) => format!("{}, expected{tail}", redact_quoted(head)),
-            None => redact_quoted(head),
+            Some(tail) => format!("{own}{}, expected{tail}", redact_quoted(head)),
+            None => format!("{own}{}", redact_quoted(head)),
         };
     }
     e

@@ -177,6 +177,11 @@ fn plain_words_at(
             None,
         ));
     }
+    if message.contains("invalid type: ")
+        && (message.contains("expected a sequence") || message.contains("expected a list"))
+    {
+        return Some(("this key takes a list: put each item on its own line below the key, starting with `- `, or write the items between brackets on the key's line (`[a, b]`)", None));
+    }
     if message.contains("invalid type: map") && here == Some('{') {
         return Some(("a value that starts with `{` is read by YAML as a mapping; put the template in quotes (\"{{ … }}\") or in a block (`|`)", None));
     }
