@@ -318,14 +318,43 @@ impl Pseudonyms {
         }
     }
 
+    /// `s` with every whole-word occurrence of the contact replaced: `Val`
+    /// in `Val Souza`, never in `valor`.
     fn text(&self, s: &str) -> String {
         let mut out = s.to_owned();
         for (real, fake) in &self.pairs {
-            if !real.is_empty() {
-                out = out.replace(real.as_str(), fake);
+            if real.is_empty() {
+                continue;
             }
+            let mut replaced = String::with_capacity(out.len());
+            let mut rest = out.as_str();
+            while let Some(i) = rest.find(real.as_str()) {
+                let end = i + real.len();
+                let before = rest[..i].chars().next_back();
+                let after = rest[end..].chars().next();
+                let whole = !before.is_some_and(char::is_alphanumeric)
+                    && !after.is_some_and(char::is_alphanumeric);
+                replaced.push_str(&rest[..i]);
+                replaced.push_str(if whole { fake } else { real });
+                rest = &rest[end..];
+            }
+            replaced.push_str(rest);
+            out = replaced;
         }
         out
+    }
+
+    /// `v` with the contact replaced in its strings; keys are the
+    /// integration's own names (`valor`) and stay as they are.
+    fn json(&self, v: &Json) -> Json {
+        match v {
+            Json::String(s) => Json::String(self.text(s)),
+            Json::Array(items) => Json::Array(items.iter().map(|v| self.json(v)).collect()),
+            Json::Object(map) => {
+                Json::Object(map.iter().map(|(k, v)| (k.clone(), self.json(v))).collect())
+            }
+            other => other.clone(),
+        }
     }
 }
 
@@ -354,13 +383,18 @@ pub fn test_snippet(
     if let Some(c) = entry.calls.iter().find(|c| c.answer.is_none()) {
         return Err(SnippetError::NoAnswer(c.name.clone()));
     }
-    let mut contact = body["contact"].clone();
     let p = Pseudonyms::new(&req.contact.key, &req.contact.name);
+    // The made-up contact in the test's request: in `contact`, and in
+    // `data`'s texts, where the platform's payload may repeat the contact.
+    let mut body = body;
     if !personal_data {
-        contact["key"] = json!(p.key);
-        contact["name"] = json!(p.name);
+        body["contact"]["key"] = json!(p.key);
+        body["contact"]["name"] = json!(p.name);
+        if let Some(data) = body.get_mut("data") {
+            *data = p.json(data);
+        }
     }
-    let mut request = json!({ "contact": contact });
+    let mut request = json!({ "contact": body["contact"].clone() });
     if let Some(data) = body.get("data").filter(|d| !d.is_null()) {
         request["data"] = data.clone();
     }
@@ -371,8 +405,10 @@ pub fn test_snippet(
         .collect();
     if !personal_data {
         // Upstream answers about the contact name them too.
-        let text = p.text(&Json::Object(enrich).to_string());
-        enrich = serde_json::from_str(&text).unwrap_or_default();
+        enrich = match p.json(&Json::Object(enrich)) {
+            Json::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
         answers = enrich
             .iter()
             .map(|(k, v)| {
@@ -389,12 +425,7 @@ pub fn test_snippet(
     if !personal_data {
         outcome = match (&recorded, current) {
             (Outcome::Answer(_), Some((t, i))) if *i.hash == *entry.version => {
-                let fake_body = {
-                    let mut b = body.clone();
-                    b["contact"]["key"] = json!(p.key);
-                    b["contact"]["name"] = json!(p.name);
-                    serde_json::to_vec(&b).unwrap_or_default()
-                };
+                let fake_body = serde_json::to_vec(&body).unwrap_or_default();
                 let again = PlatformRequest::parse(&fake_body)
                     .map_err(|e| ReplayError::Api(e.into()))
                     .and_then(|r| render_with_answers(t, i, &r, &answers));
@@ -435,10 +466,7 @@ pub fn test_snippet(
 
 fn substitute(o: &Outcome, p: &Pseudonyms) -> Outcome {
     match o {
-        Outcome::Answer(a) => {
-            let text = serde_json::to_string(a).unwrap_or_default();
-            Outcome::Answer(serde_json::from_str(&p.text(&text)).unwrap_or(Json::Null))
-        }
+        Outcome::Answer(a) => Outcome::Answer(p.json(a)),
         other => other.clone(),
     }
 }

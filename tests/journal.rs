@@ -387,6 +387,68 @@ async fn upstream_calls_are_recorded_and_an_entry_becomes_a_test() {
     server.stop().await;
 }
 
+/// The contact is replaced in values, never inside names: a contact called
+/// `Val` must not turn the answer's `valor` into `Mariaor`. And the
+/// platform's `data` repeating the contact is made up too.
+#[tokio::test]
+async fn a_test_from_an_entry_replaces_the_contact_in_values_only_data_included() {
+    let erp = erp().await;
+    let dir = integrations_with(&[("demo/plano.yaml", &plano(erp.port()))]);
+    let server = start(dir.path()).await;
+    let mut request: Value = serde_json::from_str(&boleto_request(
+        21,
+        json!({"obs": "ligar para Val Souza no 5513999999999", "valor": 1}),
+    ))
+    .unwrap();
+    request["contact"]["name"] = json!("Val Souza");
+    let (status, answer) = server
+        .post("/hooks/plano?token=demo-token", request.to_string())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let list = admin_json(&server, "GET", "/admin/requests").await;
+    let entry = list["entries"][0]["entry"].as_str().unwrap().to_owned();
+    let (status, yaml) = admin(
+        &server,
+        "GET",
+        &format!("/admin/requests/{entry}/test"),
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(status, 200, "{yaml}");
+    for personal in ["Val Souza", "Souza", "5513999999999", "13999999999"] {
+        assert!(!yaml.contains(personal), "`{personal}` shows in {yaml}");
+    }
+    let doc: Value = serde_yaml::from_str(&yaml).unwrap();
+    let t = &doc["tests"][0];
+    assert_eq!(t["request"]["data"]["valor"], 1, "{yaml}");
+    assert_eq!(t["enrich"]["cliente"]["valor"], 99.9, "{yaml}");
+    let obs = t["request"]["data"]["obs"].as_str().unwrap();
+    assert!(obs.starts_with("ligar para Maria Teste no 5513"), "{obs}");
+    assert_eq!(
+        t["expect"][1]["text"], "Valor: R$ 99,90. Você tem 120 pontos.",
+        "{yaml}"
+    );
+
+    // And it passes as the file's `tests:`.
+    let file = dir.path().join("demo/plano.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let without = &text[..text.find("\ntests:").map_or(text.len(), |i| i + 1)];
+    std::fs::write(&file, format!("{without}{yaml}")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recado"))
+        .args(["test", "--dir"])
+        .arg(dir.path())
+        .arg("demo/plano")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().last(),
+        Some("1 passed, 0 failed"),
+        "{stdout}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_failed_entry_becomes_an_expect_error_test() {
     let dir = integrations_with(&[]);
