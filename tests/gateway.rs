@@ -307,6 +307,25 @@ async fn render_and_output_faults_get_422_naming_file_message_and_field() {
         body["error"]["message"].as_str().unwrap().contains("null"),
         "{body}"
     );
+    // So is a list or a mapping: printed, it would reach the contact as
+    // `{'numero': 'A-1'}`. The message says so without the value.
+    for shape in [
+        json!({"numero": "A-1", "cliente": "Ana"}),
+        json!(["A-1", "Ana"]),
+    ] {
+        let (status, body) = post("echo", json!({ "t": shape })).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("render_failed")),
+            "{body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("a list or a mapping"), "{body}");
+        assert!(
+            !message.contains("A-1") && !message.contains("Ana"),
+            "{body}"
+        );
+    }
     let (status, body) = post("tz", json!({"n": null})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(

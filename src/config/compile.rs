@@ -12,7 +12,7 @@ use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
 
-use minijinja::{Environment, Expression, Template, UndefinedBehavior, Value};
+use minijinja::{value::ValueKind, Environment, Expression, Template, UndefinedBehavior, Value};
 
 use std::time::Duration;
 
@@ -391,6 +391,7 @@ fn is_call_url(template: &str) -> bool {
 }
 
 const NULL_PRINTED: &str = "the value is null; use `default(\"…\", true)` to print something else";
+const NOT_TEXT: &str = "the value is a list or a mapping, which would reach the contact as `{'…': …}` or `['…']`; print one of its fields (`data.pedido.numero`), or a list's items with `join(', ')`";
 
 /// Builds the environment every integration renders in.
 pub fn environment(opts: &CompileOptions) -> Environment<'static> {
@@ -433,6 +434,17 @@ pub fn environment(opts: &CompileOptions) -> Environment<'static> {
             return Err(minijinja::Error::new(
                 minijinja::ErrorKind::InvalidOperation,
                 NULL_PRINTED,
+            ));
+        }
+        // Printed, a payload whose shape changed (`pedido` now an object)
+        // would send the contact Python-like text, with a 200.
+        if matches!(
+            value.kind(),
+            ValueKind::Map | ValueKind::Seq | ValueKind::Iterable
+        ) {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                NOT_TEXT,
             ));
         }
         // A value in a call's URL is marked for encoding, unless the

@@ -12,6 +12,7 @@
 //! template instead, so the output and every error are always minijinja's
 //! own. A unit test below renders both ways and compares.
 
+use minijinja::value::ValueKind;
 use minijinja::Value;
 
 use crate::filters;
@@ -210,14 +211,14 @@ fn lookup(ctx: &Value, path: &[String]) -> Option<Value> {
     (!value.is_undefined()).then_some(value)
 }
 
-/// Prints `value` as the environment's formatter would; null is its error.
+/// Prints `value` as the environment's formatter would; anything but a
+/// string, a number or a boolean (null, a list, a mapping) is the
+/// formatter's to refuse.
 fn push_value(out: &mut String, value: &Value) -> Option<()> {
-    if value.is_none() {
-        return None;
-    }
-    match value.as_str() {
-        Some(s) => out.push_str(s),
-        None => out.push_str(&value.to_string()),
+    match value.kind() {
+        ValueKind::String => out.push_str(value.as_str()?),
+        ValueKind::Number | ValueKind::Bool => out.push_str(&value.to_string()),
+        _ => return None,
     }
     Some(())
 }
@@ -286,6 +287,9 @@ mod tests {
             "{{ contact.key | phone_br }}",
             "{{ data.valor | brl }} {{ data.inteiro | number_br }} {{ data.texto | brl }}",
             "{{ data.valor }}|{{ data.inteiro }}|{{ data.sim }}|{{ data.lista }}|{{ data.mapa }}",
+            "{{ data.valor }}|{{ data.inteiro }}|{{ data.sim }}",
+            "{{ data.lista }}",
+            "{{ contact.key }} {{ contact.name }}",
             "{{ data.vazio | first_name }}",
             "{{ data.vazio | brl }}",
             "{{ data.nulo }}",
