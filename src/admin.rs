@@ -52,6 +52,19 @@ fn journal_of(app: &AppState) -> Result<&Arc<Journal>, ApiError> {
 }
 
 /// A bad query parameter: 400 with what is wrong.
+/// A query string that does not parse: serde's words, with the likely
+/// parameter when one is misspelt.
+fn bad_query(e: &QueryRejection) -> Response {
+    let text = e.body_text();
+    let text = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(&text);
+    bad(
+        "query",
+        crate::config::error::with_suggestion(text.to_owned()),
+    )
+}
+
 fn bad(param: &str, message: impl Into<String>) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -60,7 +73,10 @@ fn bad(param: &str, message: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// A misspelt parameter (`stauts=502`) is a 400, not a list that looks
+/// filtered and is not.
 #[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     tenant: Option<String>,
     integration: Option<String>,
@@ -69,9 +85,10 @@ pub struct ListQuery {
     since: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    messages: Option<String>,
 }
 
-/// `GET /admin/requests?tenant=&integration=&status=&id=&since=&limit=&cursor=`.
+/// `GET /admin/requests?tenant=&integration=&status=&id=&since=&messages=&limit=&cursor=`.
 pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -79,7 +96,7 @@ pub async fn list(
 ) -> Response {
     let q = match query {
         Ok(Query(q)) => q,
-        Err(e) => return bad("query", e.body_text()),
+        Err(e) => return bad_query(&e),
     };
     if let Err(e) = authorize(&app, &headers, q.tenant.as_deref()) {
         return e.into_response();
@@ -99,10 +116,19 @@ pub async fn list(
     let Ok(request_id) = number::<u64>(&q.id) else {
         return bad("id", "`id` is the platform's request id, a number");
     };
-    let Ok(limit) = number::<usize>(&q.limit) else {
+    let Ok(limit) = number::<usize>(&q.limit).and_then(|l| {
+        l.filter(|l| !(1..=MAX_LIMIT).contains(l))
+            .map_or(Ok(l), |_| Err(()))
+    }) else {
         return bad(
             "limit",
             format!("`limit` is a number from 1 to {MAX_LIMIT}"),
+        );
+    };
+    let Ok(messages) = number::<usize>(&q.messages) else {
+        return bad(
+            "messages",
+            "`messages` is a number of messages; `messages=0` lists the answers that sent the contact nothing",
         );
     };
     let Ok(before) = number::<u64>(&q.cursor) else {
@@ -121,7 +147,7 @@ pub async fn list(
             )
         }
     };
-    let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
     let filter = Filter {
         tenant: q.tenant,
         integration: q.integration,
@@ -129,6 +155,7 @@ pub async fn list(
         request_id,
         since,
         before,
+        messages,
     };
     let mut entries = journal.query(&filter, limit + 1);
     let more = entries.len() > limit;
@@ -173,6 +200,7 @@ pub async fn detail(
 }
 
 #[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct ReplayQuery {
     live: Option<bool>,
 }
@@ -190,7 +218,7 @@ pub async fn replay(
     };
     let live = match query {
         Ok(Query(q)) => q.live.unwrap_or(false),
-        Err(e) => return bad("live", e.body_text()),
+        Err(e) => return bad_query(&e),
     };
     let snapshot = app.config.load_full();
     let current = snapshot

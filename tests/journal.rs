@@ -173,6 +173,38 @@ async fn entries_are_listed_filtered_masked_and_need_the_admin_token() {
     .await;
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("RFC 3339"), "{text}");
+    // A misspelt filter is refused, not ignored (the list would look
+    // filtered); so is a limit out of range, rather than clamped.
+    for (path, says) in [
+        ("/admin/requests?stauts=422", "did you mean `status`?"),
+        ("/admin/requests?limit=0", "from 1 to 500"),
+        ("/admin/requests?limit=501", "from 1 to 500"),
+        ("/admin/requests?messages=none", "messages=0"),
+    ] {
+        let (status, text) = admin(&server, "GET", path, Some(ADMIN)).await;
+        assert_eq!(status, 400, "{path}: {text}");
+        assert!(
+            text.contains("invalid_query") && text.contains(says),
+            "{path}: {text}"
+        );
+    }
+    let (status, text) = admin(
+        &server,
+        "POST",
+        "/admin/requests/1/replay?liv=true",
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("did you mean `live`?"), "{text}");
+    // `messages=0`: the 200s that sent nothing. Both entries sent some or failed.
+    let nothing = admin_json(&server, "GET", "/admin/requests?messages=0").await;
+    assert!(
+        nothing["entries"].as_array().unwrap().is_empty(),
+        "{nothing}"
+    );
+    let four = admin_json(&server, "GET", "/admin/requests?messages=4").await;
+    assert_eq!(four["entries"][0]["request_id"], 101, "{four}");
 
     // Pagination: one at a time, by cursor.
     let page = admin_json(&server, "GET", "/admin/requests?limit=1").await;

@@ -417,6 +417,15 @@ async fn the_tenant_page_lists_recent_failures_masked() {
         )
         .await;
     assert_eq!(status, 200);
+    // An empty answer (every `when` false) is a 200 too, and the contact
+    // got nothing: it is listed.
+    let empty = json!({"id": 3589820, "clientId": 72, "origin": "SCHEDULED_MESSAGE",
+        "contact": {"uid": "1", "type": "WHATSAPP", "key": "5513999999999", "name": "João da Silva"},
+        "data": {"boletos": []}});
+    let (status, answer) = server
+        .post("/hooks/cobranca?token=demo-token", empty.to_string())
+        .await;
+    assert_eq!((status, answer), (200, json!([])));
 
     let (status, _, html) = get(&server, "/studio/t/demo", &b).await;
     assert_eq!(status, 200);
@@ -427,7 +436,12 @@ async fn the_tenant_page_lists_recent_failures_masked() {
     assert!(failures.contains("3589818"), "{failures}");
     assert!(failures.contains("/studio/t/demo/i/boleto"), "{failures}");
     assert!(failures.contains("422"), "{failures}");
-    assert!(!failures.contains("3589819"), "a 200 is not a failure");
+    assert!(
+        !failures.contains("3589819"),
+        "a 200 with messages is not a failure"
+    );
+    assert!(failures.contains("3589820"), "{failures}");
+    assert!(failures.contains("nenhuma mensagem"), "{failures}");
     assert!(!failures.contains("Nenhuma falha recente"));
     assert_hidden(
         &html,

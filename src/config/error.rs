@@ -121,6 +121,23 @@ impl fmt::Display for FieldPath {
     }
 }
 
+/// serde's "unknown field `whenn`, expected one of `when`, …" (or variant),
+/// with the likely intent named, as misspelt filters get it.
+pub fn with_suggestion(message: String) -> String {
+    let Some((_, rest)) = message
+        .split_once("unknown field `")
+        .or_else(|| message.split_once("unknown variant `"))
+    else {
+        return message;
+    };
+    let Some((name, expected)) = rest.split_once('`') else {
+        return message;
+    };
+    let candidates = expected.split('`').skip(1).step_by(2);
+    let likely = did_you_mean(name, candidates);
+    format!("{message}{likely}")
+}
+
 /// `; did you mean `…`?` for the closest of `candidates`, or nothing.
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     suggest(name, candidates).map_or(String::new(), |s| format!("; did you mean `{s}`?"))

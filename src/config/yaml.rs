@@ -47,7 +47,7 @@ fn error(bytes: &[u8], rel: &str, e: &serde_yaml::Error) -> ConfigError {
                 .unwrap_or(at);
         }
     }
-    let message = with_suggestion(message);
+    let message = super::error::with_suggestion(message);
     let message = match plain_words(&source, at, &message) {
         Some((plain, moved)) => {
             at = moved.unwrap_or(at);
@@ -69,23 +69,6 @@ fn plain_words(
     message: &str,
 ) -> Option<(String, Option<(usize, usize)>)> {
     plain_words_at(source, at, message).map(|(m, moved)| (m.to_owned(), moved))
-}
-
-/// serde's "unknown field `whenn`, expected one of `when`, …" (or variant),
-/// with the likely intent named, as misspelt filters get it.
-fn with_suggestion(message: String) -> String {
-    let Some((_, rest)) = message
-        .split_once("unknown field `")
-        .or_else(|| message.split_once("unknown variant `"))
-    else {
-        return message;
-    };
-    let Some((name, expected)) = rest.split_once('`') else {
-        return message;
-    };
-    let candidates = expected.split('`').skip(1).step_by(2);
-    let likely = super::error::did_you_mean(name, candidates);
-    format!("{message}{likely}")
 }
 
 const QUOTE_ENDS_TEXT: &str = "a `\"` inside a text that starts with `\"` ends the text early; write the text between single quotes ('…'), or write each inner quote as `\\\"`, or put the text in a block (`|` or `>-`) on the lines below";

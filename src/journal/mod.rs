@@ -414,6 +414,8 @@ pub struct Filter {
     pub since: Option<SystemTime>,
     /// Only entries with a smaller `seq` (the pagination cursor).
     pub before: Option<u64>,
+    /// Only answers with this many messages (`0`: the contact got nothing).
+    pub messages: Option<usize>,
 }
 
 impl Filter {
@@ -422,6 +424,9 @@ impl Filter {
             && self.request_id.is_none_or(|id| Some(id) == e.request_id)
             && self.since.is_none_or(|t| e.at >= t)
             && self.before.is_none_or(|b| e.seq < b)
+            && self
+                .messages
+                .is_none_or(|n| e.status == 200 && e.messages == Some(n))
     }
 }
 

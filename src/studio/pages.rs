@@ -269,7 +269,7 @@ pub async fn integration(
 /// Failures of a tenant's page, newest first.
 const FAILURES: usize = 10;
 
-/// The tenant's last answers that were not 200, from the journal, with the
+/// The tenant's last answers that were not 200 or had no message, from the journal, with the
 /// contact masked in the error messages as the admin API masks it.
 fn failures(out: &mut String, journal: &Journal, t: &Tenant, personal_data: bool) {
     let filter = Filter {
@@ -281,7 +281,9 @@ fn failures(out: &mut String, journal: &Journal, t: &Tenant, personal_data: bool
     let failed: Vec<_> = journal
         .query(&filter, usize::MAX)
         .into_iter()
-        .filter(|e| e.status != 200)
+        // An empty answer (every `when` false) is the commonest "the
+        // contact got nothing", and it is a 200.
+        .filter(|e| e.status != 200 || e.messages == Some(0))
         .take(FAILURES)
         .collect();
     out.push_str("<h2>Falhas recentes</h2>\n");
@@ -314,6 +316,11 @@ fn failures(out: &mut String, journal: &Journal, t: &Tenant, personal_data: bool
             Some((code, message)) => (
                 *code,
                 Redactor::for_body(&e.body, personal_data).text(message),
+            ),
+            None if e.messages == Some(0) => (
+                "—",
+                "nenhuma mensagem: a resposta foi uma lista vazia (todo `when` deu falso)"
+                    .to_owned(),
             ),
             None => ("—", String::new()),
         };
