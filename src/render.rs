@@ -383,10 +383,14 @@ fn template_error(
         (_, Some(detail)) => detail.to_owned(),
         (kind, None) => kind.to_string(),
     };
+    // A cause (jiff's, for a date) quotes the input it could not read, which
+    // is the request's: its quoted parts are emptied, and it is cut short.
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
         detail.push_str(": ");
-        detail.push_str(&cause.to_string());
+        detail.push_str(&crate::request::shorten_values(
+            &crate::config::error::redact_quoted(&cause.to_string()),
+        ));
         source = cause.source();
     }
     let what = match field {

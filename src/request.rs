@@ -158,7 +158,12 @@ impl<'a> Envelope<'a> {
         // is explained from the first error: it has nothing to name.
         let scanned: ScannedBody<'a> = match serde_json::from_str(text) {
             Ok(e) => e,
-            Err(e) if e.is_syntax() || e.is_eof() => {
+            // serde_json calls a number where an enum (`origin`) belongs a
+            // syntax error; JSON that parses is explained, with its path.
+            Err(e)
+                if (e.is_syntax() || e.is_eof())
+                    && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() =>
+            {
                 return Err(RequestError {
                     path: String::new(),
                     message: shorten_values(&format!("malformed JSON: {e}")),
@@ -214,7 +219,7 @@ impl<'a> Envelope<'a> {
             Data::Scanned(Some(raw)) => {
                 Some(serde_json::from_str(raw.get()).map_err(|e| RequestError {
                     path: "data".into(),
-                    message: shorten_values(&strip_position(&e.to_string())),
+                    message: without_values(&strip_position(&e.to_string())),
                 })?)
             }
         };
@@ -322,6 +327,17 @@ impl RequestError {
         }
         let inner = e.into_inner();
         let message = match inner.classify() {
+            // Only called on JSON that parses: a syntax error here is a
+            // value where an enum's text belongs.
+            serde_json::error::Category::Syntax if path == "origin" => {
+                "must be \"SCHEDULED_MESSAGE\"".to_owned()
+            }
+            serde_json::error::Category::Syntax if path == "contact.type" => {
+                "must be \"WHATSAPP\"".to_owned()
+            }
+            serde_json::error::Category::Syntax if !path.is_empty() => {
+                "has the wrong type".to_owned()
+            }
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
                 path.clear();
                 shorten_values(&format!("malformed JSON: {inner}"))
@@ -340,12 +356,76 @@ impl RequestError {
                     };
                     "required field is missing".to_owned()
                 } else {
-                    shorten_values(&text)
+                    without_values(&text)
                 }
             }
         };
         RequestError { path, message }
     }
+}
+
+/// serde's words for a value of the wrong type or shape, without the value:
+/// it is the contact's phone or name as often as not (`"key": 5513999999999`
+/// is refused as ``invalid type: integer `5513999999999` ``), and the answer
+/// and the log must not repeat it. recado's own type names become what the
+/// platform's document calls them.
+pub fn without_values(msg: &str) -> String {
+    let (head, tail) = match msg.split_once(", expected") {
+        Some((head, tail)) => (head, Some(tail)),
+        None => (msg, None),
+    };
+    let mut out = String::with_capacity(msg.len());
+    let mut open: Option<char> = None;
+    for c in head.chars() {
+        match open {
+            Some(q) if c == q => open = None,
+            Some(_) => {}
+            None if c == '`' || c == '"' => {
+                open = Some(c);
+                if out.ends_with(' ') {
+                    out.pop();
+                }
+            }
+            None => out.push(c),
+        }
+    }
+    if let Some(tail) = tail {
+        out.push_str(", expected");
+        out.push_str(tail);
+    }
+    // A list where an object belongs is a "length" to serde.
+    if out.starts_with("invalid length ") && out.contains("expected struct ") {
+        out = match out.split_once(", expected") {
+            Some((_, tail)) => format!("invalid type: array, expected{tail}"),
+            None => out,
+        };
+    }
+    for (ours, theirs) in [
+        (
+            "struct ScannedBody with 5 elements",
+            "an object with id, clientId, origin, contact and data",
+        ),
+        (
+            "struct ScannedBody",
+            "an object with id, clientId, origin, contact and data",
+        ),
+        (
+            "struct PlatformRequest with 5 elements",
+            "an object with id, clientId, origin, contact and data",
+        ),
+        (
+            "struct PlatformRequest",
+            "an object with id, clientId, origin, contact and data",
+        ),
+        (
+            "struct Contact with 4 elements",
+            "an object with uid, type, key and name",
+        ),
+        ("struct Contact", "an object with uid, type, key and name"),
+    ] {
+        out = out.replace(ours, theirs);
+    }
+    shorten_values(&out)
 }
 
 /// serde_json appends " at line 1 column 42" to data errors; the path says more.
@@ -359,6 +439,59 @@ fn strip_position(msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value of the wrong type is named by its path and its kind, never
+    /// repeated: it is the contact's phone or name as often as not.
+    #[test]
+    fn wrong_types_are_named_without_their_values() {
+        let contact = r#"{"uid":"1","type":"WHATSAPP","key":"5513999999999","name":"Ana"}"#;
+        let envelope = |origin: &str, contact: &str| {
+            format!(r#"{{"id":1,"clientId":72,"origin":{origin},"contact":{contact}}}"#)
+        };
+        let ok = r#""SCHEDULED_MESSAGE""#;
+        let cases = [
+            (
+                envelope(ok, &contact.replace(r#""5513999999999""#, "5513999999999")),
+                "contact.key",
+                "invalid type: integer, expected a string",
+            ),
+            (
+                envelope(ok, &contact.replace(r#""Ana""#, "12345")),
+                "contact.name",
+                "invalid type: integer, expected a string",
+            ),
+            (
+                envelope(ok, r#""João da Silva 5513999999999""#),
+                "contact",
+                "invalid type: string, expected an object with uid, type, key and name",
+            ),
+            (envelope("5", contact), "origin", r#"must be "SCHEDULED_MESSAGE""#),
+            (envelope("null", contact), "origin", r#"must be "SCHEDULED_MESSAGE""#),
+            (
+                envelope(ok, &contact.replace(r#""WHATSAPP""#, "1")),
+                "contact.type",
+                r#"must be "WHATSAPP""#,
+            ),
+            (
+                "[1,2]".to_owned(),
+                "",
+                "invalid type: array, expected an object with id, clientId, origin, contact and data",
+            ),
+            (
+                "null".to_owned(),
+                "",
+                "invalid type: null, expected an object with id, clientId, origin, contact and data",
+            ),
+        ];
+        for (body, path, message) in cases {
+            let e = PlatformRequest::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (e.path.as_str(), e.message.as_str()),
+                (path, message),
+                "{body}"
+            );
+        }
+    }
 
     /// The body is checked as UTF-8 once, up front: a body that is not is
     /// refused wherever the bad byte is (a string, a key, `data`, between

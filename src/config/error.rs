@@ -138,6 +138,30 @@ pub fn with_suggestion(message: String) -> String {
     format!("{message}{likely}")
 }
 
+/// Every `` `…` `` and `"…"` part of `msg` emptied to `…`: for messages
+/// that would quote a credential or a request's value.
+pub fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut open: Option<char> = None;
+    for c in msg.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '`' || c == '"' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `; did you mean `…`?` for the closest of `candidates`, or nothing.
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     suggest(name, candidates).map_or(String::new(), |s| format!("; did you mean `{s}`?"))

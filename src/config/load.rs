@@ -303,34 +303,11 @@ fn redact_credentials(mut e: ConfigError) -> ConfigError {
     let whole_file = head.starts_with("invalid type") || head.starts_with("(YAML: invalid type");
     if head.contains("tokens") || head.contains("secrets") || whole_file {
         e.message = match tail {
-            Some(tail) => format!("{own}{}, expected{tail}", redact_quoted(head)),
-            None => format!("{own}{}", redact_quoted(head)),
+            Some(tail) => format!("{own}{}, expected{tail}", super::error::redact_quoted(head)),
+            None => format!("{own}{}", super::error::redact_quoted(head)),
         };
     }
     e
-}
-
-/// Every `` `…` `` and `"…"` part of `msg` emptied to `…`.
-fn redact_quoted(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut open: Option<char> = None;
-    for c in msg.chars() {
-        match open {
-            Some(q) if c == q => {
-                out.push('…');
-                out.push(c);
-                open = None;
-            }
-            Some(_) => {}
-            None => {
-                out.push(c);
-                if c == '`' || c == '"' {
-                    open = Some(c);
-                }
-            }
-        }
-    }
-    out
 }
 
 struct TenantSettings {

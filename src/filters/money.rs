@@ -66,11 +66,13 @@ fn error(filter: &str, message: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::InvalidOperation, format!("{filter}: {message}"))
 }
 
-fn too_large(filter: &str, shown: impl std::fmt::Display) -> Error {
+/// Without the value: it comes from the request (a 309-digit `1e308`
+/// would be printed whole), and the error reaches the log and the answer.
+fn too_large(filter: &str, what: &str) -> Error {
     error(
         filter,
         format_args!(
-            "{shown} is too large to print as an amount: amounts must be below 10^13 \
+            "{what} is too large to print as an amount: amounts must be below 10^13 \
              (R$ 10 trilhões) in absolute value"
         ),
     )
@@ -120,7 +122,7 @@ fn to_amount(value: &Value, filter: &str) -> Result<Amount, Error> {
                 negative: n < 0,
                 units: n.unsigned_abs() * 10u128.pow(KEPT_FRACTION),
             })
-            .ok_or_else(|| too_large(filter, value));
+            .ok_or_else(|| too_large(filter, "the number"));
     }
     if value.is_number() {
         let n = f64::try_from(value.clone())?;
@@ -128,7 +130,7 @@ fn to_amount(value: &Value, filter: &str) -> Result<Amount, Error> {
             return Err(error(filter, format_args!("{n} is not a finite number")));
         }
         if n.abs() >= LIMIT {
-            return Err(too_large(filter, n));
+            return Err(too_large(filter, "the number"));
         }
         if let Some(amount) = cents(n) {
             return Ok(amount);
