@@ -18,7 +18,7 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidRequest(#[from] RequestError),
     /// 415: the body is declared as something other than JSON.
-    #[error("the body must be JSON (`Content-Type: application/json`), got `{0}`")]
+    #[error("the body must be JSON in UTF-8 (`Content-Type: application/json`), got `{0}`")]
     UnsupportedMediaType(String),
     /// 413: the body is larger than the limit.
     #[error("the body is larger than {limit} bytes")]

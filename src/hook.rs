@@ -56,15 +56,33 @@ pub async fn hook(
     // forever (stalled headers are the connection watchdog's). The body has
     // nearly always arrived with the headers: the timer is only set up
     // when it has not.
-    let mut collect = std::pin::pin!(Limited::new(body, app.settings.body_limit).collect());
-    let collected = match futures_util::poll!(collect.as_mut()) {
-        Poll::Ready(body) => Ok(body),
-        Poll::Pending => {
-            tokio::time::timeout_at((started + BODY_READ_TIMEOUT).into(), collect).await
+    //
+    // A body that is refused before it is read (not JSON, or longer than
+    // the limit by its `Content-Length`) is refused at once: nothing waits
+    // for it, and hyper sends no `100 Continue` for a body nobody polls.
+    // A connection whose body was not read whole cannot carry another
+    // request: the answer says `Connection: close`, or the client would
+    // send its next request into a socket hyper is closing.
+    let limit = app.settings.body_limit;
+    let early = check_content_type(&parts.headers).err().or_else(|| {
+        announced_length(&parts.headers)
+            .is_some_and(|n| n > limit as u64)
+            .then_some(ApiError::PayloadTooLarge { limit })
+    });
+    let mut collect = std::pin::pin!(Limited::new(body, limit).collect());
+    let collected = match (early, futures_util::poll!(collect.as_mut())) {
+        (Some(e), _) => Err(e),
+        (None, Poll::Ready(body)) => Ok(body),
+        (None, Poll::Pending) => {
+            tokio::time::timeout_at((started + BODY_READ_TIMEOUT).into(), collect)
+                .await
+                .map_err(|_| ApiError::BodyTimeout(BODY_READ_TIMEOUT))
         }
     };
+    // Whatever the answer, the body was not read whole.
+    let close = !matches!(collected, Ok(Ok(_)));
     let result = match collected {
-        Err(_) => Err(ApiError::BodyTimeout(BODY_READ_TIMEOUT)),
+        Err(e) => Err(e),
         Ok(body) => {
             let body = body.map(|c| c.to_bytes());
             // One snapshot for the whole request, even if a reload lands meanwhile.
@@ -93,6 +111,11 @@ pub async fn hook(
             e.into_response()
         }
     };
+    let mut resp = resp;
+    if close {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let ring = handles.as_ref().and_then(|h| h.journal.as_ref());
     if let (Some(journal), Some(ring), Some(body)) = (&app.journal, ring, journaled) {
         let exchange = Exchange {
@@ -130,7 +153,6 @@ async fn pipeline(
     calls: Option<&CallLog>,
 ) -> Result<Vec<u8>, ApiError> {
     let limit = app.settings.body_limit;
-    check_content_type(&parts.headers)?;
     let body = body.map_err(|e| {
         if e.is::<LengthLimitError>() {
             ApiError::PayloadTooLarge { limit }
@@ -297,19 +319,40 @@ fn mask_contact(detail: &mut String, req: &PlatformRequest) {
 
 /// The platform sends `application/json`; a body declared as anything else
 /// is refused rather than guessed at. A missing header is tolerated.
+/// The body's length as its `Content-Length` announces it, if it does.
+fn announced_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
     let text = value.to_str().unwrap_or("");
-    let mime = text.split(';').next().unwrap_or("").trim();
+    let mut params = text.split(';');
+    let mime = params.next().unwrap_or("").trim();
+    // The body is read as UTF-8, as JSON is; a body in another charset
+    // would be misread, not refused.
+    let utf8 = params.all(|p| match p.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            let value = value.trim().trim_matches('"');
+            value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+        }
+        _ => true,
+    });
     let (kind, subtype) = mime.split_once('/').unwrap_or((mime, ""));
     let json = subtype.eq_ignore_ascii_case("json")
         || subtype.len() > 5
             && subtype
                 .get(subtype.len() - 5..)
                 .is_some_and(|t| t.eq_ignore_ascii_case("+json"));
-    if kind.eq_ignore_ascii_case("application") && json {
+    if kind.eq_ignore_ascii_case("application") && json && utf8 {
         Ok(())
     } else {
         Err(ApiError::UnsupportedMediaType(

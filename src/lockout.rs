@@ -68,8 +68,8 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+        .ok()
+        .and_then(crate::tenant::bearer_token)
 }
 
 /// Refused without looking at the token: the address failed too often.

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use futures_util::FutureExt;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -183,8 +183,13 @@ impl App {
             let answer = self.router.oneshot(req.map(axum::body::Body::new)).await;
             answer.into_response()
         } else {
-            // A body to a route that does not read it (not the hot path).
-            drained(self.router, req, body_limit.min(DRAIN_BYTES)).await
+            // A body to an operators' route (not the hot path).
+            let cap = if req.uri().path() == crate::studio::PREVIEW_PATH {
+                crate::studio::MAX_PREVIEW_BYTES
+            } else {
+                body_limit.min(DRAIN_BYTES)
+            };
+            drained(self.router, req, cap).await
         }
     }
 }
@@ -723,26 +728,34 @@ fn service(
     })
 }
 
-/// A request with a body to a route that does not read it (not the hot
-/// path). hyper would give up on the connection after the answer, without
-/// telling the client (no `Connection: close`): read the body first, and if
-/// it is too big or too slow, say `Connection: close`.
+/// A request with a body to a route other than the webhook (not the hot
+/// path): the body is read whole, at most `limit` bytes, before the route
+/// sees it, so the connection can serve the next request. A body too big
+/// or too slow is answered here (413 or 408, with `Connection: close`:
+/// hyper gives up on a connection whose body was not read, without
+/// telling the client), never handed to the route as an empty one.
 async fn drained(router: Router, req: hyper::Request<Incoming>, limit: usize) -> Response {
     let (parts, body) = req.into_parts();
     let collected = tokio::time::timeout(DRAIN_TIME, Limited::new(body, limit).collect()).await;
-    let (body, whole) = match collected {
-        Ok(Ok(c)) => (axum::body::Body::from(c.to_bytes()), true),
-        _ => (axum::body::Body::empty(), false),
+    let refused = match collected {
+        Ok(Ok(c)) => {
+            let body = axum::body::Body::from(c.to_bytes());
+            return router
+                .oneshot(hyper::Request::from_parts(parts, body))
+                .await
+                .into_response();
+        }
+        Ok(Err(e)) if e.is::<LengthLimitError>() => ApiError::PayloadTooLarge { limit },
+        Ok(Err(e)) => ApiError::InvalidRequest(crate::request::RequestError {
+            path: String::new(),
+            message: format!("cannot read the body: {e}"),
+        }),
+        Err(_) => ApiError::BodyTimeout(DRAIN_TIME),
     };
-    let mut response = router
-        .oneshot(hyper::Request::from_parts(parts, body))
-        .await
-        .into_response();
-    if !whole {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
+    let mut response = refused.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

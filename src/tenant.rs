@@ -35,16 +35,22 @@ pub fn authenticate(
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme's
+/// name is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` too.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
 /// The token from `Authorization: Bearer …`, else from the `token` query
 /// parameter (for platforms that only let a URL be configured).
 pub fn token_from<'a>(
     authorization: Option<&'a str>,
     query: Option<&'a str>,
 ) -> Option<std::borrow::Cow<'a, str>> {
-    if let Some(t) = authorization
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-    {
+    if let Some(t) = authorization.and_then(bearer_token).map(str::trim) {
         return Some(t.into());
     }
     let query = query?;
@@ -79,6 +85,20 @@ fn cut(s: &str, byte: u8) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::token_from;
+
+    /// `Bearer` is matched as HTTP says, whatever its case.
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for (header, token) in [
+            ("Bearer demo-token", Some("demo-token")),
+            ("bearer demo-token", Some("demo-token")),
+            ("BEARER  demo-token", Some("demo-token")),
+            ("Basic demo-token", None),
+            ("Bearerdemo-token", None),
+        ] {
+            assert_eq!(token_from(Some(header), None).as_deref(), token, "{header}");
+        }
+    }
 
     /// The shortcut for plain queries reads them as the URL decoder does.
     #[test]

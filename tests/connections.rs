@@ -243,6 +243,62 @@ async fn a_client_that_writes_a_huge_body_before_reading_gets_the_413() {
     server.stop().await;
 }
 
+/// A body refused unread (too long by its `Content-Length`, or not JSON) is
+/// refused at once, with no `100 Continue` first, and the answer says
+/// `Connection: close`: the connection cannot carry another request, and a
+/// client must not send one into it.
+#[tokio::test]
+async fn a_body_refused_unread_is_refused_at_once_and_closes_the_connection() {
+    let server = TestServer::start(&common::fixtures()).await;
+    for (content_type, length, expect, status) in [
+        ("application/json", 10_000_000, "", 413),
+        (
+            "application/json",
+            10_000_000,
+            "Expect: 100-continue\r\n",
+            413,
+        ),
+        ("text/plain", 100, "", 415),
+        ("text/plain", 100, "Expect: 100-continue\r\n", 415),
+        ("application/json; charset=iso-8859-1", 100, "", 415),
+    ] {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        let head = format!(
+            "POST /hooks/boleto?token=demo-token HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n{expect}\r\n"
+        );
+        // The head only: the old code waited for the body (then 408).
+        s.write_all(head.as_bytes()).await.unwrap();
+        let (got, head, body) = tokio::time::timeout(GUARD, read_response(&mut s))
+            .await
+            .unwrap()
+            .expect("an answer");
+        assert_eq!(got, status, "{content_type} {expect}: {head}");
+        assert!(head.contains("connection: close"), "{head}");
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(json["error"]["code"].is_string(), "{json}");
+    }
+    // Over the limit while read (chunked: no length announced).
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    s.write_all(b"POST /hooks/boleto?token=demo-token HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .unwrap();
+        s.write_all(&chunk).await.unwrap();
+        s.write_all(b"\r\n").await.unwrap();
+    }
+    let (got, head, _) = tokio::time::timeout(GUARD, read_response(&mut s))
+        .await
+        .unwrap()
+        .expect("an answer");
+    assert_eq!(got, 413, "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    server.stop().await;
+}
+
 /// Inotify watches this process holds, from `/proc/self/fdinfo`.
 fn inotify_watches() -> usize {
     let mut n = 0;

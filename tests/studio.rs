@@ -170,6 +170,54 @@ async fn a_tenant_token_sees_its_tenant_only() {
     server.stop().await;
 }
 
+/// A draft up to the preview's 512 KiB reaches the preview whole (it used
+/// to get an empty body past 64 KiB, and answered "EOF while parsing");
+/// over it, and over 64 KiB on other routes, the answer is a JSON 413 that
+/// closes the connection.
+#[tokio::test]
+async fn a_large_draft_is_previewed_and_a_body_over_the_cap_is_a_413() {
+    let dir = two_tenants();
+    let server = start(dir.path()).await;
+    let bearer = format!("Bearer {DEMO}");
+    let yaml = |pad: usize| {
+        format!(
+            "# {}\nmessages:\n  - text: \"Olá, {{{{ contact.name | first_name }}}}!\"\n",
+            "x".repeat(pad)
+        )
+    };
+    let preview = |pad: usize| {
+        client()
+            .post(server.url("/studio/api/preview"))
+            .header("authorization", &bearer)
+            .json(
+                &json!({"tenant": "demo", "integration": "boleto", "yaml": yaml(pad),
+                          "contact": {"name": "Beatriz Lima", "key": "5511988887777"}}),
+            )
+            .send()
+    };
+    let resp = preview(200_000).await.unwrap();
+    let status = resp.status().as_u16();
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["answer"][0]["value"], "Olá, Beatriz!", "{answer}");
+
+    let resp = preview(600_000).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    assert_eq!(resp.headers()["connection"], "close");
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "payload_too_large", "{answer}");
+
+    let resp = client()
+        .post(server.url("/healthz"))
+        .body("x".repeat(100_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    assert_eq!(resp.headers()["connection"], "close");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn posts_need_the_sessions_csrf_token() {
     let dir = two_tenants();

@@ -28,7 +28,7 @@ use crate::request::PlatformRequest;
 use crate::state::AppState;
 
 /// Largest preview request: a draft is one integration file.
-const MAX_PREVIEW_BYTES: usize = 512 * 1024;
+pub const MAX_PREVIEW_BYTES: usize = 512 * 1024;
 
 #[derive(Deserialize)]
 struct PreviewIn {

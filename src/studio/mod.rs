@@ -11,6 +11,9 @@
 //! that does not exist.
 
 mod api;
+pub use api::MAX_PREVIEW_BYTES;
+/// The one operators' route whose body may be larger than a sign-in form.
+pub const PREVIEW_PATH: &str = "/studio/api/preview";
 mod html;
 mod pages;
 pub mod session;
@@ -53,7 +56,7 @@ pub fn routes() -> Router<AppState> {
             "/studio/t/{tenant}/i/{integration}",
             get(pages::integration),
         )
-        .route("/studio/api/preview", post(api::preview))
+        .route(PREVIEW_PATH, post(api::preview))
         .route(
             "/studio/assets/studio.css",
             get(|| async { asset(CSS, "text/css; charset=utf-8") }),
