@@ -638,7 +638,7 @@ fn block_error(r: &ShadowReport) -> ConfigError {
     ConfigError::whole_file(
         &r.file,
         format!(
-            "this version is not served (`reload_guard: block` in tenant.yaml): {} of the {} recent requests replayed were answered and would now fail{example}. Fix the file, or set `reload_guard: warn` to serve it anyway; GET /admin/requests/{{entry}}/replay shows the difference",
+            "this version is not served (`reload_guard: block` in tenant.yaml): {} of the {} recent requests replayed were answered and would now fail{example}. Fix the file, or set `reload_guard: warn` to serve it anyway. To see it fail locally: GET /admin/requests/{{entry}}/test gives that request as a test; add it under the file's `tests:` and run `recado test`",
             r.failed, r.checked
         ),
     )
