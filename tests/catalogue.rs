@@ -132,6 +132,18 @@ fn buttons_one_entry_each_with_a_value_where_one_is_needed() {
         error(&ticket("        - ~\n", "        - \"{{ data.x }}\"\n")),
         "acme/aviso.yaml:11:11: button 2 of template `ticket_activated` (pt_BR) is a QUICK_REPLY button \"Falar com atendente\": it takes no value; write `~`"
     );
+    // The URL's start is the template's: a whole link would repeat it.
+    assert_eq!(
+        error(&ticket(
+            "        - \"{{ data.id }}\"\n",
+            "        - \"https://suporte.example.com/chamados/{{ data.id }}\"\n"
+        )),
+        "acme/aviso.yaml:10:11: button 1 of template `ticket_activated` (pt_BR) is a URL button \"Ver chamado\" (https://suporte.example.com/chamados/{{1}}): its value replaces only the variable, and the link already starts with `https://suporte.example.com/chamados/`; give only the part that goes in its place (e.g. `{{ data.rastreio }}`), not the whole link"
+    );
+    assert_eq!(
+        error(&ticket("        - \"{{ data.id }}\"\n", "        - \"\"\n")),
+        "acme/aviso.yaml:10:11: button 1 of template `ticket_activated` (pt_BR) is a URL button \"Ver chamado\" (https://suporte.example.com/chamados/{{1}}): its value is empty, which WhatsApp refuses; give the value (e.g. `{{ data.codigo }}`)"
+    );
     assert_eq!(
         error(&ticket("        - ~\n", "")),
         "acme/aviso.yaml:10:9: template `ticket_activated` (pt_BR) has 2 buttons (a URL button \"Ver chamado\" (https://suporte.example.com/chamados/{{1}}), a QUICK_REPLY button \"Falar com atendente\"), found 1; list one entry per button, in order, `~` for a button that takes no value"
@@ -315,6 +327,10 @@ async fn run_time_limits_answer_422() {
         (
             with("nome", "\u{200b}\u{200d}\u{feff}"),
             "`body.parameters[0].value` is empty (or only spaces and invisible characters)",
+        ),
+        (
+            with("id", "https://suporte.example.com/chamados/T-7"),
+            "`buttons[0].parameters[0].value` is a whole link, but the button's URL (https://suporte.example.com/chamados/{{1}}) already starts with `https://suporte.example.com/chamados/`",
         ),
         (
             with("id", "T 7"),

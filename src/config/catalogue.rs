@@ -461,6 +461,30 @@ impl Template {
                         ),
                     ))
                 }
+                (ButtonValue::Required, Some(v)) if v.source.trim().is_empty() => {
+                    return Err((
+                        at,
+                        format!(
+                            "button {} of {what} is {}: its value is empty, which WhatsApp refuses; give the value (e.g. `{{{{ data.codigo }}}}`)",
+                            i + 1,
+                            button.describe()
+                        ),
+                    ))
+                }
+                (ButtonValue::Required, Some(v))
+                    if button.url_parts().is_some_and(|(start, _)| !start.is_empty())
+                        && starts_a_url(&v.source) =>
+                {
+                    let start = button.url_parts().map_or("", |(s, _)| s);
+                    return Err((
+                        at,
+                        format!(
+                            "button {} of {what} is {}: its value replaces only the variable, and the link already starts with `{start}`; give only the part that goes in its place (e.g. `{{{{ data.rastreio }}}}`), not the whole link",
+                            i + 1,
+                            button.describe()
+                        ),
+                    ))
+                }
                 (ButtonValue::None, Some(_)) => {
                     return Err((
                         at,
@@ -629,6 +653,15 @@ impl TemplateButton {
         let end = start + url[start..].find("}}")? + 2;
         Some((&url[..start], &url[end..]))
     }
+}
+
+/// A value that is itself a link (`https://…`), which a URL button whose
+/// approved link has a fixed start must not get.
+pub fn starts_a_url(value: &str) -> bool {
+    let v = value.trim_start().as_bytes();
+    v.len() >= 7
+        && (v[..7].eq_ignore_ascii_case(b"http://")
+            || v.len() >= 8 && v[..8].eq_ignore_ascii_case(b"https://"))
 }
 
 impl Text {
