@@ -179,7 +179,19 @@ fn render_message(
     };
     let items = list
         .eval(ctx)
-        .and_then(|items| items.try_iter())
+        .and_then(|items| {
+            // A text would send one message per character, a mapping one per
+            // key: almost always a payload whose shape is not the expected one.
+            let kind = match items.kind() {
+                minijinja::value::ValueKind::String => "a text",
+                minijinja::value::ValueKind::Map => "a mapping",
+                _ => return items.try_iter(),
+            };
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("`for_each` needs a list, and this is {kind}; check the payload's shape, or make a list of it (`[data.x]`)"),
+            ))
+        })
         .map_err(|e| template_error(loc, Field::ForEach, &e, None))?;
     for (n, item) in items.enumerate() {
         if full(out) {

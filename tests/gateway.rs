@@ -61,6 +61,30 @@ async fn shipped_examples_answer_their_expected_arrays() {
     server.stop().await;
 }
 
+/// `for_each` over a text would send one message per character, over a
+/// mapping one per key: both are a 422 saying the list is not a list.
+#[tokio::test]
+async fn for_each_over_something_else_than_a_list_is_refused() {
+    let demo = common::shipped_demo();
+    let server = TestServer::start(demo.path()).await;
+    let mut request: serde_json::Value =
+        serde_json::from_slice(&read(common::repo().join("examples/cobranca.json"))).unwrap();
+    for (shape, kind) in [(json!("texto"), "a text"), (json!({"a": 1}), "a mapping")] {
+        request["data"]["boletos"] = shape;
+        let (status, body) = server
+            .post("/hooks/cobranca?token=demo-token", request.to_string())
+            .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["code"], "render_failed", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("needs a list, and this is {kind}")),
+            "{body}"
+        );
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn workload_bad_requests_get_400_naming_the_field() {
     let server = TestServer::start(&common::fixtures()).await;

@@ -405,7 +405,8 @@ fn log_changes(prev: &Snapshot, next: &Snapshot, took: Duration) {
         changed,
         removed,
         errors = now.len(),
-        took_ms = took.as_secs_f64() * 1e3,
+        // A tenth of a millisecond: `0.989578000001` said nothing more.
+        took_ms = (took.as_secs_f64() * 1e4).round() / 10.0,
         "config reloaded"
     );
 }
