@@ -58,6 +58,11 @@ enum Command {
         /// file's `tests:` (printed instead when it cannot be appended safely).
         #[arg(long, value_name = "NAME")]
         save_test: Option<String>,
+        /// With --save-test: keep the contact's name and number (and their
+        /// mentions in `data` and the answers) as given. By default the test
+        /// gets a made-up contact, as a test made from the journal does.
+        #[arg(long, requires = "save_test")]
+        keep_contact: bool,
         /// After the JSON, print each message as the contact reads it
         /// (templates filled in from the tenant's templates.json).
         #[arg(long)]
@@ -246,9 +251,13 @@ fn main() -> ExitCode {
             target,
             request,
             save_test,
+            keep_contact,
             dir,
             show_text,
-        }) => render(&dir.dir, &target, &request, show_text, save_test.as_deref()),
+        }) => {
+            let save_test = save_test.as_deref().map(|name| (name, keep_contact));
+            render(&dir.dir, &target, &request, show_text, save_test)
+        }
         Some(Command::Test { only, dir }) => run_tests(&dir.dir, only.as_deref()),
     };
     match result {
@@ -476,7 +485,7 @@ fn render(
     target: &str,
     request: &Path,
     show_text: bool,
-    save_test: Option<&str>,
+    save_test: Option<(&str, bool)>,
 ) -> anyhow::Result<ExitCode> {
     let (tenant_name, integration) = target
         .split_once('/')
@@ -529,20 +538,33 @@ fn render(
         .enable_all()
         .build()?;
     let metrics = recado::telemetry::TenantMetrics::new(&tenant.name);
-    if let Some(name) = save_test {
+    if let Some((name, keep_contact)) = save_test {
         // The calls' answers are kept: they become the test's `enrich:`.
-        let mut ctx = recado::render::request_context(&req);
+        let ctx = recado::render::request_context(&req);
         let mut answers = None;
         if !found.program.borrow_dependent().calls.is_empty() {
             let got = runtime
                 .block_on(upstream.run(&tenant, &metrics, found, &ctx))
                 .map_err(|e| anyhow::anyhow!("{}: {e}", found.file))?;
-            ctx = minijinja::context! { enrich => got.clone(), ..ctx };
             answers = Some(serde_json::to_value(&got)?);
+        }
+        let request: serde_json::Value = serde_json::from_slice(&body)?;
+        // Rendered again for the contact the test will hold, so that the
+        // name and phone filters give what they will give in the test.
+        let (request, answers) = if keep_contact {
+            (request, answers)
+        } else {
+            recado::replay::made_up(&request, answers.as_ref())
+        };
+        let req = PlatformRequest::parse(&serde_json::to_vec(&request)?)
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.path, e.message))?;
+        let mut ctx = recado::render::request_context(&req);
+        if let Some(answers) = &answers {
+            let answers: minijinja::Value = serde_json::from_value(answers.clone())?;
+            ctx = minijinja::context! { enrich => answers, ..ctx };
         }
         let outcome = recado::hook::render_request(found, &ctx, tenant.limits.max_messages)
             .and_then(|m| recado::hook::encode(&m, found, &tenant.limits).map(|_| m));
-        let request: serde_json::Value = serde_json::from_slice(&body)?;
         let entry = recado::testing::entry_yaml(name, &request, answers.as_ref(), &outcome);
         let path = dir.join(&found.file);
         return match recado::testing::append_test(&path, &entry, name) {

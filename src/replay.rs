@@ -358,6 +358,26 @@ impl Pseudonyms {
     }
 }
 
+/// A platform request (its JSON) and the calls' answers with the contact
+/// made up, as in a test made from the journal: for `recado render
+/// --save-test`, whose test goes into a file that may well be committed.
+pub fn made_up(request: &Json, answers: Option<&Json>) -> (Json, Option<Json>) {
+    let contact = &request["contact"];
+    let p = Pseudonyms::new(
+        contact["key"].as_str().unwrap_or(""),
+        contact["name"].as_str().unwrap_or(""),
+    );
+    let mut fake = request.clone();
+    if let Some(c) = fake.get_mut("contact").and_then(Json::as_object_mut) {
+        c.insert("key".into(), json!(p.key));
+        c.insert("name".into(), json!(p.name));
+    }
+    if let Some(data) = fake.get_mut("data") {
+        *data = p.json(data);
+    }
+    (fake, answers.map(|a| p.json(a)))
+}
+
 /// Why an entry cannot become a test.
 #[derive(Debug, thiserror::Error)]
 pub enum SnippetError {

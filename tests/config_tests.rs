@@ -163,8 +163,32 @@ fn save_test_appends_a_passing_test_and_keeps_the_comments() {
     let after = String::from_utf8(common::read(&file)).unwrap();
     assert!(after.starts_with(&before), "only appended:\n{after}");
     assert!(after.contains("Z-9"));
+    // The contact is made up, as in a test made from the journal: the file
+    // may be committed. Its expected greeting is the made-up one's.
+    let added = &after[before.len()..];
+    for personal in ["Ana", "Souza", "5513999999999", "13999999999"] {
+        assert!(!added.contains(personal), "`{personal}` in {added}");
+    }
+    assert!(added.contains("Olá, Maria!"), "{added}");
     let (code, out, _) = recado(&["test", "--dir", root, "demo/boleto"]);
     assert_eq!((code, last_line(&out)), (0, "3 passed, 0 failed"), "{out}");
+
+    // `--keep-contact` keeps it as given.
+    let (code, out, err) = recado(&[
+        "render",
+        "demo/boleto",
+        request.to_str().unwrap(),
+        "--dir",
+        root,
+        "--save-test",
+        "como veio",
+        "--keep-contact",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let last = String::from_utf8(common::read(&file)).unwrap();
+    assert!(last[after.len()..].contains("Ana Souza"), "{last}");
+    let (code, out, _) = recado(&["test", "--dir", root, "demo/boleto"]);
+    assert_eq!((code, last_line(&out)), (0, "4 passed, 0 failed"), "{out}");
 }
 
 #[tokio::test]
