@@ -314,12 +314,27 @@ impl Upstream {
                 compiled.calls.iter().filter(|c| c.level == level).collect();
             let results = match calls.as_slice() {
                 [one] => vec![self.timed(tenant, metrics, integration, one, &ctx).await],
+                // A call that fails without a fallback fails the request:
+                // the others of its level are dropped then (their slots
+                // and a breaker's probe are given back), rather than
+                // awaited for an answer nobody will read.
                 many => {
-                    futures_util::future::join_all(
-                        many.iter()
-                            .map(|c| self.timed(tenant, metrics, integration, c, &ctx)),
-                    )
-                    .await
+                    let done = futures_util::future::try_join_all(many.iter().map(|c| async {
+                        match self.timed(tenant, metrics, integration, c, &ctx).await {
+                            (Err(e), cached, took) if c.fallback.is_none() => {
+                                Err((*c, e, cached, took))
+                            }
+                            r => Ok(r),
+                        }
+                    }))
+                    .await;
+                    match done {
+                        Ok(results) => results,
+                        Err((call, e, cached, took)) => {
+                            log_call(log, call, e.kind(), took, cached, None, 0);
+                            return Err(e);
+                        }
+                    }
                 }
             };
             for (call, (result, cached, took)) in calls.into_iter().zip(results) {

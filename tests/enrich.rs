@@ -21,6 +21,9 @@ const SECRET: &str = "erp-s3cr3t-do-not-leak";
 #[derive(Clone, Default)]
 struct Upstream {
     hits: Arc<Mutex<HashMap<String, u64>>>,
+    /// Answers sent whole (a call dropped while its answer was delayed is
+    /// a hit, not an answer).
+    answered: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Upstream {
@@ -44,6 +47,11 @@ async fn behave(
     if let Some(ms) = q.get("delay_ms") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
     }
+    *up.answered
+        .lock()
+        .unwrap()
+        .entry(format!("{kind}/{id}"))
+        .or_default() += 1;
     let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
         == Some(&format!("Bearer {SECRET}"));
     match kind.as_str() {
@@ -127,6 +135,12 @@ fn config(up: SocketAddr) -> tempfile::TempDir {
             format!(
                 "enrich:\n  a:\n    url: \"{base}/echo/1\"\n    cache: 30s\n    query: {{a: \"{{{{ data.id }}}}\"}}\n  b:\n    url: \"{base}/echo/1\"\n    cache: 30s\n    query: {{b: \"{{{{ data.id }}}}\"}}\n\
                  messages:\n  - text: \"{{{{ enrich.a.query.a }}}} {{{{ enrich.b.query.b }}}}\"\n"
+            ),
+        ),
+        (
+            "acme/failfast.yaml".into(),
+            format!(
+                "enrich:\n  a:\n    url: \"{base}/fail/{{{{ data.id }}}}\"\n  b:\n    url: \"{base}/orders/{{{{ data.id }}}}?delay_ms=3000\"\n    timeout: 5s\n    on_error: fallback\n    fallback: {{count: 0}}\nmessages:\n  - text: \"{{{{ enrich.b.count }}}}\"\n"
             ),
         ),
         (
@@ -286,6 +300,28 @@ async fn failures_give_their_documented_errors_within_the_configured_time() {
     // Failures are not cached: the next request calls again.
     call(&server, "fail", 1, json!({"id": "f1"})).await;
     assert_eq!(up.hits("fail/f1"), 6);
+}
+
+/// A call that fails without a fallback fails the request at once: the
+/// other calls of its level are dropped, not awaited (the old code answered
+/// only once the slow call's answer came, for nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_call_without_fallback_does_not_wait_for_the_others() {
+    let (addr, up) = start_upstream().await;
+    let (server, _dir) = start(addr).await;
+    let (status, body, _) = call(&server, "failfast", 1, json!({"id": "ff"})).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_status", "{body}");
+    assert_eq!(
+        up.answered
+            .lock()
+            .unwrap()
+            .get("orders/ff")
+            .copied()
+            .unwrap_or(0),
+        0,
+        "the request waited for the slow call's answer"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
