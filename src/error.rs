@@ -24,13 +24,13 @@ pub enum ApiError {
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     /// 401: unknown clientId, missing token or wrong token; deliberately alike.
-    #[error("missing or invalid token for this clientId")]
+    #[error("missing or invalid token: a webhook needs a token of the tenant its clientId belongs to; /admin and /metrics take theirs as `Authorization: Bearer <token>`")]
     Unauthorized,
     /// 404: the tenant has no integration with this name.
     #[error("no integration named `{0}` for this tenant")]
     UnknownIntegration(String),
     /// 404: the path is not a webhook.
-    #[error("no route for {0}; webhooks are POST /hooks/{{integration}}")]
+    #[error("nothing at {0}")]
     NoRoute(String),
     /// 405.
     #[error("method not allowed; webhooks are POST /hooks/{{integration}}")]

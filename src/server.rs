@@ -73,7 +73,12 @@ fn routes(state: AppState) -> Router {
         .route("/admin/requests/{entry}/replay", post(admin::replay))
         .route("/admin/requests/{entry}/test", get(admin::test))
         .merge(crate::studio::routes())
-        .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
+        .fallback(|uri: Uri| async move {
+            ApiError::NoRoute(format!(
+                "{}; webhooks are POST /hooks/{{integration}}",
+                uri.path()
+            ))
+        })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -119,7 +124,10 @@ async fn sign_ins(
 /// non-empty path segment) before the router sees it. Answers as if the
 /// route were not there.
 async fn unreachable_hook(uri: Uri) -> ApiError {
-    ApiError::NoRoute(uri.path().to_owned())
+    ApiError::NoRoute(format!(
+        "{}; webhooks are POST /hooks/{{integration}}",
+        uri.path()
+    ))
 }
 
 /// `POST /hooks/{integration}`: the webhook. Matched here rather than by
@@ -572,7 +580,12 @@ pub async fn serve_metrics(
     let app = App {
         router: Router::new()
             .route("/metrics", get(ops::metrics_unguarded))
-            .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
+            .fallback(|uri: Uri| async move {
+                ApiError::NoRoute(format!(
+                    "{}; webhooks are POST /hooks/{{integration}}",
+                    uri.path()
+                ))
+            })
             .with_state(state),
         state: None,
     };
