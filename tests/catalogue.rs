@@ -209,6 +209,18 @@ fn a_broken_catalogue_is_reported_at_its_line_and_column() {
         errors,
         ["acme/templates.json:2:29: invalid type: integer `7`, expected a string; expected the API's answer `{\"data\": [...]}`, an array of those, or an array of templates"]
     );
+    // A missing field is placed at the end of its template: it is named.
+    std::fs::write(
+        dir.path().join("acme/templates.json"),
+        "{\"data\": [\n  {\"name\": \"x\", \"language\": \"pt_BR\", \"components\": []},\n  {\"name\": \"aviso\", \"components\": []}\n]}\n",
+    )
+    .unwrap();
+    let errors = errors_of(dir.path());
+    assert!(
+        errors[0]
+            .starts_with("acme/templates.json:3:40: template `aviso`: missing field `language`"),
+        "{errors:?}"
+    );
 }
 
 #[test]

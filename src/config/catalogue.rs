@@ -165,6 +165,22 @@ impl Catalogue {
         // The shape decides the type, then the typed parse reports any fault
         // at its line and column.
         let shape: serde_json::Value = serde_json::from_slice(bytes).map_err(at)?;
+        // serde places a missing field at the end of its object: name the
+        // template it is missing from.
+        let at = |e: serde_json::Error| {
+            let mut err = at(e);
+            if let Some(field) = err
+                .message
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split_once('`'))
+                .map(|(f, _)| f.to_owned())
+            {
+                if let Some(which) = lacking(&shape, &field) {
+                    err.message = format!("{which}: {}", err.message);
+                }
+            }
+            err
+        };
         let raw: Vec<RawTemplate> = match &shape {
             serde_json::Value::Object(_) => serde_json::from_slice::<Page>(bytes).map_err(at)?.data,
             serde_json::Value::Array(items)
@@ -662,6 +678,30 @@ pub fn starts_a_url(value: &str) -> bool {
     v.len() >= 7
         && (v[..7].eq_ignore_ascii_case(b"http://")
             || v.len() >= 8 && v[..8].eq_ignore_ascii_case(b"https://"))
+}
+
+/// The first template of `shape` (any of the catalogue's three shapes)
+/// without `field`: by its name if it has one, else by its place.
+fn lacking(shape: &serde_json::Value, field: &str) -> Option<String> {
+    let items: Vec<&serde_json::Value> = match shape {
+        serde_json::Value::Object(page) => page.get("data")?.as_array()?.iter().collect(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .flat_map(|i| match i.get("data").and_then(|d| d.as_array()) {
+                Some(data) => data.iter().collect::<Vec<_>>(),
+                None => vec![i],
+            })
+            .collect(),
+        _ => return None,
+    };
+    let (n, t) = items
+        .iter()
+        .enumerate()
+        .find(|(_, t)| t.get(field).is_none())?;
+    Some(match t.get("name").and_then(|n| n.as_str()) {
+        Some(name) => format!("template `{name}`"),
+        None => format!("template {} of the catalogue", n + 1),
+    })
 }
 
 impl Text {
