@@ -218,7 +218,7 @@ fn a_broken_catalogue_is_reported_at_its_line_and_column() {
     let errors = errors_of(dir.path());
     assert!(
         errors[0]
-            .starts_with("acme/templates.json:3:40: template `aviso`: missing field `language`"),
+            .starts_with("acme/templates.json:3:37: template `aviso`: missing field `language`"),
         "{errors:?}"
     );
 }
