@@ -41,7 +41,13 @@ pub(super) fn check_vars(
         .copied()
         .collect();
     // Globals (`now`, `range`…) are worth suggesting, not worth listing.
-    let likely = crate::config::error::did_you_mean(unknown, known.iter().copied());
+    let likely = if unknown == "secrets" {
+        // It exists, where it is safe: a secret printed in a message would
+        // go to the contact.
+        "; `secrets` can be read only by the `enrich:` calls (their url, query, headers and body), never by a message".to_owned()
+    } else {
+        crate::config::error::did_you_mean(unknown, known.iter().copied())
+    };
     UNKNOWN_READ.with(|c| c.replace(Some((field.to_owned(), unknown.clone()))));
     Err(format!(
         "{}; a template can read {}{likely}",
