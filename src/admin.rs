@@ -244,8 +244,18 @@ pub async fn replay(
         replay::replay_offline(&tenant, &integration, &e)
     };
     let then = Outcome::recorded(&e);
+    // Without a recorded answer (the call failed then) or the body, nothing
+    // was replayed: that is not a change the operator made.
+    let replayed = !matches!(
+        &now,
+        Outcome::Error { code, .. } if code == "no_recorded_answer" || code == "no_body"
+    );
     let r = Redactor::for_body(&e.body, app.settings.log_personal_data);
-    let mut changes = serde_json::to_value(replay::diff(&then, &now)).unwrap_or_default();
+    let mut changes = if replayed {
+        serde_json::to_value(replay::diff(&then, &now)).unwrap_or_default()
+    } else {
+        json!([])
+    };
     r.json(&mut changes);
     Json(json!({
         "entry": e.seq.to_string(),
@@ -253,7 +263,8 @@ pub async fn replay(
         "live": live,
         "version_then": &*e.version,
         "version_now": integration.hash,
-        "changed": then != now,
+        "replayed": replayed,
+        "changed": if replayed { json!(then != now) } else { serde_json::Value::Null },
         "then": then.to_json(&r),
         "now": now.to_json(&r),
         "diff": changes,

@@ -481,6 +481,36 @@ async fn a_test_from_an_entry_replaces_the_contact_in_values_only_data_included(
     server.stop().await;
 }
 
+/// An entry whose upstream call failed has no answer to replay that call
+/// with: the replay says it replayed nothing, not that the edit changed
+/// the answer (it used to say `changed: true`, on an untouched file).
+#[tokio::test]
+async fn an_entry_whose_call_failed_is_not_replayed_and_not_called_changed() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let dir = integrations_with(&[("demo/plano.yaml", &plano(port))]);
+    let server = start(dir.path()).await;
+    let (status, body) = server
+        .post(
+            "/hooks/plano?token=demo-token",
+            boleto_request(31, json!({})),
+        )
+        .await;
+    assert_eq!(status, 502, "{body}");
+    let list = admin_json(&server, "GET", "/admin/requests").await;
+    let entry = list["entries"][0]["entry"].as_str().unwrap().to_owned();
+    let replay = admin_json(&server, "POST", &format!("/admin/requests/{entry}/replay")).await;
+    assert_eq!(replay["replayed"], false, "{replay}");
+    assert_eq!(replay["changed"], Value::Null, "{replay}");
+    assert_eq!(replay["diff"], json!([]), "{replay}");
+    assert_eq!(
+        replay["now"]["error"]["code"], "no_recorded_answer",
+        "{replay}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_failed_entry_becomes_an_expect_error_test() {
     let dir = integrations_with(&[]);
