@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::config::catalogue::{Header, Params, Template, INVISIBLE, LANGUAGES};
+use crate::config::catalogue::{ButtonValue, Header, Params, Template, INVISIBLE, LANGUAGES};
 
 /// WhatsApp's limit for a text message, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -136,6 +136,79 @@ pub const MAX_CODE_CHARS: usize = 15;
 pub const MAX_NAME_CHARS: usize = 512;
 
 impl TemplateMessage {
+    /// Whether the message has the values `t` takes: what the load-time
+    /// check makes sure of for a fixed name, for a name (or language) that
+    /// came from the request. Named body values are counted, not ordered.
+    pub fn fits(&self, t: &Template) -> Result<(), Violation> {
+        let refuse = |field: &str, reason: String| {
+            Err(Violation {
+                field: field.to_owned(),
+                reason,
+            })
+        };
+        let which = format!("`{}` ({})", t.name, t.language);
+        if let Some(status) = t
+            .status
+            .as_deref()
+            .filter(|s| !s.eq_ignore_ascii_case("APPROVED"))
+        {
+            return refuse(
+                "name",
+                format!("names {which}, which is {status}, not APPROVED: WhatsApp would refuse it"),
+            );
+        }
+        let wants_header = match &t.header {
+            None => false,
+            Some(Header::Media(_)) => true,
+            Some(Header::Text(text)) => !text.vars.is_empty(),
+        };
+        if wants_header != self.header.is_some() {
+            let says = if wants_header {
+                "takes a header value and the message has none"
+            } else {
+                "takes no header value and the message has one"
+            };
+            return refuse("header", format!("does not fit {which}, which {says}"));
+        }
+        let vars = t.body.as_ref().map_or(0, |b| b.vars.len());
+        let given = self.body.as_ref().map_or(0, |b| b.parameters.len());
+        if vars != given {
+            return refuse(
+                "body",
+                format!("has {given} value(s); {which} takes {vars}"),
+            );
+        }
+        if self.buttons.len() != t.buttons.len() {
+            return refuse(
+                "buttons",
+                format!(
+                    "has {} button(s); {which} has {}",
+                    self.buttons.len(),
+                    t.buttons.len()
+                ),
+            );
+        }
+        for (i, (b, tb)) in self.buttons.iter().zip(&t.buttons).enumerate() {
+            let fits = match tb.takes {
+                ButtonValue::Required => !b.parameters.is_empty(),
+                ButtonValue::None => b.parameters.is_empty(),
+                ButtonValue::Either => true,
+            };
+            if !fits {
+                let says = if b.parameters.is_empty() {
+                    "needs a value"
+                } else {
+                    "takes no value"
+                };
+                return refuse(
+                    &format!("buttons[{i}]"),
+                    format!("{says} in {which} (a {} button)", tb.kind),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The values as [`catalogue::Template::fill`](crate::config::catalogue::Template::fill) takes them.
     pub fn params(&self) -> Params<'_> {
         fn values(p: &Option<Parameters>) -> Vec<&str> {

@@ -302,6 +302,7 @@ fn emit(
             body,
             buttons,
             catalogue: _,
+            lookup: _,
         } => {
             let header = header
                 .as_ref()
@@ -338,9 +339,46 @@ fn emit(
             })
         }
     };
-    let template = match content {
-        CompiledContent::Template { catalogue, .. } => catalogue.as_deref(),
-        CompiledContent::Qr { .. } => None,
+    let template = match (content, &message) {
+        (
+            CompiledContent::Template {
+                catalogue: None,
+                lookup: Some(lookup),
+                ..
+            },
+            Message::Template(t),
+        ) => {
+            // The name (or language) came from the request: the template
+            // it names must be in the catalogue, and the message fit it, as
+            // a fixed name is checked at load.
+            let Some(found) = lookup.get(&t.name, &t.language) else {
+                // A malformed name or language says so first.
+                message
+                    .validate_with(None)
+                    .map_err(|violation| RenderError::Output {
+                        path: loc.to_string(),
+                        violation,
+                    })?;
+                return Err(RenderError::Output {
+                    path: loc.to_string(),
+                    violation: crate::output::Violation {
+                        field: "name".into(),
+                        reason: format!(
+                            "`{}` ({}) is not in the tenant's templates.json: WhatsApp would refuse the message",
+                            crate::request::short(&t.name),
+                            crate::request::short(&t.language)
+                        ),
+                    },
+                });
+            };
+            t.fits(found).map_err(|violation| RenderError::Output {
+                path: loc.to_string(),
+                violation,
+            })?;
+            Some(&**found)
+        }
+        (CompiledContent::Template { catalogue, .. }, _) => catalogue.as_deref(),
+        (CompiledContent::Qr { .. }, _) => None,
     };
     message
         .validate_with(template)

@@ -274,7 +274,7 @@ fn served() -> tempfile::TempDir {
         ("acme/aviso.yaml", &ticket("", "")),
         (
             "acme/livre.yaml",
-            "messages:\n  - template:\n      name: \"{{ data.modelo }}\"\n      language: \"{{ data.idioma }}\"\n      body: [\"{{ data.a }}\"]\n",
+            "messages:\n  - template:\n      name: \"{{ data.modelo }}\"\n      language: \"{{ data.idioma }}\"\n      header: \"{{ data.a }}\"\n      body: [\"{{ data.a }}\", \"{{ data.a }}\"]\n      buttons: [\"{{ data.a }}\", ~]\n",
         ),
         (
             "acme/cupom.yaml",
@@ -358,11 +358,21 @@ async fn run_time_limits_answer_422() {
         assert_invalid(status, &body, "acme/aviso.yaml", needle);
     }
 
-    // Without a catalogue entry (name and language from the data): the
-    // name's characters and Meta's language list still hold.
+    // Name and language from the data: the template they name is looked up
+    // per request and the message checked against it, as a fixed name is
+    // at load; a malformed name or language says so first.
     let livre = |modelo: &str, idioma: &str| json!({"modelo": modelo, "idioma": idioma, "a": "x"});
-    let (status, body) = post(&server, "livre", livre("qualquer_um", "pt_BR")).await;
+    let (status, body) = post(&server, "livre", livre("ticket_activated", "pt_BR")).await;
     assert_eq!(status, 200, "{body}");
+    let (status, body) = post(&server, "livre", livre("qualquer_um", "pt_BR")).await;
+    assert_invalid(
+        status,
+        &body,
+        "acme/livre.yaml",
+        "`qualquer_um` (pt_BR) is not in the tenant's templates.json",
+    );
+    let (status, body) = post(&server, "livre", livre("cupom_desconto", "pt_BR")).await;
+    assert_invalid(status, &body, "acme/livre.yaml", "`header` does not fit `cupom_desconto` (pt_BR), which takes no header value and the message has one");
     let (status, body) = post(&server, "livre", livre("qualquer_um", "pt-BR")).await;
     assert_invalid(status, &body, "acme/livre.yaml", "`language` must be one of the language codes WhatsApp supports for templates, such as `pt_BR`, `en_US` or `es` (WhatsApp writes it `pt_BR`)");
     let (status, body) = post(&server, "livre", livre("Aviso-Geral", "pt_BR")).await;

@@ -133,6 +133,10 @@ pub enum CompiledContent<'env> {
         /// `language` are fixed text: the run-time checks that need the
         /// template's text (the body as read, the buttons' links) use it.
         catalogue: Option<Arc<catalogue::Template>>,
+        /// When `name` or `language` is a template, the tenant's catalogue,
+        /// to find the template by what they render to and check the
+        /// message against it at run time.
+        lookup: Option<Arc<catalogue::Catalogue>>,
     },
 }
 
@@ -485,7 +489,7 @@ fn shared_environment(opts: &CompileOptions) -> Arc<Environment<'static>> {
 /// Compiles every template and expression of `spec`. Syntax was already
 /// checked while parsing, so an error here is unexpected but still reported.
 pub fn compile(spec: &IntegrationSpec, opts: &CompileOptions) -> Result<Program, minijinja::Error> {
-    compile_with(spec, opts, &[])
+    compile_with(spec, opts, &[], None)
 }
 
 /// Like [`compile`], with each message's catalogue template (by message
@@ -495,6 +499,7 @@ pub fn compile_with(
     spec: &IntegrationSpec,
     opts: &CompileOptions,
     templates: &[Option<Arc<catalogue::Template>>],
+    lookup: Option<&Arc<catalogue::Catalogue>>,
 ) -> Result<Program, minijinja::Error> {
     let env = &shared_environment(opts);
     {
@@ -541,6 +546,7 @@ pub fn compile_with(
                                     .transpose()
                             })
                             .collect::<Result<_, _>>()?,
+                        lookup: resolved.is_none().then(|| lookup.cloned()).flatten(),
                         catalogue: resolved,
                     }
                 }

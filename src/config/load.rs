@@ -144,7 +144,7 @@ pub fn load_tenant_from(
                     stem,
                     &settings.opts,
                     &settings.facts,
-                    catalogue.as_deref(),
+                    catalogue.as_ref(),
                 )
                 .and_then(|i| run_tests(i, &settings, &bytes).map_err(|e| vec![e]))
                 .map(Arc::new),
@@ -459,7 +459,7 @@ pub fn load_integration(
     name: &str,
     opts: &CompileOptions,
     facts: &TenantFacts,
-    catalogue: Option<&Catalogue>,
+    catalogue: Option<&Arc<Catalogue>>,
 ) -> Result<Integration, Vec<ConfigError>> {
     let spec: IntegrationSpec = yaml::parse(bytes, rel).map_err(|e| vec![e])?;
     if spec.messages.is_empty() {
@@ -479,8 +479,9 @@ pub fn load_integration(
         errors.dedup();
         return Err(errors);
     }
-    let templates = check_templates(&spec, bytes, rel, catalogue).map_err(|e| vec![e])?;
-    let program = compile::compile_with(&spec, opts, &templates)
+    let templates =
+        check_templates(&spec, bytes, rel, catalogue.map(|c| &**c)).map_err(|e| vec![e])?;
+    let program = compile::compile_with(&spec, opts, &templates, catalogue)
         .map_err(|e| vec![ConfigError::whole_file(rel, format!("template error: {e}"))])?;
     let calls: BTreeSet<&str> = spec.enrich.calls.iter().map(|(n, _)| n.as_str()).collect();
     let tests = check_tests(spec.tests.clone(), &calls, bytes, rel).map_err(|e| vec![e])?;

@@ -239,7 +239,7 @@ fn run(tenant: &Tenant, serving: Option<&Arc<Integration>>, input: PreviewIn) ->
                 &input.integration,
                 tenant.compile_options(),
                 tenant.facts(),
-                tenant.catalogue.as_deref(),
+                tenant.catalogue.as_ref(),
             ) {
                 Ok(i) => (Arc::new(i), yaml.as_str().into()),
                 Err(errors) => {
