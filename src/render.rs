@@ -418,7 +418,7 @@ fn template_error(
     // words, never the request's.
     let span = source
         .zip(e.range())
-        .and_then(|(s, r)| s.get(r))
+        .and_then(|(s, r)| enclosing(s, r))
         .map(str::trim)
         .filter(|s| !s.is_empty() && !s.contains('\n'));
     let mut detail = match (e.kind(), e.detail()) {
@@ -430,7 +430,12 @@ fn template_error(
             Some(span) => format!("`{span}` is null: {detail}"),
             None => detail.to_owned(),
         },
-        (_, Some(detail)) => detail.to_owned(),
+        // Where in the template (its own text, never the request's): a
+        // message with three filters says which one failed.
+        (_, Some(detail)) => match span {
+            Some(span) if !detail.contains(span) => format!("`{span}`: {detail}"),
+            _ => detail.to_owned(),
+        },
         (kind, None) => kind.to_string(),
     };
     // A cause (jiff's, for a date) quotes the input it could not read, which
@@ -452,6 +457,23 @@ fn template_error(
         None => detail.push_str(&format!(" ({path})")),
     }
     RenderError::Template { path, detail }
+}
+
+/// The whole `{{ … }}` around `range` (a filter's error covers only the
+/// filter's name: `data.vencimento | dateformat` says which value), or the
+/// range itself outside one.
+fn enclosing(source: &str, range: std::ops::Range<usize>) -> Option<&str> {
+    let own = source.get(range.clone())?;
+    let before = source.get(..range.start)?;
+    let after = source.get(range.end..)?;
+    let (Some(open), Some(close)) = (before.rfind("{{"), after.find("}}")) else {
+        return Some(own);
+    };
+    // Not inside one if a `}}` closes it before the range.
+    if before[open..].contains("}}") {
+        return Some(own);
+    }
+    source.get(open + 2..range.end + close)
 }
 
 /// The messages as the contact reads them, one block each: a template's

@@ -215,8 +215,9 @@ async fn a_missing_field_is_named_by_its_path_in_the_422() {
     let (status, answer) = server.post(&format!("/hooks/boleto{TOKEN}"), body).await;
     assert_eq!(status, 422);
     let message = answer["error"]["message"].as_str().unwrap();
+    // Which expression failed, in the template's own words.
     assert!(
-        message.starts_with("brl: expected a number, got text"),
+        message.starts_with("`data.valor | brl`: brl: expected a number, got text"),
         "{message}"
     );
     assert!(!message.contains("secretos"), "{message}");
