@@ -345,7 +345,9 @@ impl Upstream {
                 let (value, bytes) = match (result, &call.fallback) {
                     (Ok(a), _) => (a.value, a.bytes as usize),
                     (Err(e), Some(fallback)) => {
-                        tracing::warn!(integration = %integration.file, call = %call.name, error = %e, "upstream call failed; using its fallback");
+                        // The failure itself was logged as a warning where
+                        // it happened: one line for it, not two.
+                        tracing::info!(integration = %integration.file, call = %call.name, error_code = e.kind(), "using the call's fallback");
                         (fallback.clone(), 0)
                     }
                     (Err(e), None) => {
