@@ -96,7 +96,13 @@ pub async fn list(
 ) -> Response {
     let q = match query {
         Ok(Query(q)) => q,
-        Err(e) => return bad_query(&e),
+        // Who may not list entries learns nothing of the parameters.
+        Err(e) => {
+            return match authorize(&app, &headers, None) {
+                Err(denied) => denied.into_response(),
+                Ok(()) => bad_query(&e),
+            }
+        }
     };
     if let Err(e) = authorize(&app, &headers, q.tenant.as_deref()) {
         return e.into_response();

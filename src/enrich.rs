@@ -10,6 +10,7 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use minijinja::{context, Value};
 use moka::future::Cache;
 use moka::Expiry;
@@ -312,32 +313,41 @@ impl Upstream {
             };
             let calls: Vec<&CompiledCall<'_>> =
                 compiled.calls.iter().filter(|c| c.level == level).collect();
-            let results = match calls.as_slice() {
-                [one] => vec![self.timed(tenant, metrics, integration, one, &ctx).await],
-                // A call that fails without a fallback fails the request:
-                // the others of its level are dropped then (their slots
-                // and a breaker's probe are given back), rather than
-                // awaited for an answer nobody will read.
+            // A call that fails without a fallback fails the request: the
+            // others of its level still running are dropped then (their
+            // slots and a breaker's probe are given back), rather than
+            // awaited for an answer nobody will read. Those that finished
+            // before it are recorded as usual, in the order declared.
+            let mut fatal = None;
+            let results: Vec<_> = match calls.as_slice() {
+                [one] => vec![Some(
+                    self.timed(tenant, metrics, integration, one, &ctx).await,
+                )],
                 many => {
-                    let done = futures_util::future::try_join_all(many.iter().map(|c| async {
-                        match self.timed(tenant, metrics, integration, c, &ctx).await {
-                            (Err(e), cached, took) if c.fallback.is_none() => {
-                                Err((*c, e, cached, took))
-                            }
-                            r => Ok(r),
+                    let ctx = &ctx;
+                    let mut running: FuturesUnordered<_> = many
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| async move {
+                            (i, self.timed(tenant, metrics, integration, c, ctx).await)
+                        })
+                        .collect();
+                    let mut done: Vec<_> = many.iter().map(|_| None).collect();
+                    while let Some((i, r)) = running.next().await {
+                        if r.0.is_err() && many[i].fallback.is_none() {
+                            fatal = Some((many[i], r));
+                            break;
                         }
-                    }))
-                    .await;
-                    match done {
-                        Ok(results) => results,
-                        Err((call, e, cached, took)) => {
-                            log_call(log, call, e.kind(), took, cached, None, 0);
-                            return Err(e);
-                        }
+                        done[i] = Some(r);
                     }
+                    done
                 }
             };
-            for (call, (result, cached, took)) in calls.into_iter().zip(results) {
+            let finished = calls
+                .into_iter()
+                .zip(results)
+                .filter_map(|(call, r)| Some((call, r?)));
+            for (call, (result, cached, took)) in finished {
                 let outcome = match &result {
                     Ok(_) => "ok",
                     Err(e) => e.kind(),
@@ -357,6 +367,10 @@ impl Upstream {
                 };
                 log_call(log, call, outcome, took, cached, Some(&value), bytes);
                 answers.insert(call.name.clone(), value);
+            }
+            if let Some((call, (Err(e), cached, took))) = fatal {
+                log_call(log, call, e.kind(), took, cached, None, 0);
+                return Err(e);
             }
         }
         Ok(Value::from(answers))

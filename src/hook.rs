@@ -70,14 +70,14 @@ pub async fn hook(
             .then_some(ApiError::PayloadTooLarge { limit })
     });
     let mut collect = std::pin::pin!(Limited::new(body, limit).collect());
-    let collected = match (early, futures_util::poll!(collect.as_mut())) {
-        (Some(e), _) => Err(e),
-        (None, Poll::Ready(body)) => Ok(body),
-        (None, Poll::Pending) => {
-            tokio::time::timeout_at((started + BODY_READ_TIMEOUT).into(), collect)
+    let collected = match early {
+        Some(e) => Err(e),
+        None => match futures_util::poll!(collect.as_mut()) {
+            Poll::Ready(body) => Ok(body),
+            Poll::Pending => tokio::time::timeout_at((started + BODY_READ_TIMEOUT).into(), collect)
                 .await
-                .map_err(|_| ApiError::BodyTimeout(BODY_READ_TIMEOUT))
-        }
+                .map_err(|_| ApiError::BodyTimeout(BODY_READ_TIMEOUT)),
+        },
     };
     // Whatever the answer, the body was not read whole.
     let close = !matches!(collected, Ok(Ok(_)));

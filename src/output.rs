@@ -317,7 +317,7 @@ impl TemplateMessage {
             };
             let field = || format!("buttons[{i}].parameters[0].value");
             if let Some((before, after)) = b.url_parts() {
-                if !before.is_empty() && crate::config::catalogue::starts_a_url(&p.value) {
+                if crate::config::catalogue::repeats_start(&p.value, before) {
                     return Err(violation(
                         &field(),
                         format!("is a whole link, but the button's URL ({}) already starts with `{before}`: the value replaces only the variable, so the contact would get the start twice; give only the part that goes in its place", b.url.as_deref().unwrap_or_default()),

@@ -318,41 +318,66 @@ impl Pseudonyms {
         }
     }
 
-    /// `s` with every whole-word occurrence of the contact replaced: `Val`
-    /// in `Val Souza`, never in `valor`.
+    /// `s` with the contact replaced: a form of at least five characters
+    /// (a surname, a number) wherever it occurs (`anasouza@…`), a shorter
+    /// one as a whole word only (`Val` in `Val Souza`, never in `valor`).
     fn text(&self, s: &str) -> String {
         let mut out = s.to_owned();
         for (real, fake) in &self.pairs {
-            if real.is_empty() {
+            if real.is_empty() || !out.contains(real.as_str()) {
                 continue;
             }
+            let anywhere = real.chars().count() >= 5;
             let mut replaced = String::with_capacity(out.len());
-            let mut rest = out.as_str();
-            while let Some(i) = rest.find(real.as_str()) {
+            let mut last = 0;
+            for (i, _) in out.match_indices(real.as_str()) {
                 let end = i + real.len();
-                let before = rest[..i].chars().next_back();
-                let after = rest[end..].chars().next();
+                // Judged on the original text, so that a match skipped just
+                // before (`AnaAna`) is still the character before this one.
+                let before = out[..i].chars().next_back();
+                let after = out[end..].chars().next();
                 let whole = !before.is_some_and(char::is_alphanumeric)
                     && !after.is_some_and(char::is_alphanumeric);
-                replaced.push_str(&rest[..i]);
-                replaced.push_str(if whole { fake } else { real });
-                rest = &rest[end..];
+                if anywhere || whole {
+                    replaced.push_str(&out[last..i]);
+                    replaced.push_str(fake);
+                    last = end;
+                }
             }
-            replaced.push_str(rest);
+            replaced.push_str(&out[last..]);
             out = replaced;
         }
         out
     }
 
-    /// `v` with the contact replaced in its strings; keys are the
-    /// integration's own names (`valor`) and stay as they are.
+    /// `v` with the contact replaced in its strings and numbers (a phone
+    /// may come as a number), and in a key that is the contact itself; other
+    /// keys are the integration's own names (`valor`) and stay as they are.
     fn json(&self, v: &Json) -> Json {
         match v {
             Json::String(s) => Json::String(self.text(s)),
-            Json::Array(items) => Json::Array(items.iter().map(|v| self.json(v)).collect()),
-            Json::Object(map) => {
-                Json::Object(map.iter().map(|(k, v)| (k.clone(), self.json(v))).collect())
+            Json::Number(n) => {
+                let text = n.to_string();
+                let made_up = self.text(&text);
+                if made_up == text {
+                    v.clone()
+                } else {
+                    serde_json::from_str::<serde_json::Number>(&made_up)
+                        .map_or(Json::String(made_up), Json::Number)
+                }
             }
+            Json::Array(items) => Json::Array(items.iter().map(|v| self.json(v)).collect()),
+            Json::Object(map) => Json::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let key = match self.pairs.iter().find(|(real, _)| real == k) {
+                            Some((_, fake)) => fake.clone(),
+                            None => k.clone(),
+                        };
+                        (key, self.json(v))
+                    })
+                    .collect(),
+            ),
             other => other.clone(),
         }
     }
@@ -679,5 +704,44 @@ fn log(r: &ShadowReport) {
         tracing::info!(tenant = %r.tenant, integration = %r.integration, checked = r.checked, changed = r.changed, example_changed, "shadow check: the edit changes answers");
     } else {
         tracing::info!(tenant = %r.tenant, integration = %r.integration, checked = r.checked, skipped = r.skipped, "shadow check: no answer changes");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contact is made up wherever it shows (strings, numbers, a key that
+    /// is the contact), and nowhere else (`valor` stays `valor`).
+    #[test]
+    fn the_made_up_contact_replaces_the_real_one_and_nothing_else() {
+        let p = Pseudonyms::new("5511987654321", "Val Souza");
+        let before = json!({
+            "valor": 10,
+            "obs": "ligar para Val Souza no 5511987654321; e-mail valsouza@example.com",
+            "telefone": 5511987654321u64,
+            "local": 11987654321u64,
+            "5511987654321": "chave",
+            "eco": "ValVal Val",
+        });
+        let after = p.json(&before);
+        let text = after.to_string();
+        for real in [
+            "Val Souza",
+            "Souza",
+            "souza",
+            "5511987654321",
+            "11987654321",
+        ] {
+            assert!(!text.contains(real), "`{real}` in {text}");
+        }
+        assert_eq!(after["valor"], 10, "{after}");
+        assert!(after["telefone"].is_u64(), "{after}");
+        assert_eq!(
+            after["obs"],
+            "ligar para Maria Teste no 5511900000000; e-mail valteste@example.com"
+        );
+        // `Val` is short: replaced as a word, never inside one.
+        assert_eq!(after["eco"], "ValVal Maria", "{after}");
     }
 }

@@ -370,7 +370,8 @@ impl RequestError {
 /// and the log must not repeat it. recado's own type names become what the
 /// platform's document calls them.
 pub fn without_values(msg: &str) -> String {
-    let (head, tail) = match msg.split_once(", expected") {
+    // The last ", expected" is serde's: a quoted value may hold one too.
+    let (head, tail) = match msg.rsplit_once(", expected") {
         Some((head, tail)) => (head, Some(tail)),
         None => (msg, None),
     };

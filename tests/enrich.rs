@@ -138,6 +138,12 @@ fn config(up: SocketAddr) -> tempfile::TempDir {
             ),
         ),
         (
+            "acme/listquery.yaml".into(),
+            format!(
+                "enrich:\n  c:\n    url: \"{base}/echo/1\"\n    query: {{ids: \"{{{{ data.ids }}}}\"}}\nmessages:\n  - text: \"{{{{ enrich.c.query.ids }}}}\"\n"
+            ),
+        ),
+        (
             "acme/failfast.yaml".into(),
             format!(
                 "enrich:\n  a:\n    url: \"{base}/fail/{{{{ data.id }}}}\"\n  b:\n    url: \"{base}/orders/{{{{ data.id }}}}?delay_ms=3000\"\n    timeout: 5s\n    on_error: fallback\n    fallback: {{count: 0}}\nmessages:\n  - text: \"{{{{ enrich.b.count }}}}\"\n"
@@ -322,6 +328,17 @@ async fn a_failed_call_without_fallback_does_not_wait_for_the_others() {
         0,
         "the request waited for the slow call's answer"
     );
+}
+
+/// A list printed into a call (here its query) is sent as minijinja prints
+/// it: refusing lists and mappings is for messages, which reach a contact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_printed_into_a_call_is_sent_as_before() {
+    let (addr, _up) = start_upstream().await;
+    let (server, _dir) = start(addr).await;
+    let (status, body, _) = call(&server, "listquery", 1, json!({"ids": [1, 2]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["value"], "[1, 2]", "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

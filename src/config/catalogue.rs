@@ -488,8 +488,9 @@ impl Template {
                     ))
                 }
                 (ButtonValue::Required, Some(v))
-                    if button.url_parts().is_some_and(|(start, _)| !start.is_empty())
-                        && starts_a_url(&v.source) =>
+                    if button
+                        .url_parts()
+                        .is_some_and(|(start, _)| repeats_start(&v.source, start)) =>
                 {
                     let start = button.url_parts().map_or("", |(s, _)| s);
                     return Err((
@@ -671,13 +672,16 @@ impl TemplateButton {
     }
 }
 
-/// A value that is itself a link (`https://…`), which a URL button whose
-/// approved link has a fixed start must not get.
-pub fn starts_a_url(value: &str) -> bool {
-    let v = value.trim_start().as_bytes();
-    v.len() >= 7
-        && (v[..7].eq_ignore_ascii_case(b"http://")
-            || v.len() >= 8 && v[..8].eq_ignore_ascii_case(b"https://"))
+/// Whether a URL button's value repeats the start its approved link
+/// already fixes (`https://x.com/r/` + `https://x.com/r/7`): the contact
+/// would get the start twice. A link passed as a parameter of another
+/// (`https://l.example.com/r?u={{1}}`) is not that, and is let through.
+pub fn repeats_start(value: &str, start: &str) -> bool {
+    let v = value.trim_start();
+    !start.is_empty()
+        && v.len() >= start.len()
+        && v.is_char_boundary(start.len())
+        && v[..start.len()].eq_ignore_ascii_case(start)
 }
 
 /// The first template of `shape` (any of the catalogue's three shapes)
@@ -694,6 +698,11 @@ fn lacking(shape: &serde_json::Value, field: &str) -> Option<String> {
             .collect(),
         _ => return None,
     };
+    // Only a template's own fields: a component's or a button's missing
+    // field would name whichever template lacks a key of that name.
+    if !matches!(field, "name" | "language") {
+        return None;
+    }
     let (n, t) = items
         .iter()
         .enumerate()
@@ -940,6 +949,28 @@ struct RawButton {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a value that repeats the link's fixed start is refused; a link
+    /// passed as a parameter of a redirect is fine.
+    #[test]
+    fn a_url_value_repeating_the_fixed_start() {
+        let start = "https://x.example.com/r/";
+        for (value, start, repeats) in [
+            ("https://x.example.com/r/7", start, true),
+            ("HTTPS://X.example.com/r/7", start, true),
+            ("  https://x.example.com/r/{{ data.id }}", start, true),
+            ("7", start, false),
+            (
+                "https://loja.example.com/p/1",
+                "https://l.example.com/r?u=",
+                false,
+            ),
+            ("https://x.example.com/r/7", "", false),
+            ("é", "ab", false),
+        ] {
+            assert_eq!(repeats_start(value, start), repeats, "{value} / {start}");
+        }
+    }
 
     #[test]
     fn positional_and_named_variables() {

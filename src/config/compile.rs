@@ -441,11 +441,13 @@ pub fn environment(opts: &CompileOptions) -> Environment<'static> {
             ));
         }
         // Printed, a payload whose shape changed (`pedido` now an object)
-        // would send the contact Python-like text, with a 200.
+        // would send the contact Python-like text, with a 200. Only in a
+        // message: what a call sends its upstream is the operator's affair.
         if matches!(
             value.kind(),
             ValueKind::Map | ValueKind::Seq | ValueKind::Iterable
-        ) {
+        ) && state.name().starts_with("messages[")
+        {
             return Err(minijinja::Error::new(
                 minijinja::ErrorKind::InvalidOperation,
                 NOT_TEXT,

@@ -293,10 +293,22 @@ fn redact_credentials(mut e: ConfigError) -> ConfigError {
         Some(i) => e.message.split_at(i),
         None => ("", e.message.as_str()),
     };
-    let (head, tail) = match serde.split_once(", expected") {
+    // The last ", expected" is serde's: a quoted value may hold one too.
+    let (head, tail) = match serde.rsplit_once(", expected") {
         Some((head, tail)) => (head, Some(tail)),
         None => (serde, None),
     };
+    // A misspelt field's name is shown when it is close to a real one (a
+    // suggestion follows); anything else there may be a token pasted as a
+    // key, and is emptied like a value.
+    if head.starts_with("unknown field `") && !e.message.contains("did you mean") {
+        e.message = format!(
+            "{own}{}{}",
+            super::error::redact_quoted(head),
+            tail.map_or(String::new(), |t| format!(", expected{t}"))
+        );
+        return e;
+    }
     // `tokens`, `studio_tokens`, `secrets`; also a file that is not a
     // mapping at all (a symlink to something else): its whole text would
     // be quoted.

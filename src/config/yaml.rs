@@ -279,7 +279,7 @@ impl Positions {
             .filter(|&o| o > start)
             .min()
             .unwrap_or(self.source.len());
-        let bare = matches!(field, "when" | "for_each") || field.starts_with("for_each.");
+        let bare = matches!(field, "when" | "for_each");
         let text = &self.source[start..end];
         let found = template_reads(text, name, bare)?;
         Some(super::check::position(&self.source, start + found))
@@ -322,8 +322,24 @@ fn template_reads(text: &str, name: &str, bare: bool) -> Option<usize> {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let bytes = text.as_bytes();
     let mut in_tag = bare;
-    let mut i = 0;
+    // Inside a tag, a string literal (`'contato'`) is text, not a read.
+    let mut quote: Option<u8> = None;
+    // A bare expression may itself be a quoted YAML scalar: its quote is
+    // YAML's, not a string literal's.
+    let mut i = usize::from(bare && matches!(bytes.first(), Some(b'"' | b'\'')));
     while i < bytes.len() {
+        if in_tag {
+            match quote {
+                Some(q) if bytes[i] == q => quote = None,
+                Some(_) => {}
+                None if bytes[i] == b'\'' || bytes[i] == b'"' => quote = Some(bytes[i]),
+                None => {}
+            }
+            if quote.is_some() || bytes[i] == b'\'' || bytes[i] == b'"' {
+                i += 1;
+                continue;
+            }
+        }
         let pair = &bytes[i..bytes.len().min(i + 2)];
         if !bare && matches!(pair, b"{{" | b"{%") {
             in_tag = true;
@@ -446,5 +462,10 @@ mod tests {
         assert_eq!(p.read_of((3, 5), "when", "contato"), Some((3, 18)));
         assert_eq!(p.read_of((3, 5), "text", "nada"), None);
         assert_eq!(p.read_of((9, 9), "text", "contato"), None);
+        // A string literal is text, not a read; a quoted `when` is YAML's quote.
+        let src = "messages:\n  - when: \"data.t == 'contato' or contato\"\n    text: \"{{ 'contato' }} {{ contato }}\"\n";
+        let p = Positions::of(src.as_bytes());
+        assert_eq!(p.read_of((2, 5), "when", "contato"), Some((2, 35)));
+        assert_eq!(p.read_of((2, 5), "text", "contato"), Some((3, 31)));
     }
 }
