@@ -242,7 +242,7 @@ async fn posts_need_the_sessions_csrf_token() {
     };
     let resp = post(None).await.unwrap();
     assert_eq!(resp.status().as_u16(), 403);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "csrf");
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "csrf");
     let resp = post(Some(&"0".repeat(64))).await.unwrap();
     assert_eq!(resp.status().as_u16(), 403);
     let resp = post(Some(&csrf)).await.unwrap();

@@ -150,7 +150,8 @@ struct Problem {
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
-        Json(serde_json::json!({ "error": code, "message": message })),
+        // The shape of every other error recado answers.
+        Json(serde_json::json!({ "error": { "code": code, "message": message } })),
     )
         .into_response()
 }

@@ -305,10 +305,10 @@ async fn logout(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
 fn csrf_refused() -> Response {
     (
         StatusCode::FORBIDDEN,
-        axum::Json(serde_json::json!({
-            "error": "csrf",
+        axum::Json(serde_json::json!({"error": {
+            "code": "csrf",
             "message": "this request lacks the session's CSRF token (X-CSRF-Token); reload the page",
-        })),
+        }})),
     )
         .into_response()
 }

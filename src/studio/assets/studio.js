@@ -263,7 +263,7 @@
         body: JSON.stringify(body),
       });
       out = await resp.json();
-      if (!resp.ok) out = { messages: [], errors: [{ message: out.message || "erro " + resp.status }], notes: [] };
+      if (!resp.ok) out = { messages: [], errors: [{ message: (out.error && out.error.message) || "erro " + resp.status }], notes: [] };
     } catch (e) {
       out = { messages: [], errors: [{ message: "Não foi possível falar com o recado: " + e.message }], notes: [] };
     }
