@@ -94,7 +94,7 @@ pub async fn hook(
         }
     };
     let mut answer = None;
-    let resp = match result {
+    let mut resp = match result {
         Ok(json) => {
             let json = Bytes::from(json);
             if journaled.is_some() {
@@ -112,7 +112,6 @@ pub async fn hook(
             e.into_response()
         }
     };
-    let mut resp = resp;
     if close {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -339,6 +339,10 @@ fn emit(
             })
         }
     };
+    let refused = |violation| RenderError::Output {
+        path: loc.to_string(),
+        violation,
+    };
     let template = match (content, &message) {
         (
             CompiledContent::Template {
@@ -353,39 +357,23 @@ fn emit(
             // a fixed name is checked at load.
             let Some(found) = lookup.get(&t.name, &t.language) else {
                 // A malformed name or language says so first.
-                message
-                    .validate_with(None)
-                    .map_err(|violation| RenderError::Output {
-                        path: loc.to_string(),
-                        violation,
-                    })?;
-                return Err(RenderError::Output {
-                    path: loc.to_string(),
-                    violation: crate::output::Violation {
-                        field: "name".into(),
-                        reason: format!(
-                            "`{}` ({}) is not in the tenant's templates.json: WhatsApp would refuse the message",
-                            crate::request::short(&t.name),
-                            crate::request::short(&t.language)
-                        ),
-                    },
-                });
+                message.validate_with(None).map_err(refused)?;
+                return Err(refused(Violation {
+                    field: "name".into(),
+                    reason: format!(
+                        "`{}` ({}) is not in the tenant's templates.json: WhatsApp would refuse the message",
+                        crate::request::short(&t.name),
+                        crate::request::short(&t.language)
+                    ),
+                }));
             };
-            t.fits(found).map_err(|violation| RenderError::Output {
-                path: loc.to_string(),
-                violation,
-            })?;
+            t.fits(found).map_err(refused)?;
             Some(&**found)
         }
         (CompiledContent::Template { catalogue, .. }, _) => catalogue.as_deref(),
         (CompiledContent::Qr { .. }, _) => None,
     };
-    message
-        .validate_with(template)
-        .map_err(|violation| RenderError::Output {
-            path: loc.to_string(),
-            violation,
-        })?;
+    message.validate_with(template).map_err(refused)?;
     out.push(message);
     Ok(())
 }

@@ -149,16 +149,16 @@ fn save_test_appends_a_passing_test_and_keeps_the_comments() {
     .unwrap();
     let file = dir.path().join("demo/boleto.yaml");
     let before = String::from_utf8(common::read(&file)).unwrap();
-    let (code, out, err) = recado(&[
-        "render",
-        "demo/boleto",
-        request.to_str().unwrap(),
-        "--dir",
-        root,
-        "--save-test",
-        "salvo",
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
+    // `recado render … --save-test NAME [flags]`; its stderr.
+    let save = |name: &str, flags: &[&str]| {
+        let mut args = vec!["render", "demo/boleto", request.to_str().unwrap()];
+        args.extend(["--dir", root, "--save-test", name]);
+        args.extend(flags);
+        let (code, out, err) = recado(&args);
+        assert_eq!(code, 0, "{out}{err}");
+        err
+    };
+    let err = save("salvo", &[]);
     assert!(err.contains("test \"salvo\" added"), "{err}");
     let after = String::from_utf8(common::read(&file)).unwrap();
     assert!(after.starts_with(&before), "only appended:\n{after}");
@@ -174,17 +174,7 @@ fn save_test_appends_a_passing_test_and_keeps_the_comments() {
     assert_eq!((code, last_line(&out)), (0, "3 passed, 0 failed"), "{out}");
 
     // `--keep-contact` keeps it as given.
-    let (code, out, err) = recado(&[
-        "render",
-        "demo/boleto",
-        request.to_str().unwrap(),
-        "--dir",
-        root,
-        "--save-test",
-        "como veio",
-        "--keep-contact",
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
+    save("como veio", &["--keep-contact"]);
     let last = String::from_utf8(common::read(&file)).unwrap();
     assert!(last[after.len()..].contains("Ana Souza"), "{last}");
     let (code, out, _) = recado(&["test", "--dir", root, "demo/boleto"]);

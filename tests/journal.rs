@@ -394,22 +394,8 @@ async fn upstream_calls_are_recorded_and_an_entry_becomes_a_test() {
     assert_eq!(keys, ["enrich", "expect", "name", "request"]);
 
     // End to end: the snippet as the file's `tests:` passes `recado test`.
-    let file = dir.path().join("demo/plano.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    let without = &text[..text.find("\ntests:").map_or(text.len(), |i| i + 1)];
-    std::fs::write(&file, format!("{without}{yaml}")).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recado"))
-        .args(["test", "--dir"])
-        .arg(dir.path())
-        .arg("demo/plano")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (passed, stdout, stderr) = recado_test_with_only(dir.path(), &yaml);
+    assert!(passed, "{stdout}{stderr}");
     assert_eq!(
         stdout.lines().last(),
         Some("1 passed, 0 failed"),
@@ -417,6 +403,23 @@ async fn upstream_calls_are_recorded_and_an_entry_becomes_a_test() {
     );
 
     server.stop().await;
+}
+
+/// `demo/plano.yaml` with `yaml` (a `tests:` snippet) as its only tests,
+/// run by `recado test`: whether it passed, its stdout and its stderr.
+fn recado_test_with_only(dir: &Path, yaml: &str) -> (bool, String, String) {
+    let file = dir.join("demo/plano.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let without = &text[..text.find("\ntests:").map_or(text.len(), |i| i + 1)];
+    std::fs::write(&file, format!("{without}{yaml}")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recado"))
+        .args(["test", "--dir"])
+        .arg(dir)
+        .arg("demo/plano")
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
 /// The contact is replaced in values, never inside names: a contact called
@@ -462,17 +465,7 @@ async fn a_test_from_an_entry_replaces_the_contact_in_values_only_data_included(
     );
 
     // And it passes as the file's `tests:`.
-    let file = dir.path().join("demo/plano.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    let without = &text[..text.find("\ntests:").map_or(text.len(), |i| i + 1)];
-    std::fs::write(&file, format!("{without}{yaml}")).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recado"))
-        .args(["test", "--dir"])
-        .arg(dir.path())
-        .arg("demo/plano")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (_, stdout, _) = recado_test_with_only(dir.path(), &yaml);
     assert_eq!(
         stdout.lines().last(),
         Some("1 passed, 0 failed"),

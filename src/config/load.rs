@@ -300,24 +300,17 @@ fn redact_credentials(mut e: ConfigError) -> ConfigError {
     };
     // A misspelt field's name is shown when it is close to a real one (a
     // suggestion follows); anything else there may be a token pasted as a
-    // key, and is emptied like a value.
-    if head.starts_with("unknown field `") && !e.message.contains("did you mean") {
+    // key, and is emptied like a value. Then `tokens`, `studio_tokens`,
+    // `secrets`; also a file that is not a mapping at all (a symlink to
+    // something else): its whole text would be quoted.
+    let unknown_field = head.starts_with("unknown field `") && !e.message.contains("did you mean");
+    let whole_file = head.starts_with("invalid type") || head.starts_with("(YAML: invalid type");
+    if unknown_field || head.contains("tokens") || head.contains("secrets") || whole_file {
         e.message = format!(
             "{own}{}{}",
             super::error::redact_quoted(head),
             tail.map_or(String::new(), |t| format!(", expected{t}"))
         );
-        return e;
-    }
-    // `tokens`, `studio_tokens`, `secrets`; also a file that is not a
-    // mapping at all (a symlink to something else): its whole text would
-    // be quoted.
-    let whole_file = head.starts_with("invalid type") || head.starts_with("(YAML: invalid type");
-    if head.contains("tokens") || head.contains("secrets") || whole_file {
-        e.message = match tail {
-            Some(tail) => format!("{own}{}, expected{tail}", super::error::redact_quoted(head)),
-            None => format!("{own}{}", super::error::redact_quoted(head)),
-        };
     }
     e
 }
