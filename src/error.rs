@@ -209,6 +209,7 @@ impl ApiError {
             render(RenderError::Template {
                 path: "messages[0].text".into(),
                 detail: "undefined value".into(),
+                place: Default::default(),
             }),
             render(RenderError::TooManyMessages { limit: 10 }),
             render(RenderError::Output {
@@ -310,7 +311,11 @@ fn example_index(e: &ApiError) -> usize {
 
 fn render_message(e: &RenderError) -> String {
     match e {
-        RenderError::Template { detail, .. } => detail.clone(),
+        RenderError::Template {
+            path,
+            detail,
+            place,
+        } => format!("{detail} ({path}{place})"),
         RenderError::Output { violation, .. } => violation.to_string(),
         other => other.to_string(),
     }

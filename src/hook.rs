@@ -296,9 +296,12 @@ pub fn render_request(
     ctx: &minijinja::Value,
     max_messages: usize,
 ) -> Result<Vec<Message>, ApiError> {
-    render(&integration.program, ctx, max_messages).map_err(|source| ApiError::Render {
-        file: integration.file.clone(),
-        source,
+    render(&integration.program, ctx, max_messages).map_err(|mut source| {
+        source.locate(&integration.source);
+        ApiError::Render {
+            file: integration.file.clone(),
+            source,
+        }
     })
 }
 

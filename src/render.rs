@@ -23,8 +23,14 @@ use crate::request::PlatformRequest;
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     /// A template or expression failed on this request's data.
-    #[error("{path}: {detail}")]
-    Template { path: String, detail: String },
+    #[error("{path}: {detail} ({path}{place})")]
+    Template {
+        path: String,
+        /// What failed, in the template's own words, never with the
+        /// request's values.
+        detail: String,
+        place: Box<Place>,
+    },
     /// More messages than the tenant's `max_messages`.
     #[error("the answer would have more than {limit} messages (the tenant's `max_messages`)")]
     TooManyMessages { limit: usize },
@@ -39,6 +45,49 @@ impl RenderError {
         match self {
             RenderError::Template { path, .. } | RenderError::Output { path, .. } => path,
             RenderError::TooManyMessages { .. } => "messages",
+        }
+    }
+
+    /// Puts a template's failure at its line and column in `source`, the
+    /// integration file's text as loaded, so the operator is sent to the
+    /// file's line rather than the template's. Done only when a request
+    /// fails (it parses the file's YAML again), never on the way to an
+    /// answer.
+    pub fn locate(&mut self, source: &str) {
+        if let RenderError::Template { place, .. } = self {
+            let positions = crate::config::yaml::Positions::of(source.as_bytes());
+            place.at = positions
+                .find(&place.key, place.excerpt.as_deref())
+                .or_else(|| positions.find(&place.key[..place.message_key], None));
+        }
+    }
+}
+
+/// Where a failing template is: until [`RenderError::locate`] finds it in
+/// the file, the line within the template, as minijinja counts it.
+#[derive(Debug, Default)]
+pub struct Place {
+    /// The template's key in the file (`messages[1].template.body[0]`; no
+    /// `for_each` item).
+    key: String,
+    /// The length of the message's own key (`messages[1]`) in `key`: where
+    /// a message written in a short form has no key of its own.
+    message_key: usize,
+    /// The failing expression, as the template writes it.
+    excerpt: Option<String>,
+    template_line: Option<usize>,
+    /// "template", or "expression" for `when` and `for_each`.
+    what: &'static str,
+    /// Line and column in the file.
+    at: Option<(usize, usize)>,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.at, self.template_line) {
+            (Some((line, column)), _) => write!(f, ", line {line}, column {column}"),
+            (None, Some(line)) => write!(f, ", line {line} of the {}", self.what),
+            (None, None) => Ok(()),
         }
     }
 }
@@ -394,7 +443,8 @@ fn trim(s: String) -> String {
 /// Written for the person who must act: what is missing or wrong (by path
 /// and type, never by value: request values are personal data), then where
 /// in the file: `data.pedido is missing from the request (messages[1].text,
-/// line 1 of the template)`.
+/// line 1 of the template)`, or, once located, `(messages[1].text, line 8,
+/// column 33)`.
 fn template_error(
     loc: Loc,
     field: Field,
@@ -440,11 +490,19 @@ fn template_error(
         Field::When | Field::ForEach => "expression",
         _ => "template",
     };
-    match e.line() {
-        Some(line) => detail.push_str(&format!(" ({path}, line {line} of the {what})")),
-        None => detail.push_str(&format!(" ({path})")),
+    let message_key = format!("messages[{}]", loc.index);
+    RenderError::Template {
+        path,
+        detail,
+        place: Box::new(Place {
+            key: format!("{message_key}.{field}"),
+            message_key: message_key.len(),
+            excerpt: span.map(str::to_owned),
+            template_line: e.line(),
+            what,
+            at: None,
+        }),
     }
-    RenderError::Template { path, detail }
 }
 
 /// The whole `{{ … }}` around `range` (a filter's error covers only the

@@ -522,6 +522,11 @@ async fn a_broken_catalogue_keeps_the_last_good_one() {
     })
     .await;
     assert_eq!(errors.len(), 1, "{errors:#?}");
+    // The decision of docs/templates.md: a valid catalogue the integration
+    // no longer fits is loaded and reported, and the integration's last
+    // good version keeps answering until it is changed.
+    let (status, still) = post(&server, "aviso", good()).await;
+    assert_eq!((status, &still), (200, &before));
     server.stop().await;
 }
 

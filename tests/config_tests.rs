@@ -194,7 +194,7 @@ async fn a_missing_field_is_named_by_its_path_in_the_422() {
     assert_eq!(answer["error"]["path"], "messages[1].text");
     assert_eq!(
         answer["error"]["message"],
-        "data.pedido is missing from the request (messages[1].text, line 1 of the template)"
+        "data.pedido is missing from the request (messages[1].text, line 8, column 31)"
     );
 
     // A filter fed the wrong type says so by type, never echoing the value.
@@ -211,6 +211,25 @@ async fn a_missing_field_is_named_by_its_path_in_the_422() {
         "{message}"
     );
     assert!(!message.contains("secretos"), "{message}");
+    // At the file's line and column of that expression (inside a folded
+    // block here), not the template's line.
+    assert!(
+        message.ends_with("(messages[1].text, line 8, column 61)"),
+        "{message}"
+    );
+
+    // In a quoted text, the column counts the quote.
+    let mut body: serde_json::Value = serde_json::from_str(&good_boleto()).unwrap();
+    body["contact"]["name"] = json!("da Silva");
+    let (status, answer) = server
+        .post(&format!("/hooks/boleto{TOKEN}"), body.to_string())
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("(messages[0].text, line 6, column 20)"),
+        "{message}"
+    );
     server.stop().await;
 }
 

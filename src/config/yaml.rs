@@ -270,8 +270,16 @@ impl Positions {
             })
             .filter(|(path, _)| self.values.contains_key(path))
             .min_by_key(|&(_, column)| column)?;
-        let start = offset(&self.source, self.values[&path].at)?;
-        // The value ends where the next one starts (or with the file).
+        let (start, text) = self.text_of(self.values[&path].at)?;
+        let bare = matches!(field, "when" | "for_each");
+        let found = template_reads(text, name, bare)?;
+        Some(super::check::position(&self.source, start + found))
+    }
+
+    /// The file's text of the value that starts at `at`, and its offset: it
+    /// ends where the next value starts (or with the file).
+    fn text_of(&self, at: (usize, usize)) -> Option<(usize, &str)> {
+        let start = offset(&self.source, at)?;
         let end = self
             .values
             .values()
@@ -279,10 +287,21 @@ impl Positions {
             .filter(|&o| o > start)
             .min()
             .unwrap_or(self.source.len());
-        let bare = matches!(field, "when" | "for_each");
-        let text = &self.source[start..end];
-        let found = template_reads(text, name, bare)?;
-        Some(super::check::position(&self.source, start + found))
+        Some((start, &self.source[start..end]))
+    }
+
+    /// Where `excerpt` (a template's own text, `data.valor | brl`) is in
+    /// the value at `path`, or where that value starts if the file's text
+    /// does not hold it as written (split over lines, or escaped). `None`
+    /// if the file has no value at `path`.
+    pub fn find(&self, path: &str, excerpt: Option<&str>) -> Option<(usize, usize)> {
+        let place = self.values.get(path)?;
+        let found = excerpt.filter(|e| !e.is_empty()).and_then(|excerpt| {
+            let (start, text) = self.text_of(place.at)?;
+            let at = text.find(excerpt)?;
+            Some(super::check::position(&self.source, start + at))
+        });
+        Some(found.unwrap_or(place.at))
     }
 
     /// An error at `path`, or on the file as a whole if the path is unknown.
@@ -450,6 +469,23 @@ mod tests {
         );
         assert_eq!(p.get(&m1), Some((5, 7)));
         assert_eq!(p.locate(&m1, Some((2, 5))), Some((6, 11)));
+    }
+
+    /// A failing expression is found in its value's text, whatever the
+    /// scalar's style; where it is not written as given, the value's start.
+    #[test]
+    fn finds_an_expression_in_its_value() {
+        let src = "messages:\n  - text: \"Oi {{ a | f }}\"\n  - text: >-\n      x {{ a | f }}\n      {{ b\n      | g }}\n  - file: '{{ a | f }}'\n";
+        let p = Positions::of(src.as_bytes());
+        assert_eq!(p.find("messages[0].text", Some("a | f")), Some((2, 18)));
+        assert_eq!(p.find("messages[1].text", Some("a | f")), Some((4, 12)));
+        // Split over two lines: the value's start.
+        assert_eq!(p.find("messages[1].text", Some("b | g")), Some((4, 7)));
+        assert_eq!(p.find("messages[2].file", Some("a | f")), Some((7, 15)));
+        // Only the value's own text is searched, not the next message's.
+        assert_eq!(p.find("messages[0].text", Some("b")), Some((2, 11)));
+        assert_eq!(p.find("messages[0].text", None), Some((2, 11)));
+        assert_eq!(p.find("messages[3].text", Some("a")), None);
     }
 
     /// An unknown variable is found in its own field's text, inside a tag
