@@ -176,7 +176,7 @@ async fn pipeline(
     let tenant = authenticate(snapshot, envelope.client_id.0, token.as_deref())
         .ok_or(ApiError::Unauthorized)?;
     if crate::telemetry::access_log_enabled() {
-        record.contact = Some((envelope.contact.key.clone(), envelope.contact.name.clone()));
+        record.keep_contact(&envelope.contact.key, &envelope.contact.name);
     }
     let req = envelope.into_request()?;
     let state = app.tenants.of(&tenant);

@@ -2,7 +2,6 @@
 //! structured log line per request. Beside the request path; the stages only
 //! call the small recording functions here.
 
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -64,8 +63,9 @@ pub struct RequestRecord {
     /// a value an outsider chose.
     pub integration: Option<Arc<Integration>>,
     pub messages: Option<usize>,
-    /// The contact's phone number and name; only kept when the access log
-    /// is on.
+    /// The contact's phone number and name as the access line shows them
+    /// (shortened, and masked unless `personal_data`); only kept when the
+    /// access log is on. See [`RequestRecord::keep_contact`].
     pub contact: Option<(String, String)>,
     /// The error's code and message, when the answer is one.
     pub error: Option<(&'static str, String)>,
@@ -130,6 +130,22 @@ impl TenantMetrics {
 
 impl RequestRecord {
     /// Records the request's metrics and writes its log line.
+    /// Keeps the contact for the access line, as the line shows it: one
+    /// string each, made here from the request's (masking is a copy
+    /// already, so the request's strings are not cloned first).
+    pub fn keep_contact(&mut self, key: &str, name: &str) {
+        // Shortened first: a contact field is as long as the sender likes.
+        let shown = |s: &str, masked: fn(&str) -> String| {
+            let s = crate::request::short(s);
+            if self.personal_data {
+                s.into_owned()
+            } else {
+                masked(&s)
+            }
+        };
+        self.contact = Some((shown(key, mask_phone), shown(name, mask_name)));
+    }
+
     pub fn finish(&self, status: u16, took: Duration) {
         let tenant = self.tenant.as_deref().map_or("-", |t| t.name.as_str());
         let integration = self.integration.as_deref().map_or("-", |i| i.name.as_str());
@@ -150,24 +166,15 @@ impl RequestRecord {
             }
         }
 
-        // Shortened first: a contact field is as long as the sender likes.
-        fn shown<'a>(personal_data: bool, masked: fn(&str) -> String, s: &'a str) -> Cow<'a, str> {
-            let s = crate::request::short(s);
-            if personal_data {
-                s
-            } else {
-                masked(&s).into()
-            }
-        }
         let (key, name) = match &self.contact {
-            Some((key, name)) => (
-                Some(shown(self.personal_data, mask_phone, key)),
-                Some(shown(self.personal_data, mask_name, name)),
-            ),
+            Some((key, name)) => (Some(key.as_str()), Some(name.as_str())),
             None => (None, None),
         };
         tracing::info!(
             target: "recado::access",
+            // A `&str`, not the macro's trailing `format_args!`: written as
+            // it is rather than through `Debug` (the same line).
+            message = "request",
             request_id = self.request_id,
             tenant,
             integration,
@@ -175,10 +182,9 @@ impl RequestRecord {
             code = self.error.as_ref().map(|(c, _)| *c),
             duration_us = took.as_micros() as u64,
             messages = self.messages,
-            contact_key = key.as_deref(),
-            contact_name = name.as_deref(),
+            contact_key = key,
+            contact_name = name,
             error = self.error.as_ref().map(|(_, m)| m.as_str()),
-            "request"
         );
     }
 }
@@ -228,7 +234,11 @@ pub fn record_access(
 pub fn mask_phone(key: &str) -> String {
     if key.is_ascii() {
         let keep = key.len().saturating_sub(4);
-        return "*".repeat(keep) + &key[keep..];
+        // One allocation (`repeat` and `+` would make two).
+        let mut out = String::with_capacity(key.len());
+        out.extend(std::iter::repeat_n('*', keep));
+        out.push_str(&key[keep..]);
+        return out;
     }
     let n = key.chars().count();
     key.chars()
