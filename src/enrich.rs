@@ -20,6 +20,7 @@ use crate::config::compile::{BodyNode, CompiledCall, Text};
 use crate::config::holes::{HOLE_CLOSE, HOLE_OPEN};
 use crate::config::spec::Origin;
 use crate::config::{Integration, Tenant};
+use crate::explain::{describe, Place};
 use crate::guard::{Guard, Guards};
 use crate::telemetry::TenantMetrics;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
@@ -68,8 +69,15 @@ pub enum EnrichError {
     TooLarge { call: String, limit: usize },
     #[error("call `{call}`: the request would go to {origin}, which this integration may not reach; request data can change a call's path or query, never its host")]
     Refused { call: String, origin: String },
-    #[error("call `{call}`: {detail}")]
-    Template { call: String, detail: String },
+    /// One of the call's templates failed on this request, or rendered
+    /// something that cannot be sent (not a URL, not a header value).
+    #[error("call `{call}`: {detail} ({}{place})", place.key())]
+    Template {
+        call: String,
+        /// What failed, in the template's own words (see [`crate::explain`]).
+        detail: String,
+        place: Box<Place>,
+    },
     #[error("the upstream calls took longer than the integration's deadline of {0:?}")]
     Deadline(Duration),
     #[error("call `{call}`: {origin} kept failing, so recado stopped calling it for a while (its `breaker` in `upstreams:` is open)")]
@@ -702,22 +710,69 @@ impl Prepared {
 }
 
 fn parse_url(c: &CompiledCall<'_>, raw: &str) -> Result<url::Url, EnrichError> {
-    url::Url::parse(raw).map_err(|e| EnrichError::Template {
-        call: c.name.clone(),
-        detail: format!("the rendered `url` is not a URL: {e}"),
+    url::Url::parse(raw).map_err(|e| {
+        template_error(
+            c,
+            "url",
+            format!("the rendered `url` is not a URL: {e}"),
+            None,
+        )
     })
+}
+
+/// A failure of the call's template at `key` (`url`, `headers.Authorization`,
+/// `body`), or of what it rendered.
+fn template_error(
+    c: &CompiledCall<'_>,
+    key: &str,
+    detail: String,
+    e: Option<&minijinja::Error>,
+) -> EnrichError {
+    EnrichError::Template {
+        call: c.name.clone(),
+        detail,
+        place: Box::new(Place::new(
+            &format!("enrich.{}", c.name),
+            key,
+            None,
+            e.and_then(minijinja::Error::line),
+            "template",
+        )),
+    }
+}
+
+/// A call's template that failed on the request, told as a message's is.
+fn render_error(
+    c: &CompiledCall<'_>,
+    key: &str,
+    t: &Text<'_>,
+    e: &minijinja::Error,
+) -> EnrichError {
+    let source = match t {
+        Text::Template(template) => Some(template.source()),
+        Text::Literal(_) => None,
+    };
+    let (detail, excerpt) = describe(e, source);
+    EnrichError::Template {
+        call: c.name.clone(),
+        detail,
+        place: Box::new(Place::new(
+            &format!("enrich.{}", c.name),
+            key,
+            excerpt,
+            e.line(),
+            "template",
+        )),
+    }
 }
 
 /// Renders a call's URL, query, headers and body, and checks where it goes.
 fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepared, EnrichError> {
-    let template_error = |what: &str, e: &dyn std::fmt::Display| EnrichError::Template {
-        call: c.name.clone(),
-        detail: format!("{what}: {e}"),
-    };
-    let render = |what: &str, t: &Text<'_>| t.render(ctx).map_err(|e| template_error(what, &e));
+    let render = |key: &str, t: &Text<'_>| t.render(ctx).map_err(|e| render_error(c, key, t, &e));
     let mut raw_url = render("url", &c.url)?;
     if raw_url.contains(HOLE_OPEN) {
-        raw_url = encode_holes(&raw_url).map_err(|reason| template_error("url", &reason))?;
+        raw_url = encode_holes(&raw_url)
+            .map_err(|reason| template_error(c, "url", reason.to_string(), None))?;
     }
     raw_url.truncate(raw_url.trim_end().len());
     if raw_url.starts_with(char::is_whitespace) {
@@ -757,16 +812,18 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
         let value = render(&format!("headers.{name}"), t)?;
         let value = HeaderValue::from_str(value.trim()).map_err(|_| {
             template_error(
+                c,
                 &format!("headers.{name}"),
-                &"the rendered value is not a valid header value",
+                "the rendered value is not a valid header value".into(),
+                None,
             )
         })?;
         headers.insert(name.clone(), value);
     }
     let body = match &c.body {
         Some(node) => Some(
-            serde_json::to_vec(&render_body(node, &render)?)
-                .map_err(|e| template_error("body", &e))?,
+            serde_json::to_vec(&render_body(node, &render, &c.name)?)
+                .map_err(|e| template_error(c, "body", e.to_string(), None))?,
         ),
         None => None,
     };
@@ -910,7 +967,19 @@ fn check_segment(segment: &str, has_value: bool) -> Result<(), String> {
 fn render_body(
     node: &BodyNode<'_>,
     render: &dyn Fn(&str, &Text<'_>) -> Result<String, EnrichError>,
+    call: &str,
 ) -> Result<serde_json::Value, EnrichError> {
+    // A failure deep in the body names its part (`body.cliente.nome`): each
+    // level adds its own as the error comes up, so success builds no path.
+    let nest = |mut e: EnrichError, segment: std::fmt::Arguments<'_>| {
+        if let EnrichError::Template { place, .. } = &mut e {
+            place.nest(
+                "enrich.".len() + call.len() + ".body".len(),
+                &segment.to_string(),
+            );
+        }
+        e
+    };
     Ok(match node {
         BodyNode::Null => serde_json::Value::Null,
         BodyNode::Bool(b) => serde_json::Value::Bool(*b),
@@ -919,13 +988,20 @@ fn render_body(
         BodyNode::List(items) => serde_json::Value::Array(
             items
                 .iter()
-                .map(|i| render_body(i, render))
+                .enumerate()
+                .map(|(j, i)| {
+                    render_body(i, render, call).map_err(|e| nest(e, format_args!("[{j}]")))
+                })
                 .collect::<Result<_, _>>()?,
         ),
         BodyNode::Map(entries) => serde_json::Value::Object(
             entries
                 .iter()
-                .map(|(k, v)| Ok((k.clone(), render_body(v, render)?)))
+                .map(|(k, v)| {
+                    let v =
+                        render_body(v, render, call).map_err(|e| nest(e, format_args!(".{k}")))?;
+                    Ok((k.clone(), v))
+                })
                 .collect::<Result<_, EnrichError>>()?,
         ),
     })

@@ -243,6 +243,7 @@ impl ApiError {
             upstream(EnrichError::Template {
                 call: call(),
                 detail: "undefined value".into(),
+                place: Default::default(),
             }),
             upstream(EnrichError::Deadline(Duration::from_secs(5))),
             upstream(EnrichError::Unavailable {

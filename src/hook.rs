@@ -265,8 +265,9 @@ pub async fn produce_logged(
             Err(_) => Err(crate::enrich::EnrichError::Deadline(own)),
         }
         .map_err(|mut source| {
-            if let crate::enrich::EnrichError::Template { detail, .. } = &mut source {
+            if let crate::enrich::EnrichError::Template { detail, place, .. } = &mut source {
                 mask_contact(detail, req);
+                place.locate(&integration.source);
             }
             ApiError::Upstream {
                 file: integration.file.clone(),

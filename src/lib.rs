@@ -12,6 +12,7 @@ pub mod admin;
 pub mod config;
 pub mod enrich;
 pub mod error;
+pub mod explain;
 pub mod filters;
 pub mod forwarded;
 pub mod guard;

@@ -16,6 +16,7 @@ use minijinja::{context, Value};
 use crate::config::catalogue::Catalogue;
 use crate::config::compile::{CompiledContent, CompiledMessage, Program, Text};
 use crate::config::spec::QrKind;
+use crate::explain::{describe, Place};
 use crate::output::{Button, Message, Parameter, Parameters, TemplateMessage, Violation};
 use crate::request::PlatformRequest;
 
@@ -49,45 +50,10 @@ impl RenderError {
     }
 
     /// Puts a template's failure at its line and column in `source`, the
-    /// integration file's text as loaded, so the operator is sent to the
-    /// file's line rather than the template's. Done only when a request
-    /// fails (it parses the file's YAML again), never on the way to an
-    /// answer.
+    /// integration file's text as loaded (see [`Place::locate`]).
     pub fn locate(&mut self, source: &str) {
         if let RenderError::Template { place, .. } = self {
-            let positions = crate::config::yaml::Positions::of(source.as_bytes());
-            place.at = positions
-                .find(&place.key, place.excerpt.as_deref())
-                .or_else(|| positions.find(&place.key[..place.message_key], None));
-        }
-    }
-}
-
-/// Where a failing template is: until [`RenderError::locate`] finds it in
-/// the file, the line within the template, as minijinja counts it.
-#[derive(Debug, Default)]
-pub struct Place {
-    /// The template's key in the file (`messages[1].template.body[0]`; no
-    /// `for_each` item).
-    key: String,
-    /// The length of the message's own key (`messages[1]`) in `key`: where
-    /// a message written in a short form has no key of its own.
-    message_key: usize,
-    /// The failing expression, as the template writes it.
-    excerpt: Option<String>,
-    template_line: Option<usize>,
-    /// "template", or "expression" for `when` and `for_each`.
-    what: &'static str,
-    /// Line and column in the file.
-    at: Option<(usize, usize)>,
-}
-
-impl fmt::Display for Place {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.at, self.template_line) {
-            (Some((line, column)), _) => write!(f, ", line {line}, column {column}"),
-            (None, Some(line)) => write!(f, ", line {line} of the {}", self.what),
-            (None, None) => Ok(()),
+            place.locate(source);
         }
     }
 }
@@ -451,75 +417,22 @@ fn template_error(
     e: &minijinja::Error,
     source: Option<&str>,
 ) -> RenderError {
-    let path = format!("{loc}.{field}");
-    // The template's own text at the error (`data.n`): the operator's
-    // words, never the request's.
-    let span = source
-        .zip(e.range())
-        .and_then(|(s, r)| enclosing(s, r))
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && !s.contains('\n'));
-    let mut detail = match (e.kind(), e.detail()) {
-        (minijinja::ErrorKind::UndefinedError, detail) => missing(detail),
-        (_, Some(detail)) if detail.starts_with("the value is null") => match span {
-            Some(span) if is_path(span) => {
-                format!("{span} is null{}: {detail}", whence(span, "in"))
-            }
-            Some(span) => format!("`{span}` is null: {detail}"),
-            None => detail.to_owned(),
-        },
-        // Where in the template (its own text, never the request's): a
-        // message with three filters says which one failed.
-        (_, Some(detail)) => match span {
-            Some(span) if !detail.contains(span) => format!("`{span}`: {detail}"),
-            _ => detail.to_owned(),
-        },
-        (kind, None) => kind.to_string(),
-    };
-    // A cause (jiff's, for a date) quotes the input it could not read, which
-    // is the request's: its quoted parts are emptied, and it is cut short.
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        detail.push_str(": ");
-        detail.push_str(&crate::request::shorten_values(
-            &crate::config::error::redact_quoted(&cause.to_string()),
-        ));
-        source = cause.source();
-    }
+    let (detail, excerpt) = describe(e, source);
     let what = match field {
         Field::When | Field::ForEach => "expression",
         _ => "template",
     };
-    let message_key = format!("messages[{}]", loc.index);
     RenderError::Template {
-        path,
+        path: format!("{loc}.{field}"),
         detail,
-        place: Box::new(Place {
-            key: format!("{message_key}.{field}"),
-            message_key: message_key.len(),
-            excerpt: span.map(str::to_owned),
-            template_line: e.line(),
+        place: Box::new(Place::new(
+            &format!("messages[{}]", loc.index),
+            &field.to_string(),
+            excerpt,
+            e.line(),
             what,
-            at: None,
-        }),
+        )),
     }
-}
-
-/// The whole `{{ … }}` around `range` (a filter's error covers only the
-/// filter's name: `data.vencimento | dateformat` says which value), or the
-/// range itself outside one.
-fn enclosing(source: &str, range: std::ops::Range<usize>) -> Option<&str> {
-    let own = source.get(range.clone())?;
-    let before = source.get(..range.start)?;
-    let after = source.get(range.end..)?;
-    let (Some(open), Some(close)) = (before.rfind("{{"), after.find("}}")) else {
-        return Some(own);
-    };
-    // Not inside one if a `}}` closes it before the range.
-    if before[open..].contains("}}") {
-        return Some(own);
-    }
-    source.get(open + 2..range.end + close)
 }
 
 /// The messages as the contact reads them, one block each: a template's
@@ -581,41 +494,4 @@ pub fn show_text(messages: &[Message], catalogue: Option<&Catalogue>) -> String 
         }
     }
     out
-}
-
-/// minijinja names what it could not find (`` `data.pedido` is undefined ``);
-/// the operator is told where that should have come from.
-fn missing(detail: Option<&str>) -> String {
-    let name = detail
-        .and_then(|d| d.strip_prefix('`'))
-        .and_then(|d| d.split_once('`'))
-        .map(|(name, _)| name);
-    let Some(name) = name else {
-        return "a value the template reads is missing".into();
-    };
-    format!("{name} is missing{}", whence(name, "from"))
-}
-
-/// ` from the request`, ` from the answer of the call `cliente``, or
-/// nothing (a `for_each` item, a `{% set %}` name), by the path's root.
-fn whence(name: &str, prep: &str) -> String {
-    let root = name.split(['.', '[']).next().unwrap_or(name);
-    match root {
-        "data" | "contact" | "id" | "clientId" => format!(" {prep} the request"),
-        "enrich" => {
-            let call = name["enrich".len()..]
-                .trim_start_matches('.')
-                .split(['.', '['])
-                .next()
-                .unwrap_or("");
-            format!(" {prep} the answer of the call `{call}`")
-        }
-        _ => String::new(),
-    }
-}
-
-/// A plain `data.x[0].y` path, as opposed to an expression.
-fn is_path(s: &str) -> bool {
-    s.chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '\'' | '"'))
 }

@@ -155,6 +155,17 @@ fn config(up: SocketAddr) -> tempfile::TempDir {
                 "deadline: 300ms\nenrich:\n  a:\n    url: \"{base}/orders/a?delay_ms=250\"\n  b:\n    url: \"{base}/orders/{{{{ enrich.a.count }}}}?delay_ms=250\"\nmessages:\n  - text: \"{{{{ enrich.b.count }}}}\"\n"
             ),
         ),
+        (
+            "acme/urlfail.yaml".into(),
+            format!("enrich:\n  c:\n    url: \"{base}/orders/{{{{ data.id | brl }}}}\"\nmessages:\n  - text: \"{{{{ enrich.c.count }}}}\"\n"),
+        ),
+        (
+            "acme/bodyfail.yaml".into(),
+            format!(
+                "enrich:\n  c:\n    url: \"{base}/orders/1\"\n    method: POST\n    body:\n      pedido:\n        itens: [\"{{{{ data.id }}}}\", \"{{{{ data.valor | brl }}}}\"]\n\
+                 messages:\n  - text: \"{{{{ enrich.c.count }}}}\"\n"
+            ),
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (rel, text) in &files {
@@ -534,4 +545,39 @@ async fn the_shipped_plano_example_answers_its_expected_array() {
     let _ = erp.wait();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, common::json(examples.join("plano.expected.json")));
+}
+
+/// A call's template that fails on the request is told as a message's is:
+/// the expression in its own words, never the value, and the file's line
+/// and column, inside a call's body too.
+#[tokio::test]
+async fn a_failing_call_template_names_its_expression_and_the_files_line() {
+    let (up, _) = start_upstream().await;
+    let (server, dir) = start(up).await;
+    let (status, body, _) = call(&server, "urlfail", 1, json!({"id": "segredo-do-cliente"})).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "render_failed");
+    assert_eq!(body["error"]["path"], "enrich.c");
+    let message = body["error"]["message"].as_str().unwrap();
+    let text = std::fs::read_to_string(dir.path().join("acme/urlfail.yaml")).unwrap();
+    let column = text.lines().nth(2).unwrap().find("data.id | brl").unwrap() + 1;
+    assert!(
+        message.starts_with("call `c`: `data.id | brl`: brl: expected a number"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(&format!("(enrich.c.url, line 3, column {column})")),
+        "{message}"
+    );
+    assert!(!message.contains("segredo"), "{message}");
+
+    // A value missing from the request, in a list inside the body.
+    let (status, body, _) = call(&server, "bodyfail", 1, json!({"id": "1"})).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("(enrich.c.body.pedido.itens[1], line 7, column 38)"),
+        "{message}"
+    );
+    server.stop().await;
 }

@@ -1,0 +1,178 @@
+//! How a template that failed on one request is told to the operator, for
+//! the messages ([`crate::render`]) and the upstream calls
+//! ([`crate::enrich`]) alike: what is missing or wrong, in the template's
+//! own words and never with the request's values (they are personal data,
+//! and the text reaches the log, the answer and `/admin/status`); then
+//! where, at the file's line and column once [`Place::locate`] has found it.
+
+use std::fmt;
+
+/// What failed, and the template's own text at the failure (`data.valor |
+/// brl`), if minijinja gave a range within `source` (the template's text).
+///
+/// `data.pedido is missing from the request`; `` `data.valor | brl`: brl:
+/// expected a number, got text … ``.
+pub fn describe(e: &minijinja::Error, source: Option<&str>) -> (String, Option<String>) {
+    let span = source
+        .zip(e.range())
+        .and_then(|(s, r)| enclosing(s, r))
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && !s.contains('\n'));
+    let mut detail = match (e.kind(), e.detail()) {
+        (minijinja::ErrorKind::UndefinedError, detail) => missing(detail),
+        (_, Some(detail)) if detail.starts_with("the value is null") => match span {
+            Some(span) if is_path(span) => {
+                format!("{span} is null{}: {detail}", whence(span, "in"))
+            }
+            Some(span) => format!("`{span}` is null: {detail}"),
+            None => detail.to_owned(),
+        },
+        // Where in the template (its own text, never the request's): a
+        // message with three filters says which one failed.
+        (_, Some(detail)) => match span {
+            Some(span) if !detail.contains(span) => format!("`{span}`: {detail}"),
+            _ => detail.to_owned(),
+        },
+        (kind, None) => kind.to_string(),
+    };
+    // A cause (jiff's, for a date) quotes the input it could not read, which
+    // is the request's: its quoted parts are emptied, and it is cut short.
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        detail.push_str(": ");
+        detail.push_str(&crate::request::shorten_values(
+            &crate::config::error::redact_quoted(&c.to_string()),
+        ));
+        cause = c.source();
+    }
+    (detail, span.map(str::to_owned))
+}
+
+/// Where a failing template is in its integration file. Until
+/// [`Place::locate`] finds it there, only the line within the template, as
+/// minijinja counts it, is known.
+#[derive(Debug, Clone, Default)]
+pub struct Place {
+    /// The template's key in the file (`messages[1].template.body[0]`,
+    /// `enrich.cliente.url`).
+    key: String,
+    /// The length of the enclosing key (`messages[1]`, `enrich.cliente`)
+    /// within `key`: where the file has no value at `key` itself (a message
+    /// in a short form, a header name written in another case).
+    enclosing: usize,
+    /// The failing expression, as the template writes it.
+    excerpt: Option<String>,
+    template_line: Option<usize>,
+    /// "template", or "expression" for `when` and `for_each`.
+    what: &'static str,
+    /// Line and column in the file.
+    at: Option<(usize, usize)>,
+}
+
+impl Place {
+    pub fn new(
+        enclosing: &str,
+        rest: &str,
+        excerpt: Option<String>,
+        template_line: Option<usize>,
+        what: &'static str,
+    ) -> Place {
+        Place {
+            key: format!("{enclosing}.{rest}"),
+            enclosing: enclosing.len(),
+            excerpt,
+            template_line,
+            what,
+            at: None,
+        }
+    }
+
+    /// The template's key in the file.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Moves the place into a part of a call's body (`enrich.c.body` →
+    /// `enrich.c.body.cliente`), as the error comes up from that part:
+    /// `segment` goes in at byte `at` of the key.
+    pub fn nest(&mut self, at: usize, segment: &str) {
+        if self.key.is_char_boundary(at) && at <= self.key.len() {
+            self.key.insert_str(at, segment);
+        }
+    }
+
+    /// Finds the place in `source`, the integration file's text as loaded.
+    /// Done only when a request fails (it parses the file's YAML again),
+    /// never on the way to an answer.
+    pub fn locate(&mut self, source: &str) {
+        let positions = crate::config::yaml::Positions::of(source.as_bytes());
+        self.at = positions
+            .find(&self.key, self.excerpt.as_deref())
+            .or_else(|| positions.find(&self.key[..self.enclosing], None));
+    }
+}
+
+/// `, line 8, column 31` once located, else `, line 1 of the template`.
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.at, self.template_line) {
+            (Some((line, column)), _) => write!(f, ", line {line}, column {column}"),
+            (None, Some(line)) => write!(f, ", line {line} of the {}", self.what),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// The whole `{{ … }}` around `range` (a filter's error covers only the
+/// filter's name: `data.vencimento | dateformat` says which value), or the
+/// range itself outside one.
+fn enclosing(source: &str, range: std::ops::Range<usize>) -> Option<&str> {
+    let own = source.get(range.clone())?;
+    let before = source.get(..range.start)?;
+    let after = source.get(range.end..)?;
+    let (Some(open), Some(close)) = (before.rfind("{{"), after.find("}}")) else {
+        return Some(own);
+    };
+    // Not inside one if a `}}` closes it before the range.
+    if before[open..].contains("}}") {
+        return Some(own);
+    }
+    source.get(open + 2..range.end + close)
+}
+
+/// minijinja names what it could not find (`` `data.pedido` is undefined ``);
+/// the operator is told where that should have come from.
+fn missing(detail: Option<&str>) -> String {
+    let name = detail
+        .and_then(|d| d.strip_prefix('`'))
+        .and_then(|d| d.split_once('`'))
+        .map(|(name, _)| name);
+    let Some(name) = name else {
+        return "a value the template reads is missing".into();
+    };
+    format!("{name} is missing{}", whence(name, "from"))
+}
+
+/// ` from the request`, ` from the answer of the call `cliente``, or
+/// nothing (a `for_each` item, a `{% set %}` name), by the path's root.
+fn whence(name: &str, prep: &str) -> String {
+    let root = name.split(['.', '[']).next().unwrap_or(name);
+    match root {
+        "data" | "contact" | "id" | "clientId" => format!(" {prep} the request"),
+        "enrich" => {
+            let call = name["enrich".len()..]
+                .trim_start_matches('.')
+                .split(['.', '['])
+                .next()
+                .unwrap_or("");
+            format!(" {prep} the answer of the call `{call}`")
+        }
+        _ => String::new(),
+    }
+}
+
+/// A plain `data.x[0].y` path, as opposed to an expression.
+fn is_path(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '\'' | '"'))
+}
