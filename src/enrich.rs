@@ -716,17 +716,20 @@ fn parse_url(c: &CompiledCall<'_>, raw: &str) -> Result<url::Url, EnrichError> {
             "url",
             format!("the rendered `url` is not a URL: {e}"),
             None,
+            None,
         )
     })
 }
 
 /// A failure of the call's template at `key` (`url`, `headers.Authorization`,
-/// `body`), or of what it rendered.
+/// `body`), or of what it rendered; `excerpt` and `line` where minijinja
+/// said which expression failed.
 fn template_error(
     c: &CompiledCall<'_>,
     key: &str,
     detail: String,
-    e: Option<&minijinja::Error>,
+    excerpt: Option<String>,
+    line: Option<usize>,
 ) -> EnrichError {
     EnrichError::Template {
         call: c.name.clone(),
@@ -734,8 +737,8 @@ fn template_error(
         place: Box::new(Place::new(
             &format!("enrich.{}", c.name),
             key,
-            None,
-            e.and_then(minijinja::Error::line),
+            excerpt,
+            line,
             "template",
         )),
     }
@@ -748,22 +751,8 @@ fn render_error(
     t: &Text<'_>,
     e: &minijinja::Error,
 ) -> EnrichError {
-    let source = match t {
-        Text::Template(template) => Some(template.source()),
-        Text::Literal(_) => None,
-    };
-    let (detail, excerpt) = describe(e, source);
-    EnrichError::Template {
-        call: c.name.clone(),
-        detail,
-        place: Box::new(Place::new(
-            &format!("enrich.{}", c.name),
-            key,
-            excerpt,
-            e.line(),
-            "template",
-        )),
-    }
+    let (detail, excerpt) = describe(e, t.template_source());
+    template_error(c, key, detail, excerpt, e.line())
 }
 
 /// Renders a call's URL, query, headers and body, and checks where it goes.
@@ -772,7 +761,7 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
     let mut raw_url = render("url", &c.url)?;
     if raw_url.contains(HOLE_OPEN) {
         raw_url = encode_holes(&raw_url)
-            .map_err(|reason| template_error(c, "url", reason.to_string(), None))?;
+            .map_err(|reason| template_error(c, "url", reason.to_string(), None, None))?;
     }
     raw_url.truncate(raw_url.trim_end().len());
     if raw_url.starts_with(char::is_whitespace) {
@@ -816,6 +805,7 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
                 &format!("headers.{name}"),
                 "the rendered value is not a valid header value".into(),
                 None,
+                None,
             )
         })?;
         headers.insert(name.clone(), value);
@@ -823,7 +813,7 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
     let body = match &c.body {
         Some(node) => Some(
             serde_json::to_vec(&render_body(node, &render, &c.name)?)
-                .map_err(|e| template_error(c, "body", e.to_string(), None))?,
+                .map_err(|e| template_error(c, "body", e.to_string(), None, None))?,
         ),
         None => None,
     };

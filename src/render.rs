@@ -281,13 +281,8 @@ fn emit(
     out: &mut Vec<Message>,
 ) -> Result<(), RenderError> {
     let text = |field: Field, t: &Text<'_>| {
-        t.render(ctx).map_err(|e| {
-            let source = match t {
-                Text::Template(template) => Some(template.source()),
-                Text::Literal(_) => None,
-            };
-            template_error(loc, field, &e, source)
-        })
+        t.render(ctx)
+            .map_err(|e| template_error(loc, field, &e, t.template_source()))
     };
     // Whitespace around a URL or a template parameter is never meant; a
     // trailing newline from a YAML block scalar is never meant in a text.

@@ -153,6 +153,14 @@ impl Text<'_> {
             Text::Template(t) => t.render(ctx),
         }
     }
+
+    /// The template's text as written; `None` for fixed text.
+    pub fn template_source(&self) -> Option<&str> {
+        match self {
+            Text::Literal(_) => None,
+            Text::Template(t) => Some(t.source()),
+        }
+    }
 }
 
 /// A compiled template, shared by every integration that has the same text
