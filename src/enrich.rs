@@ -20,7 +20,7 @@ use crate::config::compile::{BodyNode, CompiledCall, Text};
 use crate::config::holes::{HOLE_CLOSE, HOLE_OPEN};
 use crate::config::spec::Origin;
 use crate::config::{Integration, Tenant};
-use crate::explain::{describe, Place};
+use crate::explain::{describe, Excerpt, Place};
 use crate::guard::{Guard, Guards};
 use crate::telemetry::TenantMetrics;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
@@ -728,7 +728,7 @@ fn template_error(
     c: &CompiledCall<'_>,
     key: &str,
     detail: String,
-    excerpt: Option<String>,
+    excerpt: Option<Excerpt>,
     line: Option<usize>,
 ) -> EnrichError {
     EnrichError::Template {

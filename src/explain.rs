@@ -7,17 +7,29 @@
 
 use std::fmt;
 
-/// What failed, and the template's own text at the failure (`data.valor |
-/// brl`), if minijinja gave a range within `source` (the template's text).
+use crate::config::yaml::Positions;
+
+/// The template's own text at a failure (`data.valor | brl`), and how many
+/// times the same text comes before it in the template (0 for the first):
+/// `{{ data.v_total }} {{ data.v }}` failing at `data.v` is its second.
+pub type Excerpt = (String, usize);
+
+/// What failed, and the template's own text at the failure, if minijinja
+/// gave a range within `source` (the template's text).
 ///
 /// `data.pedido is missing from the request`; `` `data.valor | brl`: brl:
 /// expected a number, got text … ``.
-pub fn describe(e: &minijinja::Error, source: Option<&str>) -> (String, Option<String>) {
+pub fn describe(e: &minijinja::Error, source: Option<&str>) -> (String, Option<Excerpt>) {
     let span = source
         .zip(e.range())
         .and_then(|(s, r)| enclosing(s, r))
         .map(str::trim)
         .filter(|s| !s.is_empty() && !s.contains('\n'));
+    // `span` is a slice of `source`: what comes before it is counted.
+    let excerpt = source.zip(span).map(|(source, span)| {
+        let at = span.as_ptr() as usize - source.as_ptr() as usize;
+        (span.to_owned(), source[..at].matches(span).count())
+    });
     let mut detail = match (e.kind(), e.detail()) {
         (minijinja::ErrorKind::UndefinedError, detail) => missing(detail),
         (_, Some(detail)) if detail.starts_with("the value is null") => match span {
@@ -45,7 +57,7 @@ pub fn describe(e: &minijinja::Error, source: Option<&str>) -> (String, Option<S
         ));
         cause = c.source();
     }
-    (detail, span.map(str::to_owned))
+    (detail, excerpt)
 }
 
 /// Where a failing template is in its integration file. Until
@@ -61,7 +73,7 @@ pub struct Place {
     /// in a short form, a header name written in another case).
     enclosing: usize,
     /// The failing expression, as the template writes it.
-    excerpt: Option<String>,
+    excerpt: Option<Excerpt>,
     template_line: Option<usize>,
     /// "template", or "expression" for `when` and `for_each`.
     what: &'static str,
@@ -73,7 +85,7 @@ impl Place {
     pub fn new(
         enclosing: &str,
         rest: &str,
-        excerpt: Option<String>,
+        excerpt: Option<Excerpt>,
         template_line: Option<usize>,
         what: &'static str,
     ) -> Place {
@@ -92,6 +104,11 @@ impl Place {
         &self.key
     }
 
+    /// Line and column in the file, once located.
+    pub fn at(&self) -> Option<(usize, usize)> {
+        self.at
+    }
+
     /// Moves the place into a part of a call's body (`enrich.c.body` →
     /// `enrich.c.body.cliente`), as the error comes up from that part:
     /// `segment` goes in at byte `at` of the key.
@@ -101,14 +118,39 @@ impl Place {
         }
     }
 
-    /// Finds the place in `source`, the integration file's text as loaded.
-    /// Done only when a request fails (it parses the file's YAML again),
-    /// never on the way to an answer.
-    pub fn locate(&mut self, source: &str) {
-        let positions = crate::config::yaml::Positions::of(source.as_bytes());
+    /// Finds the place in the integration file's `positions` (see
+    /// `Integration::positions`: made from the file as loaded, on its first
+    /// failure). Done only when a request fails, never on the way to an
+    /// answer.
+    pub fn locate(&mut self, positions: &Positions) {
+        let excerpt = self.excerpt.as_ref().map(|(e, nth)| (e.as_str(), *nth));
+        let enclosing = &self.key[..self.enclosing];
         self.at = positions
-            .find(&self.key, self.excerpt.as_deref())
-            .or_else(|| positions.find(&self.key[..self.enclosing], None));
+            .find(&self.key, excerpt)
+            .or_else(|| positions.find_under(enclosing, excerpt?))
+            .or_else(|| positions.find(enclosing, None));
+    }
+}
+
+/// `message` without the place a [`Place`] wrote at its end (`, line 8,
+/// column 31` or `, line 1 of the template`): two failures of the same
+/// template are compared by this, so that a line moved by an edit above
+/// it, or an entry journaled before failures were located, is not a change.
+pub fn without_place(message: &str) -> std::borrow::Cow<'_, str> {
+    let place = message.strip_suffix(')').and_then(|inner| {
+        let at = inner.rfind(", line ")?;
+        let rest = &inner[at + ", line ".len()..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let tail = &rest[digits..];
+        let column = tail
+            .strip_prefix(", column ")
+            .is_some_and(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()));
+        let within = matches!(tail, " of the template" | " of the expression");
+        (digits > 0 && (column || within)).then_some(at)
+    });
+    match place {
+        Some(at) => format!("{})", &message[..at]).into(),
+        None => message.into(),
     }
 }
 
@@ -175,4 +217,64 @@ fn whence(name: &str, prep: &str) -> String {
 fn is_path(s: &str) -> bool {
     s.chars()
         .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '\'' | '"'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_place_is_taken_off_the_end_only() {
+        for (message, want) in [
+            (
+                "x is missing (messages[1].text, line 8, column 31)",
+                "x is missing (messages[1].text)",
+            ),
+            (
+                "x is missing (messages[1].text, line 1 of the template)",
+                "x is missing (messages[1].text)",
+            ),
+            (
+                "`a` (messages[0].when, line 2 of the expression)",
+                "`a` (messages[0].when)",
+            ),
+            ("x (messages[1].text)", "x (messages[1].text)"),
+            ("x (a, line 8, column )", "x (a, line 8, column )"),
+            ("x (a, line , column 3)", "x (a, line , column 3)"),
+            ("the value is 3, line 4", "the value is 3, line 4"),
+            ("", ""),
+        ] {
+            assert_eq!(without_place(message), want, "{message}");
+        }
+    }
+
+    #[test]
+    fn the_excerpt_counts_the_same_text_before_it() {
+        let mut env = minijinja::Environment::new();
+        env.add_filter(
+            "boom",
+            |_: minijinja::Value| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    "boom",
+                ))
+            },
+        );
+        let source =
+            "{{ data.v_total }}{% if false %}{{ data.v | boom }}{% endif %} {{ data.v | boom }}";
+        let e = env
+            .render_str(
+                source,
+                minijinja::context! { data => minijinja::context! { v => 1, v_total => 2 } },
+            )
+            .unwrap_err();
+        let (detail, excerpt) = describe(&e, Some(source));
+        assert_eq!(detail, "`data.v | boom`: boom");
+        let (text, nth) = excerpt.expect("a range");
+        assert_eq!((text.as_str(), nth), ("data.v | boom", 1));
+        assert_eq!(
+            source.match_indices(&text).nth(nth).map(|(i, _)| i),
+            source.rfind("data.v | boom")
+        );
+    }
 }

@@ -267,7 +267,7 @@ pub async fn produce_logged(
         .map_err(|mut source| {
             if let crate::enrich::EnrichError::Template { detail, place, .. } = &mut source {
                 mask_contact(detail, req);
-                place.locate(&integration.source);
+                place.locate(integration.positions());
             }
             ApiError::Upstream {
                 file: integration.file.clone(),
@@ -298,7 +298,7 @@ pub fn render_request(
     max_messages: usize,
 ) -> Result<Vec<Message>, ApiError> {
     render(&integration.program, ctx, max_messages).map_err(|mut source| {
-        source.locate(&integration.source);
+        source.locate(integration);
         ApiError::Render {
             file: integration.file.clone(),
             source,

@@ -49,11 +49,19 @@ impl RenderError {
         }
     }
 
-    /// Puts a template's failure at its line and column in `source`, the
-    /// integration file's text as loaded (see [`Place::locate`]).
-    pub fn locate(&mut self, source: &str) {
+    /// The file's line and column of a template's failure, once located.
+    pub fn located(&self) -> Option<(usize, usize)> {
+        match self {
+            RenderError::Template { place, .. } => place.at(),
+            _ => None,
+        }
+    }
+
+    /// Puts a template's failure at its line and column in the
+    /// integration file (see [`Place::locate`]).
+    pub fn locate(&mut self, integration: &crate::config::Integration) {
         if let RenderError::Template { place, .. } = self {
-            place.locate(source);
+            place.locate(integration.positions());
         }
     }
 }

@@ -15,6 +15,7 @@ use serde_json::{json, Value as Json};
 use crate::config::spec::ReloadGuard;
 use crate::config::{ConfigError, Integration, Snapshot, Tenant};
 use crate::error::ApiError;
+use crate::explain::without_place;
 use crate::journal::{Entry, Journal, Redactor, ShadowReport};
 use crate::output::Message;
 use crate::render::{render, request_context};
@@ -78,7 +79,9 @@ pub fn render_with_answers(
         }
         ctx = context! { enrich => Value::from(seen), ..ctx };
     }
-    render(&integration.program, &ctx, tenant.limits.max_messages).map_err(|source| {
+    render(&integration.program, &ctx, tenant.limits.max_messages).map_err(|mut source| {
+        // Named as the webhook names it (see `hook::render_request`).
+        source.locate(integration);
         ReplayError::Api(ApiError::Render {
             file: integration.file.clone(),
             source,
@@ -87,8 +90,10 @@ pub fn render_with_answers(
 }
 
 /// The answer of a replay (or of the entry as recorded): the messages, or
-/// the error's status, code and message.
-#[derive(Debug, Clone, PartialEq)]
+/// the error's status, code and message. Two errors are the same if they
+/// differ only in the line they name (`explain::without_place`): an edit
+/// that moves a failing template down a line does not change what fails.
+#[derive(Debug, Clone)]
 pub enum Outcome {
     Answer(Json),
     Error {
@@ -96,6 +101,27 @@ pub enum Outcome {
         code: String,
         message: String,
     },
+}
+
+impl PartialEq for Outcome {
+    fn eq(&self, other: &Outcome) -> bool {
+        match (self, other) {
+            (Outcome::Answer(a), Outcome::Answer(b)) => a == b,
+            (
+                Outcome::Error {
+                    status,
+                    code,
+                    message,
+                },
+                Outcome::Error {
+                    status: s,
+                    code: c,
+                    message: m,
+                },
+            ) => status == s && code == c && without_place(message) == without_place(m),
+            _ => false,
+        }
+    }
 }
 
 impl Outcome {

@@ -308,6 +308,54 @@ async fn replay_after_an_edit_shows_the_diff() {
     server.stop().await;
 }
 
+/// A failed request replays as the same failure, named at the file's line
+/// as the webhook named it; an edit that only moves the failing template
+/// down a line is not a change.
+#[tokio::test]
+async fn a_failure_replays_unchanged_when_only_its_line_moved() {
+    let dir = integrations_with(&[]);
+    let server = start(dir.path()).await;
+    let mut data = boleto_data();
+    data.as_object_mut().unwrap().remove("pedido");
+    assert_eq!(post_boleto(&server, 7, data).await, 422);
+    let list = admin_json(&server, "GET", "/admin/requests").await;
+    let entry = list["entries"][0]["entry"].as_str().unwrap().to_owned();
+    let at = "(messages[1].text, line 8, column 31)";
+    assert!(
+        list["entries"][0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(at),
+        "{list}"
+    );
+
+    let same = admin_json(&server, "POST", &format!("/admin/requests/{entry}/replay")).await;
+    assert_eq!(same["changed"], false, "{same}");
+    assert!(
+        same["now"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(at),
+        "{same}"
+    );
+
+    let file = dir.path().join("demo/boleto.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("# moved down a line\n{text}")).unwrap();
+    Reloader::new(dir.path().to_owned(), server.state.config.clone()).reload(&Scope::All);
+    let moved = admin_json(&server, "POST", &format!("/admin/requests/{entry}/replay")).await;
+    assert_ne!(moved["version_then"], moved["version_now"], "{moved}");
+    assert_eq!(moved["changed"], false, "{moved}");
+    assert!(
+        moved["now"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("(messages[1].text, line 9, column 31)"),
+        "{moved}"
+    );
+    server.stop().await;
+}
+
 /// A stand-in ERP on loopback: `/clientes/{key}` answers the contact's plan.
 async fn erp() -> std::net::SocketAddr {
     let app = Router::new().route(

@@ -498,6 +498,7 @@ pub fn load_integration(
         source: String::from_utf8_lossy(bytes).into(),
         program,
         tests,
+        positions: Default::default(),
     })
 }
 

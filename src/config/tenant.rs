@@ -159,4 +159,15 @@ pub struct Integration {
     pub program: Program,
     /// The file's `tests:`; see `crate::testing`.
     pub tests: Vec<TestSpec>,
+    /// Where each value of `source` is: made on the first request that
+    /// fails, to name the file's line (see `crate::explain`), then kept
+    /// for this version of the file.
+    pub positions: std::sync::OnceLock<super::yaml::Positions>,
+}
+
+impl Integration {
+    pub fn positions(&self) -> &super::yaml::Positions {
+        self.positions
+            .get_or_init(|| super::yaml::Positions::of(self.source.as_bytes()))
+    }
 }

@@ -204,6 +204,11 @@ pub fn inside(source: &str, start: (usize, usize), inner: (usize, usize)) -> (us
 pub struct Positions {
     values: HashMap<String, Place>,
     source: String,
+    /// Where each line starts, and where each value starts (sorted), as
+    /// byte offsets: a value's text is cut out without scanning the file
+    /// again, so finding a place costs the same in a file of any size.
+    lines: Vec<usize>,
+    starts: Vec<usize>,
 }
 
 /// Where a value starts. A block scalar (`|`, `>`) is placed at its text's
@@ -221,9 +226,21 @@ impl Positions {
         // A document serde_yaml accepted parses here too; if it ever did
         // not, errors fall back to the file as a whole.
         let _ = Parser::new_from_str(&source).load(&mut walker, false);
+        let lines: Vec<usize> = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        let mut starts: Vec<usize> = walker
+            .values
+            .values()
+            .filter_map(|p| offset(&source, &lines, p.at))
+            .collect();
+        starts.sort_unstable();
+        starts.dedup();
         Positions {
             values: walker.values,
             source,
+            lines,
+            starts,
         }
     }
 
@@ -279,29 +296,46 @@ impl Positions {
     /// The file's text of the value that starts at `at`, and its offset: it
     /// ends where the next value starts (or with the file).
     fn text_of(&self, at: (usize, usize)) -> Option<(usize, &str)> {
-        let start = offset(&self.source, at)?;
-        let end = self
-            .values
-            .values()
-            .filter_map(|p| offset(&self.source, p.at))
-            .filter(|&o| o > start)
-            .min()
-            .unwrap_or(self.source.len());
+        let start = offset(&self.source, &self.lines, at)?;
+        let next = self.starts.partition_point(|&o| o <= start);
+        let end = self.starts.get(next).copied().unwrap_or(self.source.len());
         Some((start, &self.source[start..end]))
     }
 
-    /// Where `excerpt` (a template's own text, `data.valor | brl`) is in
-    /// the value at `path`, or where that value starts if the file's text
-    /// does not hold it as written (split over lines, or escaped). `None`
-    /// if the file has no value at `path`.
-    pub fn find(&self, path: &str, excerpt: Option<&str>) -> Option<(usize, usize)> {
+    /// Where the `nth` (0-based) `excerpt` (a template's own text,
+    /// `data.valor | brl`) is in the value at `path`, or where that value
+    /// starts if the file's text does not hold it as written (split over
+    /// lines, or escaped). `None` if the file has no value at `path`.
+    pub fn find(&self, path: &str, excerpt: Option<(&str, usize)>) -> Option<(usize, usize)> {
         let place = self.values.get(path)?;
-        let found = excerpt.filter(|e| !e.is_empty()).and_then(|excerpt| {
-            let (start, text) = self.text_of(place.at)?;
-            let at = text.find(excerpt)?;
-            Some(super::check::position(&self.source, start + at))
-        });
-        Some(found.unwrap_or(place.at))
+        Some(self.within(place.at, excerpt).unwrap_or(place.at))
+    }
+
+    /// Where the `nth` `excerpt` is in the first value under `prefix` (a
+    /// message, a call) whose text holds it: for a key the file writes
+    /// otherwise than the error names it (`template.body.nome` for the
+    /// first named value, `headers.Authorization` for `authorization`).
+    pub fn find_under(&self, prefix: &str, excerpt: (&str, usize)) -> Option<(usize, usize)> {
+        let mut under: Vec<_> = self
+            .values
+            .iter()
+            .filter(|(path, _)| {
+                path.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with(['.', '[']))
+            })
+            .map(|(_, p)| p.at)
+            .collect();
+        under.sort_unstable();
+        under
+            .into_iter()
+            .find_map(|at| self.within(at, Some(excerpt)))
+    }
+
+    fn within(&self, at: (usize, usize), excerpt: Option<(&str, usize)>) -> Option<(usize, usize)> {
+        let (excerpt, nth) = excerpt.filter(|(e, _)| !e.is_empty())?;
+        let (start, text) = self.text_of(at)?;
+        let (found, _) = text.match_indices(excerpt).nth(nth)?;
+        Some(super::check::position(&self.source, start + found))
     }
 
     /// An error at `path`, or on the file as a whole if the path is unknown.
@@ -321,12 +355,8 @@ impl Positions {
 
 /// The byte offset of a (line, column) position, both 1-based, columns in
 /// characters.
-fn offset(source: &str, (line, column): (usize, usize)) -> Option<usize> {
-    let line_start = if line <= 1 {
-        0
-    } else {
-        source.match_indices('\n').nth(line - 2)?.0 + 1
-    };
+fn offset(source: &str, lines: &[usize], (line, column): (usize, usize)) -> Option<usize> {
+    let line_start = *lines.get(line.saturating_sub(1))?;
     let rest = &source[line_start..];
     let within = rest
         .char_indices()
@@ -477,15 +507,38 @@ mod tests {
     fn finds_an_expression_in_its_value() {
         let src = "messages:\n  - text: \"Oi {{ a | f }}\"\n  - text: >-\n      x {{ a | f }}\n      {{ b\n      | g }}\n  - file: '{{ a | f }}'\n";
         let p = Positions::of(src.as_bytes());
-        assert_eq!(p.find("messages[0].text", Some("a | f")), Some((2, 18)));
-        assert_eq!(p.find("messages[1].text", Some("a | f")), Some((4, 12)));
+        assert_eq!(
+            p.find("messages[0].text", Some(("a | f", 0))),
+            Some((2, 18))
+        );
+        assert_eq!(
+            p.find("messages[1].text", Some(("a | f", 0))),
+            Some((4, 12))
+        );
         // Split over two lines: the value's start.
-        assert_eq!(p.find("messages[1].text", Some("b | g")), Some((4, 7)));
-        assert_eq!(p.find("messages[2].file", Some("a | f")), Some((7, 15)));
+        assert_eq!(p.find("messages[1].text", Some(("b | g", 0))), Some((4, 7)));
+        assert_eq!(
+            p.find("messages[2].file", Some(("a | f", 0))),
+            Some((7, 15))
+        );
         // Only the value's own text is searched, not the next message's.
-        assert_eq!(p.find("messages[0].text", Some("b")), Some((2, 11)));
+        assert_eq!(p.find("messages[0].text", Some(("b", 0))), Some((2, 11)));
         assert_eq!(p.find("messages[0].text", None), Some((2, 11)));
-        assert_eq!(p.find("messages[3].text", Some("a")), None);
+        assert_eq!(p.find("messages[3].text", Some(("a", 0))), None);
+        // The second of two: `data.v` after `data.v_total`.
+        let src = "messages:\n  - text: \"{{ data.v_total }} {{ data.v }}\"\n  - template:\n      body:\n        nome: \"{{ x | f }}\"\n";
+        let p = Positions::of(src.as_bytes());
+        assert_eq!(
+            p.find("messages[0].text", Some(("data.v", 1))),
+            Some((2, 34))
+        );
+        // A key the file writes otherwise: found under the message.
+        assert_eq!(
+            p.find("messages[1].template.body[0]", Some(("x | f", 0))),
+            None
+        );
+        assert_eq!(p.find_under("messages[1]", ("x | f", 0)), Some((5, 19)));
+        assert_eq!(p.find_under("messages[0]", ("x | f", 0)), None);
     }
 
     /// An unknown variable is found in its own field's text, inside a tag

@@ -341,8 +341,11 @@ fn run(tenant: &Tenant, serving: Option<&Arc<Integration>>, input: PreviewIn) ->
                 })
                 .collect();
         }
-        Err(e) => {
-            let at = position_of_error(&positions, &e);
+        Err(mut e) => {
+            // Where the failing expression is, as the webhook names it;
+            // else the deepest place of the error's path.
+            e.locate(&integration);
+            let at = e.located().or_else(|| position_of_error(&positions, &e));
             out.errors.push(Problem {
                 line: at.map(|a| a.0),
                 column: at.map(|a| a.1),
