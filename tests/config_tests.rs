@@ -134,6 +134,46 @@ fn a_call_without_an_answer_in_the_test_is_a_failure_naming_it() {
     assert_eq!(last_line(&out), "9 passed, 1 failed");
 }
 
+/// An `expect_error` that quotes the place a failure names still holds
+/// when the place is written another way: the template's line (as before
+/// failures named the file's), or a line an edit above has moved.
+#[test]
+fn an_expected_error_holds_whatever_line_it_names() {
+    let dir = common::integrations_with(&[]);
+    let file = dir.path().join("demo/boleto.yaml");
+    let text = String::from_utf8(common::read(&file)).unwrap();
+    for place in [
+        "line 1 of the template",
+        "line 3, column 1",
+        "line 8, column 31",
+    ] {
+        let with = text.replace(
+            "expect_error: data.pedido is missing ",
+            &format!("expect_error: \"data.pedido is missing from the request (messages[1].text, {place})\" "),
+        );
+        assert_ne!(with, text);
+        std::fs::write(&file, with).unwrap();
+        let (code, out, _) =
+            recado(&["test", "--dir", dir.path().to_str().unwrap(), "demo/boleto"]);
+        assert_eq!(
+            (code, last_line(&out)),
+            (0, "2 passed, 0 failed"),
+            "{place}: {out}"
+        );
+    }
+    // A different place in the file is not written off: another field fails.
+    std::fs::write(
+        &file,
+        text.replace(
+            "expect_error: data.pedido is missing ",
+            "expect_error: \"data.pedido is missing from the request (messages[0].text, line 8, column 31)\" ",
+        ),
+    )
+    .unwrap();
+    let (code, _, _) = recado(&["test", "--dir", dir.path().to_str().unwrap(), "demo/boleto"]);
+    assert_ne!(code, 0);
+}
+
 #[test]
 fn save_test_appends_a_passing_test_and_keeps_the_comments() {
     let dir = common::integrations_with(&[]);
