@@ -812,7 +812,7 @@ fn prepare(tenant: &Tenant, c: &CompiledCall<'_>, ctx: &Value) -> Result<Prepare
     }
     let body = match &c.body {
         Some(node) => Some(
-            serde_json::to_vec(&render_body(node, &render, &c.name)?)
+            serde_json::to_vec(&render_body(node, &render)?)
                 .map_err(|e| template_error(c, "body", e.to_string(), None, None))?,
         ),
         None => None,
@@ -957,16 +957,12 @@ fn check_segment(segment: &str, has_value: bool) -> Result<(), String> {
 fn render_body(
     node: &BodyNode<'_>,
     render: &dyn Fn(&str, &Text<'_>) -> Result<String, EnrichError>,
-    call: &str,
 ) -> Result<serde_json::Value, EnrichError> {
     // A failure deep in the body names its part (`body.cliente.nome`): each
     // level adds its own as the error comes up, so success builds no path.
     let nest = |mut e: EnrichError, segment: std::fmt::Arguments<'_>| {
         if let EnrichError::Template { place, .. } = &mut e {
-            place.nest(
-                "enrich.".len() + call.len() + ".body".len(),
-                &segment.to_string(),
-            );
+            place.nest(&segment.to_string());
         }
         e
     };
@@ -979,17 +975,14 @@ fn render_body(
             items
                 .iter()
                 .enumerate()
-                .map(|(j, i)| {
-                    render_body(i, render, call).map_err(|e| nest(e, format_args!("[{j}]")))
-                })
+                .map(|(j, i)| render_body(i, render).map_err(|e| nest(e, format_args!("[{j}]"))))
                 .collect::<Result<_, _>>()?,
         ),
         BodyNode::Map(entries) => serde_json::Value::Object(
             entries
                 .iter()
                 .map(|(k, v)| {
-                    let v =
-                        render_body(v, render, call).map_err(|e| nest(e, format_args!(".{k}")))?;
+                    let v = render_body(v, render).map_err(|e| nest(e, format_args!(".{k}")))?;
                     Ok((k.clone(), v))
                 })
                 .collect::<Result<_, EnrichError>>()?,

@@ -72,6 +72,9 @@ pub struct Place {
     /// within `key`: where the file has no value at `key` itself (a message
     /// in a short form, a header name written in another case).
     enclosing: usize,
+    /// The length of the key the place was made with: where [`Place::nest`]
+    /// puts the parts of a call's body around it.
+    made: usize,
     /// The failing expression, as the template writes it.
     excerpt: Option<Excerpt>,
     template_line: Option<usize>,
@@ -89,8 +92,10 @@ impl Place {
         template_line: Option<usize>,
         what: &'static str,
     ) -> Place {
+        let key = format!("{enclosing}.{rest}");
         Place {
-            key: format!("{enclosing}.{rest}"),
+            made: key.len(),
+            key,
             enclosing: enclosing.len(),
             excerpt,
             template_line,
@@ -110,18 +115,16 @@ impl Place {
     }
 
     /// Moves the place into a part of a call's body (`enrich.c.body` →
-    /// `enrich.c.body.cliente`), as the error comes up from that part:
-    /// `segment` goes in at byte `at` of the key.
-    pub fn nest(&mut self, at: usize, segment: &str) {
-        if self.key.is_char_boundary(at) && at <= self.key.len() {
-            self.key.insert_str(at, segment);
-        }
+    /// `enrich.c.body.cliente`), as the error comes up from that part: each
+    /// level's `segment` goes right after the key the place was made with,
+    /// before the deeper levels' (which came up first).
+    pub fn nest(&mut self, segment: &str) {
+        self.key.insert_str(self.made, segment);
     }
 
-    /// Finds the place in the integration file's `positions` (see
-    /// `Integration::positions`: made from the file as loaded, on its first
-    /// failure). Done only when a request fails, never on the way to an
-    /// answer.
+    /// Finds the place in the integration file's `positions`, made from
+    /// the file as loaded (`Integration::positions`, on its first failure).
+    /// Done only when a request fails, never on the way to an answer.
     pub fn locate(&mut self, positions: &Positions) {
         let excerpt = self.excerpt.as_ref().map(|(e, nth)| (e.as_str(), *nth));
         let enclosing = &self.key[..self.enclosing];

@@ -298,7 +298,7 @@ pub fn render_request(
     max_messages: usize,
 ) -> Result<Vec<Message>, ApiError> {
     render(&integration.program, ctx, max_messages).map_err(|mut source| {
-        source.locate(integration);
+        source.locate(integration.positions());
         ApiError::Render {
             file: integration.file.clone(),
             source,

@@ -58,10 +58,10 @@ impl RenderError {
     }
 
     /// Puts a template's failure at its line and column in the
-    /// integration file (see [`Place::locate`]).
-    pub fn locate(&mut self, integration: &crate::config::Integration) {
+    /// integration file's `positions` (see [`Place::locate`]).
+    pub fn locate(&mut self, positions: &crate::config::yaml::Positions) {
         if let RenderError::Template { place, .. } = self {
-            place.locate(integration.positions());
+            place.locate(positions);
         }
     }
 }

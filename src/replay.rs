@@ -81,7 +81,7 @@ pub fn render_with_answers(
     }
     render(&integration.program, &ctx, tenant.limits.max_messages).map_err(|mut source| {
         // Named as the webhook names it (see `hook::render_request`).
-        source.locate(integration);
+        source.locate(integration.positions());
         ReplayError::Api(ApiError::Render {
             file: integration.file.clone(),
             source,

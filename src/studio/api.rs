@@ -344,7 +344,7 @@ fn run(tenant: &Tenant, serving: Option<&Arc<Integration>>, input: PreviewIn) ->
         Err(mut e) => {
             // Where the failing expression is, as the webhook names it;
             // else the deepest place of the error's path.
-            e.locate(&integration);
+            e.locate(&positions);
             let at = e.located().or_else(|| position_of_error(&positions, &e));
             out.errors.push(Problem {
                 line: at.map(|a| a.0),
