@@ -236,7 +236,7 @@ pub async fn produce(
     tenant: &Tenant,
     metrics: &TenantMetrics,
     integration: &Integration,
-    req: &PlatformRequest,
+    req: &Arc<PlatformRequest>,
 ) -> Result<Vec<Message>, ApiError> {
     produce_logged(upstream, tenant, metrics, integration, req, None).await
 }
@@ -247,7 +247,7 @@ pub async fn produce_logged(
     tenant: &Tenant,
     metrics: &TenantMetrics,
     integration: &Integration,
-    req: &PlatformRequest,
+    req: &Arc<PlatformRequest>,
     calls: Option<&CallLog>,
 ) -> Result<Vec<Message>, ApiError> {
     let mut ctx = request_context(req);

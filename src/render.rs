@@ -7,10 +7,8 @@
 
 use std::fmt;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use minijinja::value::{Enumerator, Object};
 use minijinja::{context, Value};
 
 use crate::config::catalogue::Catalogue;
@@ -18,7 +16,7 @@ use crate::config::compile::{CompiledContent, CompiledMessage, Program, Text};
 use crate::config::spec::QrKind;
 use crate::explain::{describe, Place};
 use crate::output::{Button, Message, Parameter, Parameters, TemplateMessage, Violation};
-use crate::request::PlatformRequest;
+use crate::request::{PlatformRequest, RequestVars};
 
 /// Why an integration could not produce its messages for this request.
 #[derive(Debug, thiserror::Error)]
@@ -66,82 +64,10 @@ impl RenderError {
     }
 }
 
-/// The variables every template sees: `id`, `clientId`, `contact`, `data`.
-pub fn request_context(req: &PlatformRequest) -> Value {
-    Value::from_object(RequestVars {
-        id: Value::from(req.id.0),
-        client_id: Value::from(req.client_id.0),
-        contact: Value::from_object(ContactVars {
-            uid: Value::from(req.contact.uid.as_str()),
-            key: Value::from(req.contact.key.as_str()),
-            name: Value::from(req.contact.name.as_str()),
-        }),
-        // An absent payload reads as an empty mapping, so `data.x is defined`
-        // works and printing `data.x` still fails as undefined.
-        data: req
-            .data
-            .clone()
-            .unwrap_or_else(|| Value::from(BTreeMap::<String, Value>::new())),
-    })
-}
-
-/// The request as template variables. A fixed-shape object instead of a map:
-/// no map is built per request, a lookup is a `match`.
-#[derive(Debug)]
-struct RequestVars {
-    id: Value,
-    client_id: Value,
-    contact: Value,
-    data: Value,
-}
-
-impl Object for RequestVars {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.get_value_by_str(key.as_str()?)
-    }
-
-    // What `a.b` in a template calls: no key value is built per lookup.
-    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
-        Some(match key {
-            "id" => self.id.clone(),
-            "clientId" => self.client_id.clone(),
-            "contact" => self.contact.clone(),
-            "data" => self.data.clone(),
-            _ => return None,
-        })
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&["id", "clientId", "contact", "data"])
-    }
-}
-
-#[derive(Debug)]
-struct ContactVars {
-    uid: Value,
-    key: Value,
-    name: Value,
-}
-
-impl Object for ContactVars {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.get_value_by_str(key.as_str()?)
-    }
-
-    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
-        Some(match key {
-            "uid" => self.uid.clone(),
-            // The platform's only channel for now (the request was validated).
-            "type" => Value::from("WHATSAPP"),
-            "key" => self.key.clone(),
-            "name" => self.name.clone(),
-            _ => return None,
-        })
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&["uid", "type", "key", "name"])
-    }
+/// The variables every template sees: `id`, `clientId`, `contact`, `data`
+/// (see [`RequestVars`]).
+pub fn request_context(req: &Arc<PlatformRequest>) -> Value {
+    RequestVars::context(req.clone())
 }
 
 /// Renders every message of `program` for the request context `ctx`; at

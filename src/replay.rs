@@ -64,7 +64,7 @@ impl ReplayError {
 pub fn render_with_answers(
     tenant: &Tenant,
     integration: &Integration,
-    req: &PlatformRequest,
+    req: &std::sync::Arc<PlatformRequest>,
     answers: &BTreeMap<String, Value>,
 ) -> Result<Vec<Message>, ReplayError> {
     let mut ctx = request_context(req);
@@ -193,7 +193,7 @@ pub fn replay_offline(tenant: &Tenant, integration: &Integration, entry: &Entry)
     Outcome::of(result, tenant, &integration.file)
 }
 
-pub fn parse(entry: &Entry) -> Result<PlatformRequest, ReplayError> {
+pub fn parse(entry: &Entry) -> Result<std::sync::Arc<PlatformRequest>, ReplayError> {
     if entry.body.is_empty() {
         return Err(ReplayError::NoBody);
     }

@@ -16,7 +16,7 @@ use recado::config::load_integration;
 use recado::render::{render, request_context};
 use recado::request::PlatformRequest;
 
-static REQUEST: LazyLock<PlatformRequest> = LazyLock::new(|| {
+static REQUEST: LazyLock<std::sync::Arc<PlatformRequest>> = LazyLock::new(|| {
     PlatformRequest::parse(include_bytes!("../../examples/cobranca.json")).expect("the example parses")
 });
 static OPTS: LazyLock<CompileOptions> =

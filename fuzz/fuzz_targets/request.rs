@@ -1,6 +1,8 @@
 //! Arbitrary bytes as a platform request body: parsing must never panic, and
 //! a request that parses must render through every shipped integration
-//! (without upstream calls) without panicking.
+//! (without upstream calls) without panicking. And `data` as recado keeps
+//! it (`recado::request::Payload`) must equal `data` deserialized straight
+//! into a minijinja value, as it was built before.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -15,6 +17,16 @@ static SHIPPED: LazyLock<Snapshot> =
 
 fuzz_target!(|body: &[u8]| {
     let Ok(req) = PlatformRequest::parse(body) else { return };
+    #[derive(serde::Deserialize)]
+    struct Plain {
+        #[serde(default)]
+        data: Option<minijinja::Value>,
+    }
+    let plain: Plain = serde_json::from_slice(body).expect("a body recado parses parses plainly");
+    let want = plain.data.unwrap_or_else(|| minijinja::Value::from(std::collections::BTreeMap::<String, minijinja::Value>::new()));
+    let got = req.data.value();
+    assert_eq!(got, want);
+    assert_eq!(format!("{got:?}"), format!("{want:?}"));
     let ctx = request_context(&req);
     for tenant in SHIPPED.tenants.values() {
         for integration in tenant.integrations.values() {

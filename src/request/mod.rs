@@ -2,9 +2,16 @@
 //! [`PlatformRequest`], or a [`RequestError`] naming the field at fault.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+
+mod payload;
+mod vars;
+
+pub use payload::{Field, Payload};
+pub use vars::RequestVars;
 
 /// The platform's request, as its contract defines it (`docs/platform-contract.md`).
 /// Unknown extra fields are ignored: the platform may add some later, and
@@ -18,7 +25,7 @@ pub struct PlatformRequest {
     pub contact: Contact,
     /// The "Payload" the company typed in the platform; any JSON value.
     #[serde(default)]
-    pub data: Option<minijinja::Value>,
+    pub data: Payload,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,7 +115,7 @@ pub struct Envelope<'a> {
 
 #[derive(Debug)]
 enum Data<'a> {
-    Parsed(Option<minijinja::Value>),
+    Parsed(Payload),
     /// Skipped by an iterative scan (no depth limit, no allocation).
     Scanned(Option<&'a serde_json::value::RawValue>),
 }
@@ -212,24 +219,25 @@ impl<'a> Envelope<'a> {
 
     /// Parses `data` if it was only scanned: the expensive part, for an
     /// authenticated request.
-    pub fn into_request(self) -> Result<PlatformRequest, RequestError> {
+    /// Shared: the template context holds it, and the hook keeps it.
+    pub fn into_request(self) -> Result<Arc<PlatformRequest>, RequestError> {
         let data = match self.data {
             Data::Parsed(data) => data,
-            Data::Scanned(None) => None,
+            Data::Scanned(None) => Payload::default(),
             Data::Scanned(Some(raw)) => {
-                Some(serde_json::from_str(raw.get()).map_err(|e| RequestError {
+                serde_json::from_str(raw.get()).map_err(|e| RequestError {
                     path: "data".into(),
                     message: without_values(&strip_position(&e.to_string())),
-                })?)
+                })?
             }
         };
-        Ok(PlatformRequest {
+        Ok(Arc::new(PlatformRequest {
             id: self.id,
             client_id: self.client_id,
             origin: self.origin,
             contact: self.contact,
             data,
-        })
+        }))
     }
 }
 
@@ -254,7 +262,7 @@ impl PlatformRequest {
     /// The whole request at once (for `recado render` and tools); the
     /// webhook authenticates between [`Envelope::parse`] and
     /// [`Envelope::into_request`].
-    pub fn parse(body: &[u8]) -> Result<PlatformRequest, RequestError> {
+    pub fn parse(body: &[u8]) -> Result<Arc<PlatformRequest>, RequestError> {
         Envelope::parse(body)?.into_request()
     }
 }
