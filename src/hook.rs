@@ -328,6 +328,10 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         return Ok(());
     };
     let text = value.to_str().unwrap_or("");
+    // What the platform sends, accepted without splitting it.
+    if text.eq_ignore_ascii_case("application/json") {
+        return Ok(());
+    }
     let mut params = text.split(';');
     let mime = params.next().unwrap_or("").trim();
     // The body is read as UTF-8, as JSON is; a body in another charset

@@ -42,11 +42,34 @@ pub fn write_json(messages: &[Message], out: &mut Vec<u8>) -> serde_json::Result
             }
         };
         out.extend_from_slice(head);
-        serde_json::to_writer(&mut *out, value)?;
+        write_str(out, value)?;
         out.push(b'}');
     }
     out.push(b']');
     Ok(())
+}
+
+/// `value` as serde_json writes a string. A message's text nearly never
+/// holds a byte JSON escapes: such a text is copied whole after one check
+/// the compiler vectorizes, where serde_json looks up every byte in a table.
+fn write_str(out: &mut Vec<u8>, value: &str) -> serde_json::Result<()> {
+    if needs_json_escape(value) {
+        return serde_json::to_writer(&mut *out, value);
+    }
+    out.reserve(value.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(value.as_bytes());
+    out.push(b'"');
+    Ok(())
+}
+
+/// Whether `s` holds a byte that JSON (and serde_json) escapes inside a
+/// string: a control character below 0x20, `"` or `\\`. No early exit: a
+/// branch per byte would keep the compiler from checking 32 bytes at a time.
+pub fn needs_json_escape(s: &str) -> bool {
+    s.bytes().fold(0u8, |dirty, b| {
+        dirty | u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\')
+    }) != 0
 }
 
 /// An official-API template message.
@@ -575,6 +598,24 @@ mod tests {
 
     /// The hand-written fixed parts against serde's own output, over texts
     /// with every kind of character JSON escapes.
+    #[test]
+    fn a_text_needs_escaping_exactly_when_serde_json_escapes_it() {
+        for c in (0..=0x7f).map(char::from).chain(['é', '😀', '\u{2028}']) {
+            for text in [
+                c.to_string(),
+                format!("abc{c}"),
+                format!("{}{c}xyz", "0123456789".repeat(7)),
+            ] {
+                let serde = serde_json::to_string(&text).unwrap();
+                assert_eq!(
+                    super::needs_json_escape(&text),
+                    serde != format!("\"{text}\""),
+                    "{text:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn json_is_serdes() {
         let pieces = [

@@ -62,6 +62,8 @@ pub fn first_name(value: &str) -> Result<String, Error> {
         } else {
             if c.is_ascii() {
                 out.push(c.to_ascii_lowercase());
+            } else if let Some(lower) = latin1_lower(c) {
+                out.push(lower);
             } else {
                 out.extend(c.to_lowercase());
             }
@@ -69,6 +71,16 @@ pub fn first_name(value: &str) -> Result<String, Error> {
         }
     }
     Ok(out)
+}
+
+/// `c.to_lowercase()` for Latin-1's letters (`À`–`ÿ`), where Portuguese
+/// names' accents are, without std's search of its case tables.
+fn latin1_lower(c: char) -> Option<char> {
+    match c {
+        'À'..='Þ' if c != '×' => char::from_u32(u32::from(c) + 0x20),
+        'ß'..='ÿ' => Some(c),
+        _ => None,
+    }
 }
 
 /// The filter as templates call it: `first_name`, or
@@ -121,6 +133,25 @@ fn is_invisible(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latin1_lower_is_std_lowercase() {
+        for c in ('\u{80}'..='\u{17f}').filter(|c| !c.is_ascii()) {
+            if let Some(lower) = latin1_lower(c) {
+                assert_eq!(
+                    c.to_lowercase().collect::<String>(),
+                    lower.to_string(),
+                    "{c}"
+                );
+            }
+        }
+        assert_eq!(
+            ('\u{c0}'..='\u{ff}')
+                .filter(|&c| latin1_lower(c).is_some())
+                .count(),
+            63
+        );
+    }
 
     #[test]
     fn first_name_table() {

@@ -388,6 +388,10 @@ const ESCAPE: [u8; 256] = {
 
 fn json_escape(line: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    if !crate::output::needs_json_escape(s) {
+        line.push_str(s);
+        return;
+    }
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
