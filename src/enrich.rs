@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use minijinja::{context, Value};
+use minijinja::Value;
+
+use crate::request::RequestVars;
 use moka::future::Cache;
 use moka::Expiry;
 use sha2::{Digest, Sha256};
@@ -314,11 +316,12 @@ impl Upstream {
             .max()
             .map_or(0, |m| m + 1);
         for level in 0..levels {
-            let ctx = context! {
-                enrich => Value::from(answers.clone()),
-                secrets => tenant.secrets.0.clone(),
-                ..vars.clone()
-            };
+            // Still the request's own object, for the fast path.
+            let ctx = RequestVars::with(
+                &RequestVars::with(vars, "secrets", tenant.secrets.0.clone()),
+                "enrich",
+                Value::from(answers.clone()),
+            );
             let calls: Vec<&CompiledCall<'_>> =
                 compiled.calls.iter().filter(|c| c.level == level).collect();
             // A call that fails without a fallback fails the request: the

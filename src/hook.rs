@@ -16,7 +16,6 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use minijinja::context;
 
 use crate::config::{Integration, Limits, Snapshot, Tenant};
 use crate::enrich::{CallLog, Upstream};
@@ -24,7 +23,7 @@ use crate::error::ApiError;
 use crate::journal::Exchange;
 use crate::output::Message;
 use crate::render::{render, request_context};
-use crate::request::{Envelope, PlatformRequest};
+use crate::request::{Envelope, PlatformRequest, RequestVars};
 use crate::state::{AppState, IntegrationState};
 use crate::telemetry::{RequestRecord, TenantMetrics};
 use crate::tenant::{authenticate, token_from};
@@ -274,7 +273,7 @@ pub async fn produce_logged(
                 source,
             }
         })?;
-        ctx = context! { enrich => answers, ..ctx };
+        ctx = RequestVars::with(&ctx, "enrich", answers);
     }
     render_request(integration, &ctx, tenant.limits.max_messages).map_err(|mut e| {
         if let ApiError::Render {

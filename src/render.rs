@@ -9,7 +9,7 @@ use std::fmt;
 
 use std::sync::Arc;
 
-use minijinja::{context, Value};
+use minijinja::Value;
 
 use crate::config::catalogue::Catalogue;
 use crate::config::compile::{CompiledContent, CompiledMessage, Program, Text};
@@ -148,7 +148,7 @@ fn render_message(
                 limit: max_messages,
             });
         }
-        let item_ctx = context! { ..Value::from_pairs([(var.as_str(), item)]), ..ctx.clone() };
+        let item_ctx = RequestVars::with(ctx, var, item);
         emit(
             Loc {
                 index,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use minijinja::{context, Value};
+use minijinja::Value;
 use serde_json::{json, Value as Json};
 
 use crate::config::spec::ReloadGuard;
@@ -19,7 +19,7 @@ use crate::explain::without_place;
 use crate::journal::{Entry, Journal, Redactor, ShadowReport};
 use crate::output::Message;
 use crate::render::{render, request_context};
-use crate::request::PlatformRequest;
+use crate::request::{PlatformRequest, RequestVars};
 
 /// Entries of one integration the shadow check replays, newest first.
 pub const SHADOW_ENTRIES: usize = 50;
@@ -77,7 +77,7 @@ pub fn render_with_answers(
                 .ok_or_else(|| ReplayError::NoRecordedAnswer(call.name.clone()))?;
             seen.insert(call.name.clone(), answer.clone());
         }
-        ctx = context! { enrich => Value::from(seen), ..ctx };
+        ctx = RequestVars::with(&ctx, "enrich", Value::from(seen));
     }
     render(&integration.program, &ctx, tenant.limits.max_messages).map_err(|mut source| {
         // Named as the webhook names it (see `hook::render_request`).

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use minijinja::{context, Value};
+use minijinja::Value;
 
 use crate::config::spec::TestSpec;
 use crate::config::spec::{
@@ -26,7 +26,7 @@ use crate::error::ApiError;
 use crate::explain::without_place;
 use crate::output::Message;
 use crate::render::request_context;
-use crate::request::PlatformRequest;
+use crate::request::{PlatformRequest, RequestVars};
 
 /// Makes every load (start-up, reload, `recado check`) run the tests of each
 /// changed file and refuse the file if one fails.
@@ -106,7 +106,7 @@ fn answer(
                 .expect("a JSON value is a template value");
             answers.insert(call.name.as_str(), answer);
         }
-        ctx = context! { enrich => Value::from(answers), ..ctx };
+        ctx = RequestVars::with(&ctx, "enrich", Value::from(answers));
     }
     let result = crate::hook::render_request(integration, &ctx, env.limits.max_messages).and_then(
         |messages| crate::hook::encode(&messages, integration, &env.limits).map(|_| messages),

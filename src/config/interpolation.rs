@@ -358,6 +358,13 @@ mod tests {
             timezone: "America/Sao_Paulo".into(),
             fuel: DEFAULT_FUEL,
         });
+        let many = format!(
+            "{{{}}}",
+            (0..40)
+                .map(|i| format!("\"k{i}\": \"v{i}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let datas = [
             r#"{"valor": 1234.5, "inteiro": 7, "texto": "1234.50", "vazio": "", "nulo": null,
                 "data": "2026-12-10", "ruim": "2026-02-30", "lista": [1, 2], "sim": true,
@@ -366,6 +373,7 @@ mod tests {
             "[1, 2]",
             "null",
             "{}",
+            many.as_str(),
         ];
         let sources = [
             "Olá, {{ contact.name | first_name }}! {{ contact.type }} {{ contact.uid }}",
@@ -382,35 +390,62 @@ mod tests {
             "{{ data.texto | brl | first_name }}",
             "{{ data }}",
             "{{ contact }}",
+            "{{ data.k0 }} {{ data.k39 }}",
+            "{{ enrich.c.nome }} {{ enrich.c.valor | brl }} {{ enrich.c.falta }}",
+            "{{ enrich }}",
         ];
-        let mut fast = 0;
+        let enrich = context! { c => context! { nome => "Ana", valor => 10.5 } };
+        let item = context! { valor => 3, texto => "item" };
+        let (mut fast, mut layered) = (0, 0);
         for data in datas {
-            let body = format!(
-                r#"{{"id": 9, "clientId": 72, "origin": "SCHEDULED_MESSAGE", "contact": {{"uid": "1", "type": "WHATSAPP", "key": "5513999999999", "name": "João da Silva"}}, "data": {data}}}"#
-            );
-            let req = crate::request::PlatformRequest::parse(body.as_bytes()).unwrap();
-            let vars = RequestVars::context(req);
-            let data: Option<Value> = serde_json::from_str(data).unwrap();
-            let before = context! {
-                id => 9, clientId => 72,
-                contact => context! { uid => "1", type => "WHATSAPP", key => "5513999999999", name => "João da Silva" },
-                data => data.unwrap_or_else(|| Value::from(std::collections::BTreeMap::<String, Value>::new())),
-            };
-            for source in sources {
-                let interp = Interpolation::parse(source).expect(source);
-                let template = env.template_from_str(source).unwrap();
-                let want = template.render(&before).map_err(|e| e.to_string());
-                assert_eq!(
-                    template.render(&vars).map_err(|e| e.to_string()),
-                    want,
-                    "{source} on {body}"
+            // Small bodies are parsed in one pass, large ones in two.
+            for padding in [0, crate::request::ONE_PASS_BYTES] {
+                let body = format!(
+                    r#"{{"id": 9, "clientId": 72, "origin": "SCHEDULED_MESSAGE", "contact": {{"uid": "1", "type": "WHATSAPP", "key": "5513999999999", "name": "João da Silva"}}, "pad": "{}", "data": {data}}}"#,
+                    "x".repeat(padding)
                 );
-                if let Some(out) = interp.render(&vars) {
-                    fast += 1;
-                    assert_eq!(Ok(out), want, "{source} on {body}");
+                let req = crate::request::PlatformRequest::parse(body.as_bytes()).unwrap();
+                let vars = RequestVars::context(req);
+                let data: Option<Value> = serde_json::from_str(data).unwrap();
+                let before = context! {
+                    id => 9, clientId => 72,
+                    contact => context! { uid => "1", type => "WHATSAPP", key => "5513999999999", name => "João da Silva" },
+                    data => data.unwrap_or_else(|| Value::from(std::collections::BTreeMap::<String, Value>::new())),
+                };
+                // As the webhook layers `enrich`, then a `for_each` item
+                // (here one that shadows `data`), over the request's.
+                let with_enrich = RequestVars::with(&vars, "enrich", enrich.clone());
+                let with_item = RequestVars::with(&with_enrich, "data", item.clone());
+                assert!(with_item.downcast_object_ref::<RequestVars>().is_some());
+                let before_enrich = context! { enrich => enrich.clone(), ..before.clone() };
+                let before_item = context! { data => item.clone(), ..before_enrich.clone() };
+                for source in sources {
+                    let interp = Interpolation::parse(source).expect(source);
+                    let template = env.template_from_str(source).unwrap();
+                    for (ctx, old) in [
+                        (&vars, &before),
+                        (&with_enrich, &before_enrich),
+                        (&with_item, &before_item),
+                    ] {
+                        let want = template.render(old).map_err(|e| e.to_string());
+                        assert_eq!(
+                            template.render(ctx).map_err(|e| e.to_string()),
+                            want,
+                            "{source} on {body} with {old:?}"
+                        );
+                        if let Some(out) = interp.render(ctx) {
+                            fast += 1;
+                            layered += usize::from(!std::ptr::eq(ctx, &vars));
+                            assert_eq!(Ok(out), want, "{source} on {body} with {old:?}");
+                        }
+                    }
                 }
             }
         }
-        assert!(fast >= 12, "only {fast} renders took the fast path");
+        assert!(fast >= 80, "only {fast} renders took the fast path");
+        assert!(
+            layered >= 40,
+            "only {layered} renders with layered variables took it"
+        );
     }
 }

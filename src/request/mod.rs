@@ -50,6 +50,15 @@ pub enum ContactType {
     Whatsapp,
 }
 
+impl ContactType {
+    /// The platform's name for it, as the request spells it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ContactType::Whatsapp => "WHATSAPP",
+        }
+    }
+}
+
 /// `id` and `clientId`: the contract shows numbers, but only by example, so a
 /// numeric string (`"72"`) is accepted too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -5,7 +5,9 @@
 //! on that first ask (`contact`'s, `data`'s). The templates' fast path
 //! (`config::interpolation`) does not ask minijinja at all: it finds this
 //! object in its context and reads a hole's field from the request itself
-//! ([`RequestVars::field`]).
+//! ([`RequestVars::field`]). Variables set over the request's (the calls'
+//! `enrich`, a `for_each` item) are kept in the same object
+//! ([`RequestVars::with`]), so the fast path still finds it.
 
 use std::sync::{Arc, OnceLock};
 
@@ -20,6 +22,9 @@ use super::PlatformRequest;
 pub struct RequestVars {
     req: Arc<PlatformRequest>,
     contact: OnceLock<Value>,
+    /// Variables set over the request's, the last set first: `enrich`, a
+    /// `for_each` item (whose name may shadow `data` or `contact`).
+    over: Vec<(String, Value)>,
 }
 
 impl RequestVars {
@@ -28,19 +33,46 @@ impl RequestVars {
         Value::from_object(RequestVars {
             req,
             contact: OnceLock::new(),
+            over: Vec::new(),
         })
     }
 
-    /// The request these variables show.
-    pub fn request(&self) -> &PlatformRequest {
-        &self.req
+    /// `ctx` with `name` set to `value` over its variables, as
+    /// `context! { name => value, ..ctx }` would make it, but still a
+    /// `RequestVars` when `ctx` is one (for the fast path).
+    pub fn with(ctx: &Value, name: &str, value: Value) -> Value {
+        let Some(vars) = ctx.downcast_object_ref::<RequestVars>() else {
+            return minijinja::context! { ..Value::from_pairs([(name, value)]), ..ctx.clone() };
+        };
+        let mut over = Vec::with_capacity(vars.over.len() + 1);
+        over.push((name.to_owned(), value));
+        over.extend(vars.over.iter().filter(|(n, _)| n != name).cloned());
+        Value::from_object(RequestVars {
+            req: vars.req.clone(),
+            contact: vars.contact.clone(),
+            over,
+        })
     }
 
-    /// `a.b.c` read from the request, where it is a plain value this object
-    /// can give without minijinja; `None` leaves the lookup to minijinja
-    /// (an undefined name, an object to print, a path into a text).
+    /// `a.b.c` read from the request, where this object can give it
+    /// without minijinja; `None` leaves the lookup to minijinja (an
+    /// undefined name, a path into a text). A variable set over the
+    /// request's is looked up in its value, as minijinja would.
     pub fn field(&self, path: &[String]) -> Option<Field<'_>> {
         let req = &*self.req;
+        if let Some((_, value)) = path
+            .first()
+            .and_then(|first| self.over.iter().find(|(n, _)| n == first))
+        {
+            let mut value = value.clone();
+            for part in &path[1..] {
+                if value.is_undefined() {
+                    return None;
+                }
+                value = value.get_attr(part).ok()?;
+            }
+            return (!value.is_undefined()).then_some(Field::Value(value));
+        }
         match path {
             [name] => match name.as_str() {
                 "id" => Some(Field::Value(Value::from(req.id.0))),
@@ -49,7 +81,7 @@ impl RequestVars {
             },
             [contact, field] if contact == "contact" => Some(Field::Str(match field.as_str() {
                 "uid" => &req.contact.uid,
-                "type" => "WHATSAPP",
+                "type" => req.contact.kind.as_str(),
                 "key" => &req.contact.key,
                 "name" => &req.contact.name,
                 _ => return None,
@@ -84,6 +116,9 @@ impl Object for RequestVars {
 
     // What `a.b` in a template calls: no key value is built per lookup.
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        if let Some((_, value)) = self.over.iter().find(|(n, _)| n == key) {
+            return Some(value.clone());
+        }
         Some(match key {
             "id" => Value::from(self.req.id.0),
             "clientId" => Value::from(self.req.client_id.0),
@@ -92,6 +127,7 @@ impl Object for RequestVars {
                 .get_or_init(|| {
                     let c = &self.req.contact;
                     Value::from_object(ContactVars {
+                        kind: c.kind.as_str(),
                         uid: Value::from(c.uid.as_str()),
                         key: Value::from(c.key.as_str()),
                         name: Value::from(c.name.as_str()),
@@ -106,12 +142,27 @@ impl Object for RequestVars {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&["id", "clientId", "contact", "data"])
+        const OWN: [&str; 4] = ["id", "clientId", "contact", "data"];
+        if self.over.is_empty() {
+            return Enumerator::Str(&OWN);
+        }
+        let mut names: Vec<Value> = self
+            .over
+            .iter()
+            .map(|(n, _)| Value::from(n.as_str()))
+            .collect();
+        names.extend(
+            OWN.iter()
+                .filter(|o| !self.over.iter().any(|(n, _)| n == *o))
+                .map(|&o| Value::from(o)),
+        );
+        Enumerator::Values(names)
     }
 }
 
 #[derive(Debug)]
 struct ContactVars {
+    kind: &'static str,
     uid: Value,
     key: Value,
     name: Value,
@@ -125,8 +176,7 @@ impl Object for ContactVars {
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
         Some(match key {
             "uid" => self.uid.clone(),
-            // The platform's only channel for now (the request was validated).
-            "type" => Value::from("WHATSAPP"),
+            "type" => Value::from(self.kind),
             "key" => self.key.clone(),
             "name" => self.name.clone(),
             _ => return None,

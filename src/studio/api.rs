@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use minijinja::{context, Value};
+use minijinja::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as JsonValue;
 
@@ -24,7 +24,7 @@ use crate::config::{is_integration_name, load_integration, FieldPath, Integratio
 use crate::journal::{Entry, Redactor};
 use crate::output::Message;
 use crate::render::{render_traced, request_context, RenderError};
-use crate::request::PlatformRequest;
+use crate::request::{PlatformRequest, RequestVars};
 use crate::state::AppState;
 
 /// Largest preview request: a draft is one integration file.
@@ -311,7 +311,7 @@ fn run(tenant: &Tenant, serving: Option<&Arc<Integration>>, input: PreviewIn) ->
                 ));
             }
         }
-        ctx = context! { enrich => Value::from(answers), ..ctx };
+        ctx = RequestVars::with(&ctx, "enrich", Value::from(answers));
     }
     let positions = Positions::of(source.as_bytes());
     match render_traced(&integration.program, &ctx, tenant.limits.max_messages) {
