@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -122,8 +123,12 @@ ENRICH_CALL = """enrich:
     method: POST
     url: "http://127.0.0.1:{upstream}/erp/{{{{ data.pedido }}}}"
 {cache}"""
-BOLETO_MESSAGES = "messages:\n" + (INTEGRATIONS / "demo/boleto.yaml").read_text().split("messages:\n", 1)[1] \
-    + "    when: enrich.erp | length > 0\n"
+# boleto.yaml's `messages:` block only (its `tests:` and their comment, at
+# column 0, are cut off: they test the file without the call), with the
+# last message made to depend on the call's answer.
+BOLETO_MESSAGES = "messages:\n" + re.split(
+    r"\n(?=[^\s-])", (INTEGRATIONS / "demo/boleto.yaml").read_text().split("messages:\n", 1)[1], maxsplit=1
+)[0].rstrip("\n") + "\n    when: enrich.erp | length > 0\n"
 
 
 def enriched_dir(upstream_port):
