@@ -318,9 +318,11 @@ impl Upstream {
         for level in 0..levels {
             // Still the request's own object, for the fast path.
             let ctx = RequestVars::with(
-                &RequestVars::with(vars, "secrets", tenant.secrets.0.clone()),
-                "enrich",
-                Value::from(answers.clone()),
+                vars,
+                [
+                    ("enrich", Value::from(answers.clone())),
+                    ("secrets", tenant.secrets.0.clone()),
+                ],
             );
             let calls: Vec<&CompiledCall<'_>> =
                 compiled.calls.iter().filter(|c| c.level == level).collect();

@@ -273,7 +273,7 @@ pub async fn produce_logged(
                 source,
             }
         })?;
-        ctx = RequestVars::with(&ctx, "enrich", answers);
+        ctx = RequestVars::with(&ctx, [("enrich", answers)]);
     }
     render_request(integration, &ctx, tenant.limits.max_messages).map_err(|mut e| {
         if let ApiError::Render {

@@ -561,7 +561,7 @@ fn render(
         let mut ctx = recado::render::request_context(&req);
         if let Some(answers) = &answers {
             let answers: minijinja::Value = serde_json::from_value(answers.clone())?;
-            ctx = recado::request::RequestVars::with(&ctx, "enrich", answers);
+            ctx = recado::request::RequestVars::with(&ctx, [("enrich", answers)]);
         }
         let outcome = recado::hook::render_request(found, &ctx, tenant.limits.max_messages)
             .and_then(|m| recado::hook::encode(&m, found, &tenant.limits).map(|_| m));

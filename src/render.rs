@@ -148,7 +148,7 @@ fn render_message(
                 limit: max_messages,
             });
         }
-        let item_ctx = RequestVars::with(ctx, var, item);
+        let item_ctx = RequestVars::with(ctx, [(var.as_str(), item)]);
         emit(
             Loc {
                 index,

@@ -77,7 +77,7 @@ pub fn render_with_answers(
                 .ok_or_else(|| ReplayError::NoRecordedAnswer(call.name.clone()))?;
             seen.insert(call.name.clone(), answer.clone());
         }
-        ctx = RequestVars::with(&ctx, "enrich", Value::from(seen));
+        ctx = RequestVars::with(&ctx, [("enrich", Value::from(seen))]);
     }
     render(&integration.program, &ctx, tenant.limits.max_messages).map_err(|mut source| {
         // Named as the webhook names it (see `hook::render_request`).

@@ -106,7 +106,7 @@ fn answer(
                 .expect("a JSON value is a template value");
             answers.insert(call.name.as_str(), answer);
         }
-        ctx = RequestVars::with(&ctx, "enrich", Value::from(answers));
+        ctx = RequestVars::with(&ctx, [("enrich", Value::from(answers))]);
     }
     let result = crate::hook::render_request(integration, &ctx, env.limits.max_messages).and_then(
         |messages| crate::hook::encode(&messages, integration, &env.limits).map(|_| messages),

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use libfuzzer_sys::fuzz_target;
 use recado::config::{load_dir, Snapshot};
 use recado::render::{render, request_context};
-use recado::request::{Field, Payload, PlatformRequest};
+use recado::request::{Payload, PlatformRequest};
 
 static SHIPPED: LazyLock<Snapshot> =
     LazyLock::new(|| load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/integrations").as_ref()));
@@ -35,11 +35,7 @@ fn payload_agrees(text: &[u8]) {
     if want.kind() == minijinja::value::ValueKind::Map {
         for key in want.try_iter().unwrap() {
             let Some(name) = key.as_str() else { continue };
-            let found = match ours.get(name) {
-                Some(Field::Str(s)) => minijinja::Value::from(s),
-                Some(Field::Value(v)) => v,
-                None => panic!("{name} is not found"),
-            };
+            let found = ours.get(name).unwrap_or_else(|| panic!("{name} is not found")).into_value();
             assert_eq!(found, want.get_item(&key).unwrap());
         }
     }

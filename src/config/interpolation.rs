@@ -16,7 +16,7 @@ use minijinja::value::ValueKind;
 use minijinja::Value;
 
 use crate::filters;
-use crate::request::{Field, RequestVars};
+use crate::request::{walk, Field, RequestVars};
 
 /// The room [`Interpolation::render`] makes for each hole's text at first:
 /// a name, an amount, a date or a short URL fits.
@@ -69,20 +69,12 @@ impl Filter {
 
     /// The filter's result, or `None` where minijinja must decide.
     fn apply(self, value: &Field<'_>) -> Option<String> {
-        let text = || match value {
-            Field::Str(s) => Some(*s),
-            Field::Value(v) => v.as_str(),
-        };
-        let value = || match value {
-            Field::Str(s) => Value::from(*s),
-            Field::Value(v) => v.clone(),
-        };
         match self {
-            Filter::FirstName => filters::first_name(text()?).ok(),
-            Filter::Brl => filters::brl(value()).ok(),
-            Filter::NumberBr => filters::number_br(value(), None).ok(),
-            Filter::PhoneBr => Some(filters::phone_br(text()?)),
-            Filter::DateFormat => filters::iso_date_in_default_format(text()?),
+            Filter::FirstName => filters::first_name(value.as_str()?).ok(),
+            Filter::Brl => filters::brl(value.clone().into_value()).ok(),
+            Filter::NumberBr => filters::number_br(value.clone().into_value(), None).ok(),
+            Filter::PhoneBr => Some(filters::phone_br(value.as_str()?)),
+            Filter::DateFormat => filters::iso_date_in_default_format(value.as_str()?),
         }
     }
 }
@@ -173,7 +165,9 @@ fn hole_value(
 ) -> Option<()> {
     let mut value = match vars {
         Some(vars) => vars.field(path)?,
-        None => Field::Value(lookup(ctx, path)?),
+        // Undefined gives `None`: a name the context lacks may be a
+        // global, and printing undefined is an error, both minijinja's.
+        None => Field::Value(walk(ctx.clone(), path)?),
     };
     let Some((last, first)) = filters.split_last() else {
         return push_value(out, &value);
@@ -215,21 +209,6 @@ fn ident(s: &str) -> bool {
     c.next()
         .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
         && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// `a.b.c` in the context, as a template sees it. Undefined gives `None`: a
-/// name the context lacks may be a global, and printing undefined is an
-/// error, both minijinja's business.
-fn lookup(ctx: &Value, path: &[String]) -> Option<Value> {
-    let (first, rest) = path.split_first()?;
-    let mut value = ctx.get_attr(first).ok()?;
-    for part in rest {
-        if value.is_undefined() {
-            return None;
-        }
-        value = value.get_attr(part).ok()?;
-    }
-    (!value.is_undefined()).then_some(value)
 }
 
 /// Prints `value` as the environment's formatter would; anything but a
@@ -414,8 +393,8 @@ mod tests {
                 };
                 // As the webhook layers `enrich`, then a `for_each` item
                 // (here one that shadows `data`), over the request's.
-                let with_enrich = RequestVars::with(&vars, "enrich", enrich.clone());
-                let with_item = RequestVars::with(&with_enrich, "data", item.clone());
+                let with_enrich = RequestVars::with(&vars, [("enrich", enrich.clone())]);
+                let with_item = RequestVars::with(&with_enrich, [("data", item.clone())]);
                 assert!(with_item.downcast_object_ref::<RequestVars>().is_some());
                 let before_enrich = context! { enrich => enrich.clone(), ..before.clone() };
                 let before_item = context! { data => item.clone(), ..before_enrich.clone() };

@@ -11,7 +11,7 @@ mod payload;
 mod vars;
 
 pub use payload::{Field, Payload};
-pub use vars::RequestVars;
+pub use vars::{walk, RequestVars};
 
 /// The platform's request, as its contract defines it (`docs/platform-contract.md`).
 /// Unknown extra fields are ignored: the platform may add some later, and

@@ -74,6 +74,24 @@ pub enum Field<'a> {
     Value(Value),
 }
 
+impl Field<'_> {
+    /// The text, if it is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Field::Str(s) => Some(s),
+            Field::Value(v) => v.as_str(),
+        }
+    }
+
+    /// As the minijinja value a template would see.
+    pub fn into_value(self) -> Value {
+        match self {
+            Field::Str(s) => Value::from(s),
+            Field::Value(v) => v,
+        }
+    }
+}
+
 impl Payload {
     /// `data.<key>`, if `data` is an object that has it.
     pub fn get(&self, key: &str) -> Option<Field<'_>> {
@@ -145,11 +163,31 @@ impl<'de> Visitor<'de> for Outer {
 struct Top;
 
 /// What `Top` makes of anything but an object.
-fn other<E>(value: Value) -> Result<Payload, E> {
-    Ok(Payload {
+fn other(value: Value) -> Payload {
+    Payload {
         shape: Shape::Other(value),
         value: OnceLock::new(),
-    })
+    }
+}
+
+/// The visits that make minijinja's value of a scalar, null or a list as its
+/// own `Deserialize` makes it, each handed to `$wrap` (`fn(Value) -> Self::Value`).
+macro_rules! visit_as_minijinja {
+    ($de:lifetime, $wrap:expr) => {
+        visit_as_minijinja!(@scalar $wrap, visit_bool bool, visit_i64 i64, visit_u64 u64,
+            visit_i128 i128, visit_u128 u128, visit_f64 f64);
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($wrap(Value::from(())))
+        }
+        fn visit_seq<A: SeqAccess<$de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Ok($wrap(Value::deserialize(SeqAccessDeserializer::new(seq))?))
+        }
+    };
+    (@scalar $wrap:expr, $($name:ident $ty:ty),*) => {
+        $(fn $name<E: de::Error>(self, v: $ty) -> Result<Self::Value, E> {
+            Ok($wrap(Value::from(v)))
+        })*
+    };
 }
 
 impl<'de> Visitor<'de> for Top {
@@ -159,32 +197,10 @@ impl<'de> Visitor<'de> for Top {
         f.write_str("any JSON value")
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Payload, E> {
-        other(Value::from(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Payload, E> {
-        other(Value::from(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Payload, E> {
-        other(Value::from(v))
-    }
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Payload, E> {
-        other(Value::from(v))
-    }
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Payload, E> {
-        other(Value::from(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Payload, E> {
-        other(Value::from(v))
-    }
+    visit_as_minijinja!('de, other);
+
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Payload, E> {
-        other(Value::from(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Payload, E> {
-        other(Value::from(()))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Payload, A::Error> {
-        other(Value::deserialize(SeqAccessDeserializer::new(seq))?)
+        Ok(other(Value::from(v)))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Payload, A::Error> {
@@ -251,40 +267,16 @@ impl<'de> Visitor<'de> for EntryValue<'_> {
         f.write_str("any JSON value")
     }
 
+    visit_as_minijinja!('de, Slot::Value);
+
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Slot, E> {
         Ok(Slot::Text(push(self.0, v)))
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Slot, E> {
-        Ok(Slot::Value(Value::from(v)))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Slot, E> {
-        Ok(Slot::Value(Value::from(v)))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Slot, E> {
-        Ok(Slot::Value(Value::from(v)))
-    }
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Slot, E> {
-        Ok(Slot::Value(Value::from(v)))
-    }
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Slot, E> {
-        Ok(Slot::Value(Value::from(v)))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Slot, E> {
-        Ok(Slot::Value(Value::from(v)))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Slot, E> {
-        Ok(Slot::Value(Value::from(())))
     }
     fn visit_none<E: de::Error>(self) -> Result<Slot, E> {
         Ok(Slot::Value(Value::from(())))
     }
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Slot, D::Error> {
         Ok(Slot::Value(Value::deserialize(d)?))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Slot, A::Error> {
-        Ok(Slot::Value(Value::deserialize(
-            SeqAccessDeserializer::new(seq),
-        )?))
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Slot, A::Error> {
         Ok(Slot::Value(Value::deserialize(
@@ -331,11 +323,10 @@ mod tests {
                     for key in want.try_iter().unwrap() {
                         let Some(name) = key.as_str() else { continue };
                         let expected = want.get_item(&key).unwrap();
-                        let found = match payload.get(name) {
-                            Some(Field::Str(s)) => Value::from(s),
-                            Some(Field::Value(v)) => v,
-                            None => panic!("{name} not found in {json}"),
-                        };
+                        let found = payload
+                            .get(name)
+                            .unwrap_or_else(|| panic!("{name} not found in {json}"))
+                            .into_value();
                         assert_eq!(found, expected, "{name} in {json}");
                         assert_eq!(found.kind(), expected.kind(), "{name} in {json}");
                     }

@@ -37,19 +37,23 @@ impl RequestVars {
         })
     }
 
-    /// `ctx` with `name` set to `value` over its variables, as
-    /// `context! { name => value, ..ctx }` would make it, but still a
-    /// `RequestVars` when `ctx` is one (for the fast path).
-    pub fn with(ctx: &Value, name: &str, value: Value) -> Value {
-        let Some(vars) = ctx.downcast_object_ref::<RequestVars>() else {
-            return minijinja::context! { ..Value::from_pairs([(name, value)]), ..ctx.clone() };
+    /// `ctx` with `vars` set over its variables, as `context! { name =>
+    /// value, .., ..ctx }` would make it, but still a `RequestVars` when
+    /// `ctx` is one (for the fast path).
+    pub fn with<'n>(ctx: &Value, vars: impl IntoIterator<Item = (&'n str, Value)>) -> Value {
+        let Some(under) = ctx.downcast_object_ref::<RequestVars>() else {
+            return minijinja::context! { ..Value::from_pairs(vars), ..ctx.clone() };
         };
-        let mut over = Vec::with_capacity(vars.over.len() + 1);
-        over.push((name.to_owned(), value));
-        over.extend(vars.over.iter().filter(|(n, _)| n != name).cloned());
+        let mut over: Vec<(String, Value)> =
+            vars.into_iter().map(|(n, v)| (n.to_owned(), v)).collect();
+        for (name, value) in &under.over {
+            if !over.iter().any(|(n, _)| n == name) {
+                over.push((name.clone(), value.clone()));
+            }
+        }
         Value::from_object(RequestVars {
-            req: vars.req.clone(),
-            contact: vars.contact.clone(),
+            req: under.req.clone(),
+            contact: under.contact.clone(),
             over,
         })
     }
@@ -64,14 +68,7 @@ impl RequestVars {
             .first()
             .and_then(|first| self.over.iter().find(|(n, _)| n == first))
         {
-            let mut value = value.clone();
-            for part in &path[1..] {
-                if value.is_undefined() {
-                    return None;
-                }
-                value = value.get_attr(part).ok()?;
-            }
-            return (!value.is_undefined()).then_some(Field::Value(value));
+            return walk(value.clone(), &path[1..]).map(Field::Value);
         }
         match path {
             [name] => match name.as_str() {
@@ -88,25 +85,30 @@ impl RequestVars {
             })),
             [data, key, rest @ ..] if data == "data" => {
                 let found = req.data.get(key)?;
-                let Some((last, inner)) = rest.split_last() else {
+                if rest.is_empty() {
                     return Some(found);
-                };
+                }
                 // Inside a nested object, as minijinja would look.
-                let Field::Value(mut value) = found else {
+                let Field::Value(value) = found else {
                     return None;
                 };
-                for part in inner {
-                    value = value.get_attr(part).ok()?;
-                    if value.is_undefined() {
-                        return None;
-                    }
-                }
-                let value = value.get_attr(last).ok()?;
-                (!value.is_undefined()).then_some(Field::Value(value))
+                walk(value, rest).map(Field::Value)
             }
             _ => None,
         }
     }
+}
+
+/// `value.a.b…` along `path` as a template looks it up: `None` where a
+/// step is undefined or fails (minijinja's business then).
+pub fn walk(mut value: Value, path: &[String]) -> Option<Value> {
+    for part in path {
+        if value.is_undefined() {
+            return None;
+        }
+        value = value.get_attr(part).ok()?;
+    }
+    (!value.is_undefined()).then_some(value)
 }
 
 impl Object for RequestVars {

@@ -311,7 +311,7 @@ fn run(tenant: &Tenant, serving: Option<&Arc<Integration>>, input: PreviewIn) ->
                 ));
             }
         }
-        ctx = RequestVars::with(&ctx, "enrich", Value::from(answers));
+        ctx = RequestVars::with(&ctx, [("enrich", Value::from(answers))]);
     }
     let positions = Positions::of(source.as_bytes());
     match render_traced(&integration.program, &ctx, tenant.limits.max_messages) {
