@@ -115,11 +115,14 @@ pub async fn hook(
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    // Read once for the journal and the stack's access record.
+    let took = started.elapsed();
+    record.took = Some(took);
     let ring = handles.as_ref().and_then(|h| h.journal.as_ref());
     if let (Some(journal), Some(ring), Some(body)) = (&app.journal, ring, journaled) {
         let exchange = Exchange {
             status: resp.status().as_u16(),
-            started,
+            took,
             body,
             answer,
         };
@@ -199,7 +202,7 @@ async fn pipeline(
     }
     // Each tenant has its own slots: one tenant's flood waits on its own
     // limit and never takes the others' capacity.
-    let _slot = state.in_flight.try_acquire().map_err(|_| ApiError::Busy)?;
+    let _slot = state.in_flight.try_take().ok_or(ApiError::Busy)?;
     if !found.program.borrow_dependent().calls.is_empty() {
         app.upstream.set_tenants(snapshot.tenants.len());
     }

@@ -146,7 +146,7 @@ fn is_webhook<B>(req: &hyper::Request<B>) -> bool {
 impl App {
     /// Answers one request: access record → panic guard → dispatch.
     async fn respond(
-        self,
+        self: Arc<Self>,
         req: hyper::Request<Incoming>,
         body_limit: usize,
         peer: Peer,
@@ -160,17 +160,16 @@ impl App {
             .catch_unwind()
             .await;
         let response = answer.unwrap_or_else(panicked);
-        crate::telemetry::record_access(
-            route,
-            record.as_ref(),
-            response.status(),
-            started.elapsed(),
-        );
+        let took = record
+            .as_ref()
+            .and_then(|r| r.took)
+            .unwrap_or_else(|| started.elapsed());
+        crate::telemetry::record_access(route, record.as_ref(), response.status(), took);
         response
     }
 
     async fn dispatch(
-        self,
+        self: Arc<Self>,
         mut req: hyper::Request<Incoming>,
         body_limit: usize,
         peer: Peer,
@@ -188,7 +187,11 @@ impl App {
         };
         req.extensions_mut().insert(peer);
         if hyper::body::Body::is_end_stream(req.body()) {
-            let answer = self.router.oneshot(req.map(axum::body::Body::new)).await;
+            let answer = self
+                .router
+                .clone()
+                .oneshot(req.map(axum::body::Body::new))
+                .await;
             answer.into_response()
         } else {
             // A body to an operators' route (not the hot path).
@@ -197,7 +200,7 @@ impl App {
             } else {
                 body_limit.min(DRAIN_BYTES)
             };
-            drained(self.router, req, cap).await
+            drained(self.router.clone(), req, cap).await
         }
     }
 }
@@ -268,8 +271,15 @@ impl Activity {
     }
 
     /// Marks a request in flight until the guard is dropped.
+    /// Only the connection's task starts and finishes its requests, so
+    /// `requests` has one writer: plain stores, no locked instruction.
+    fn bump_requests(&self) {
+        self.requests
+            .store(self.requests.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
     fn busy(self: &Arc<Self>) -> Busy {
-        self.requests.fetch_add(1, Relaxed);
+        self.bump_requests();
         Busy(self.clone())
     }
 }
@@ -282,7 +292,7 @@ impl Drop for Busy {
         activity
             .reads_at_finish
             .store(activity.reads.load(Relaxed), Relaxed);
-        activity.requests.fetch_add(1, Relaxed);
+        activity.bump_requests();
     }
 }
 
@@ -599,6 +609,9 @@ async fn serve_stack(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
+    // Shared by every connection: a request clones one `Arc`, not each of
+    // the app's handles.
+    let app = Arc::new(app);
     let limits = Limits {
         idle: settings.idle_timeout,
         header: settings.header_timeout,
@@ -717,7 +730,7 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 /// One connection's service: every request goes to the whole stack, and
 /// counts as activity for the connection's watchdog while in flight.
 fn service(
-    app: App,
+    app: Arc<App>,
     activity: Arc<Activity>,
     body_limit: usize,
     peer: Peer,

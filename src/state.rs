@@ -5,6 +5,7 @@
 //! data that a reload can replace whole.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,6 @@ use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 
 use crate::config::{Snapshot, Tenant};
 use crate::enrich::{Upstream, DEFAULT_CACHE_BYTES};
@@ -209,11 +209,64 @@ impl AppState {
 /// flight keep counting.
 pub struct TenantState {
     concurrency: u32,
-    /// Permits for this tenant's requests in flight.
-    pub in_flight: Arc<Semaphore>,
+    /// This tenant's requests in flight, against its `concurrency`.
+    pub in_flight: Slots,
     pub metrics: Arc<TenantMetrics>,
     /// Each integration's handles, by name; kept when the state is renewed.
     integrations: Arc<Renewing<String, IntegrationState>>,
+}
+
+/// A tenant's requests in flight, at most `limit` at once.
+///
+/// A counter, not a semaphore: a request over the limit is refused (503),
+/// never queued, and tokio's semaphore takes a lock on every release; here
+/// a request costs one compare-and-swap and one subtraction.
+pub struct Slots {
+    limit: u32,
+    taken: AtomicU32,
+}
+
+impl Slots {
+    pub fn new(limit: u32) -> Slots {
+        Slots {
+            limit,
+            taken: AtomicU32::new(0),
+        }
+    }
+
+    /// A slot, given back when the guard is dropped; `None` when all
+    /// `limit` are taken.
+    pub fn try_take(&self) -> Option<Slot<'_>> {
+        let mut taken = self.taken.load(Ordering::Relaxed);
+        loop {
+            if taken >= self.limit {
+                return None;
+            }
+            match self.taken.compare_exchange_weak(
+                taken,
+                taken + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(Slot(self)),
+                Err(now) => taken = now,
+            }
+        }
+    }
+
+    /// Slots taken now.
+    pub fn taken(&self) -> u32 {
+        self.taken.load(Ordering::Relaxed)
+    }
+}
+
+/// One of [`Slots`], held for a request's life.
+pub struct Slot<'a>(&'a Slots);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.taken.fetch_sub(1, Ordering::Release);
+    }
 }
 
 /// What a request of one integration records into, found once per
@@ -265,11 +318,52 @@ impl TenantStates {
                     });
                 TenantState {
                     concurrency: limit,
-                    in_flight: Arc::new(Semaphore::new(limit as usize)),
+                    in_flight: Slots::new(limit),
                     metrics,
                     integrations,
                 }
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slots;
+
+    #[test]
+    fn slots_are_taken_up_to_the_limit_and_given_back() {
+        let slots = Slots::new(2);
+        let a = slots.try_take().expect("first");
+        let b = slots.try_take().expect("second");
+        assert!(slots.try_take().is_none(), "a third over a limit of 2");
+        assert_eq!(slots.taken(), 2);
+        drop(a);
+        let c = slots.try_take().expect("a slot given back is taken again");
+        drop((b, c));
+        assert_eq!(slots.taken(), 0);
+    }
+
+    #[test]
+    fn slots_hold_under_contention() {
+        let slots = std::sync::Arc::new(Slots::new(3));
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (slots, peak) = (slots.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        if let Some(_slot) = slots.try_take() {
+                            peak.fetch_max(slots.taken(), std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(peak.load(std::sync::atomic::Ordering::Relaxed) <= 3);
+        assert_eq!(slots.taken(), 0);
     }
 }

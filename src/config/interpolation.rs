@@ -69,12 +69,30 @@ impl Filter {
 
     /// The filter's result, or `None` where minijinja must decide.
     fn apply(self, value: &Field<'_>) -> Option<String> {
+        let mut out = String::new();
+        self.apply_into(&mut out, value)?;
+        Some(out)
+    }
+
+    /// The filter's result appended to `out` (the last filter of a hole
+    /// writes straight into the template's text), or `None` where
+    /// minijinja must decide.
+    fn apply_into(self, out: &mut String, value: &Field<'_>) -> Option<()> {
         match self {
-            Filter::FirstName => filters::first_name(value.as_str()?).ok(),
-            Filter::Brl => filters::brl(value.clone().into_value()).ok(),
-            Filter::NumberBr => filters::number_br(value.clone().into_value(), None).ok(),
-            Filter::PhoneBr => Some(filters::phone_br(value.as_str()?)),
-            Filter::DateFormat => filters::iso_date_in_default_format(value.as_str()?),
+            Filter::FirstName => filters::first_name_into(out, value.as_str()?).ok(),
+            Filter::Brl => match value {
+                Field::Value(v) => filters::brl_into(out, v).ok(),
+                Field::Str(s) => filters::brl_into(out, &Value::from(*s)).ok(),
+            },
+            Filter::NumberBr => {
+                out.push_str(&filters::number_br(value.clone().into_value(), None).ok()?);
+                Some(())
+            }
+            Filter::PhoneBr => {
+                out.push_str(&filters::phone_br(value.as_str()?));
+                Some(())
+            }
+            Filter::DateFormat => filters::iso_date_in_default_format_into(out, value.as_str()?),
         }
     }
 }
@@ -175,8 +193,7 @@ fn hole_value(
     for filter in first {
         value = Field::Value(Value::from(filter.apply(&value)?));
     }
-    out.push_str(&last.apply(&value)?);
-    Some(())
+    last.apply_into(out, &value)
 }
 
 /// `a.b | f | g` → the path and the filters, if every name is eligible.

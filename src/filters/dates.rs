@@ -337,22 +337,29 @@ fn iso_date_default(state: &State, iso: &str) -> Option<String> {
 /// [`DEFAULT_DATE_FORMAT`]; `None` unless `iso` is exactly an existing
 /// `YYYY-MM-DD` date from year 1000 on.
 pub fn iso_date_in_default_format(iso: &str) -> Option<String> {
-    let b = iso.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits(0..4) || !digits(5..7) {
-        return None;
-    }
-    if !digits(8..10) || b[0] == b'0' {
-        return None;
-    }
-    let (year, month, day) = (&iso[0..4], &iso[5..7], &iso[8..10]);
-    Date::new(year.parse().ok()?, month.parse().ok()?, day.parse().ok()?).ok()?;
-    // Not `format!`: its machinery costs more than the check above.
     let mut out = String::with_capacity(10);
-    for part in [day, "/", month, "/", year] {
-        out.push_str(part);
-    }
+    iso_date_in_default_format_into(&mut out, iso)?;
     Some(out)
+}
+
+/// [`iso_date_in_default_format`], appended to `out`; nothing is appended
+/// on `None`.
+pub fn iso_date_in_default_format_into(out: &mut String, iso: &str) -> Option<()> {
+    let &[y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = iso.as_bytes() else {
+        return None;
+    };
+    let digits = [y0, y1, y2, y3, m0, m1, d0, d1];
+    if !digits.iter().all(u8::is_ascii_digit) || y0 == b'0' {
+        return None;
+    }
+    let n = |ds: &[u8]| ds.iter().fold(0i16, |n, d| n * 10 + i16::from(d - b'0'));
+    let (year, month, day) = (n(&digits[..4]), n(&digits[4..6]), n(&digits[6..]));
+    Date::new(year, i8::try_from(month).ok()?, i8::try_from(day).ok()?).ok()?;
+    // Not `format!`: its machinery costs more than the check above. ASCII
+    // digits and slashes: the bytes are UTF-8.
+    let text = [d0, d1, b'/', m0, m1, b'/', y0, y1, y2, y3];
+    out.push_str(std::str::from_utf8(&text).ok()?);
+    Some(())
 }
 
 // What follows reads a value as minijinja-contrib 3.1's `value_to_datetime`
@@ -486,6 +493,7 @@ fn bundled_db() -> &'static jiff::tz::TimeZoneDatabase {
 
 #[cfg(test)]
 mod tests {
+    use super::{iso_date_in_default_format, Date};
     use minijinja::{context, Environment};
 
     fn env() -> Environment<'static> {
@@ -546,6 +554,57 @@ mod tests {
                 (want, got) => panic!("{filter} {value} {format:?} {tz:?}: {got:?}, want {want:?}"),
             }
         }
+    }
+
+    /// The byte-level fast path of `dateformat` answers as its first form
+    /// (parse each part, check with jiff, join) did: every month and day
+    /// number 00–39 of a few years, and bytes out of place.
+    #[test]
+    fn iso_date_fast_path_agrees_with_its_first_form() {
+        fn first_form(iso: &str) -> Option<String> {
+            let b = iso.as_bytes();
+            let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+            if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits(0..4) || !digits(5..7) {
+                return None;
+            }
+            if !digits(8..10) || b[0] == b'0' {
+                return None;
+            }
+            let (year, month, day) = (&iso[0..4], &iso[5..7], &iso[8..10]);
+            Date::new(year.parse().ok()?, month.parse().ok()?, day.parse().ok()?).ok()?;
+            Some([day, "/", month, "/", year].concat())
+        }
+        let mut checked = 0;
+        for year in [
+            "0999", "1000", "1900", "2024", "2026", "2100", "9999", "20a6", "+026",
+        ] {
+            for month in 0..40 {
+                for day in 0..40 {
+                    let iso = format!("{year}-{month:02}-{day:02}");
+                    assert_eq!(iso_date_in_default_format(&iso), first_form(&iso), "{iso}");
+                    checked += 1;
+                }
+            }
+        }
+        for iso in [
+            "",
+            "2026-12-1",
+            "2026-12-100",
+            "2026/12/10",
+            "2026-12-1a",
+            "2026-1-010",
+            "２026-12-10",
+            "2026-12-10 ",
+            " 2026-12-10",
+            "2026-02-29",
+            "2024-02-29",
+            "2026-00-10",
+            "2026-12-00",
+        ] {
+            assert_eq!(iso_date_in_default_format(iso), first_form(iso), "{iso:?}");
+            checked += 1;
+        }
+        assert!(checked > 14_000);
     }
 
     const D: &str = "2026-12-10"; // a Thursday

@@ -18,10 +18,11 @@ mod names;
 mod phones;
 
 pub use dates::{
-    dateformat, datetimeformat, iso_date_in_default_format, timeformat, DEFAULT_DATE_FORMAT,
+    dateformat, datetimeformat, iso_date_in_default_format, iso_date_in_default_format_into,
+    timeformat, DEFAULT_DATE_FORMAT,
 };
-pub use money::{brl, number_br};
-pub use names::{first_name, first_name_filter};
+pub use money::{brl, brl_into, number_br};
+pub use names::{first_name, first_name_filter, first_name_into};
 pub use phones::phone_br;
 
 /// Registered after minijinja-contrib's filters, so the date filters here

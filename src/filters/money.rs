@@ -40,14 +40,21 @@ struct Amount {
 /// `1234.5 | brl` → `R$ 1.234,50`. Accepts integers, floats and decimal
 /// strings (`"1234.50"`, as many systems send money).
 pub fn brl(value: Value) -> Result<String, Error> {
-    let (negative, digits) = rounded(&value, "brl", 2)?;
-    let mut out = String::with_capacity(digits.len() + 4);
+    let mut out = String::with_capacity(24);
+    brl_into(&mut out, &value)?;
+    Ok(out)
+}
+
+/// [`brl`], appended to `out` (the template's text); nothing is appended
+/// on an error.
+pub fn brl_into(out: &mut String, value: &Value) -> Result<(), Error> {
+    let (negative, count) = rounded_count(value, "brl", 2)?;
     if negative {
         out.push('-');
     }
     out.push_str("R$ ");
-    out.push_str(&digits);
-    Ok(out)
+    group_br_into(out, count, 2);
+    Ok(())
 }
 
 /// `1234.5 | number_br` → `1.234,50`; `number_br(0)` → `1.235`. At most 10
@@ -82,15 +89,28 @@ fn too_large(filter: &str, what: &str) -> Error {
 /// absolute value with `.` between thousands and `,` before `decimals`
 /// decimals.
 fn rounded(value: &Value, filter: &str, decimals: u8) -> Result<(bool, String), Error> {
+    let (negative, count) = rounded_count(value, filter, decimals)?;
+    Ok((negative, group_br(count, decimals)))
+}
+
+/// [`rounded`], as the count of `10^-decimals` to print.
+fn rounded_count(value: &Value, filter: &str, decimals: u8) -> Result<(bool, u128), Error> {
     let amount = to_amount(value, filter)?;
-    let cents = round_half_away(amount.units, decimals);
-    Ok((amount.negative && cents != 0, group_br(cents, decimals)))
+    let count = round_half_away(amount.units, decimals);
+    Ok((amount.negative && count != 0, count))
 }
 
 /// `units × 10^-KEPT_FRACTION` rounded half away from zero to `decimals`
 /// decimals, as a count of `10^-decimals`.
 fn round_half_away(units: u128, decimals: u8) -> u128 {
-    let divisor = 10u128.pow(KEPT_FRACTION - u32::from(decimals));
+    let divisor = 10u64.pow(KEPT_FRACTION - u32::from(decimals));
+    // Amounts below about R$ 184 million fit a `u64`, whose division is a
+    // machine instruction (a `u128`'s is a library call).
+    if let Ok(units) = u64::try_from(units) {
+        let (quotient, rest) = (units / divisor, units % divisor);
+        return u128::from(quotient + u64::from(rest * 2 >= divisor));
+    }
+    let divisor = u128::from(divisor);
     let (quotient, rest) = (units / divisor, units % divisor);
     quotient + u128::from(rest * 2 >= divisor)
 }
@@ -226,12 +246,26 @@ fn parse(s: &str) -> Result<Amount, Unparsed> {
 /// `count × 10^-decimals` with `.` between thousands and `,` before
 /// exactly `decimals` decimals.
 fn group_br(count: u128, decimals: u8) -> String {
-    let unit = 10u128.pow(u32::from(decimals));
-    let (int_part, frac) = (count / unit, count % unit);
+    let mut out = String::with_capacity(24);
+    group_br_into(&mut out, count, decimals);
+    out
+}
+
+/// [`group_br`], appended to `out`.
+fn group_br_into(out: &mut String, count: u128, decimals: u8) {
+    // `decimals` is at most MAX_DECIMALS: the unit fits a `u64`, and so
+    // does nearly every count (see `round_half_away`).
+    let unit = 10u64.pow(u32::from(decimals));
     let mut buffer = itoa::Buffer::new();
-    let int_digits = buffer.format(int_part).as_bytes();
+    let (int_digits, frac) = match u64::try_from(count) {
+        Ok(count) => (buffer.format(count / unit).as_bytes(), count % unit),
+        Err(_) => (
+            buffer.format(count / u128::from(unit)).as_bytes(),
+            (count % u128::from(unit)) as u64,
+        ),
+    };
     let decimals = usize::from(decimals);
-    let mut out = String::with_capacity(int_digits.len() + int_digits.len() / 3 + decimals + 1);
+    out.reserve(int_digits.len() + int_digits.len() / 3 + decimals + 1);
     for (i, &c) in int_digits.iter().enumerate() {
         if i > 0 && (int_digits.len() - i) % 3 == 0 {
             out.push('.');
@@ -245,7 +279,6 @@ fn group_br(count: u128, decimals: u8) -> String {
         out.extend(std::iter::repeat_n('0', decimals - frac_digits.len()));
         out.push_str(frac_digits);
     }
-    out
 }
 
 #[cfg(test)]

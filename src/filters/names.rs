@@ -22,6 +22,13 @@ const PARTICLES: [&str; 6] = ["da", "das", "de", "do", "dos", "e"];
 /// `"-"`, `"5511999999999"`) are skipped. Fails when no word has a letter,
 /// or when the first one is a particle (`"da Silva"`).
 pub fn first_name(value: &str) -> Result<String, Error> {
+    let mut out = String::new();
+    first_name_into(&mut out, value)?;
+    Ok(out)
+}
+
+/// [`first_name`], appended to `out`; nothing is appended on an error.
+pub fn first_name_into(out: &mut String, value: &str) -> Result<(), Error> {
     let error = |why: String| Error::new(ErrorKind::InvalidOperation, format!("first_name: {why}"));
     // Names rarely hold invisible characters: copied only when they do.
     let visible: std::borrow::Cow<str> = if value.chars().any(is_invisible) {
@@ -49,7 +56,7 @@ pub fn first_name(value: &str) -> Result<String, Error> {
             word.to_lowercase()
         )));
     }
-    let mut out = String::with_capacity(word.len());
+    out.reserve(word.len());
     let mut upper = true;
     for c in word.chars() {
         if upper && c.is_alphabetic() {
@@ -70,7 +77,7 @@ pub fn first_name(value: &str) -> Result<String, Error> {
             upper |= c == '-';
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `c.to_lowercase()` for Latin-1's letters (`À`–`ÿ`), where Portuguese

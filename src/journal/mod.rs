@@ -24,7 +24,7 @@ use foldhash::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use serde::Serialize;
@@ -66,8 +66,8 @@ impl Default for JournalSettings {
 /// What [`Journal::record`] keeps of one webhook beside its record.
 pub struct Exchange {
     pub status: u16,
-    /// When the request arrived.
-    pub started: Instant,
+    /// How long the answer took, from the request's arrival.
+    pub took: Duration,
     /// The request body as received.
     pub body: Bytes,
     /// The JSON answered (`None` for an error).
@@ -289,11 +289,10 @@ impl Journal {
         };
         let Exchange {
             status,
-            started,
+            took,
             body,
             answer,
         } = exchange;
-        let took = started.elapsed();
         let calls = calls
             .map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner()))
             .unwrap_or_default();

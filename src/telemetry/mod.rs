@@ -71,6 +71,9 @@ pub struct RequestRecord {
     pub error: Option<(&'static str, String)>,
     /// Log the contact unmasked (`--log-personal-data`).
     pub personal_data: bool,
+    /// How long the answer took, when the webhook measured it (for its
+    /// journal entry): the stack then reads the clock once, not twice.
+    pub took: Option<Duration>,
 }
 
 /// Is the per-request line on (`RUST_LOG` at `info` for `recado::access`)?
