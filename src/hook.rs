@@ -20,11 +20,11 @@ use hyper::body::Incoming;
 use crate::config::{Integration, Limits, Snapshot, Tenant};
 use crate::enrich::{CallLog, Upstream};
 use crate::error::ApiError;
-use crate::journal::Exchange;
+use crate::journal::{Exchange, RingRef};
 use crate::output::Message;
 use crate::render::{render, request_context};
 use crate::request::{Envelope, PlatformRequest, RequestVars};
-use crate::state::{AppState, IntegrationState};
+use crate::state::AppState;
 use crate::telemetry::{RequestRecord, TenantMetrics};
 use crate::tenant::{authenticate, token_from};
 
@@ -50,7 +50,7 @@ pub async fn hook(
     // integration's ring once the integration is known.
     let mut journaled = None;
     let calls = app.journal.as_ref().map(|_| CallLog::default());
-    let mut handles = None;
+    let mut ring = None;
     // A client that trickles its body must not hold a worker's attention
     // forever (stalled headers are the connection watchdog's). The body has
     // nearly always arrived with the headers: the timer is only set up
@@ -89,7 +89,7 @@ pub async fn hook(
             let snapshot = app.config.load_full();
             journaled = app.journal.as_ref().and(body.as_ref().ok().cloned());
             let calls = calls.as_ref();
-            pipeline(app, &snapshot, &parts, body, record, &mut handles, calls).await
+            pipeline(app, &snapshot, &parts, body, record, &mut ring, calls).await
         }
     };
     let mut answer = None;
@@ -118,8 +118,7 @@ pub async fn hook(
     // Read once for the journal and the stack's access record.
     let took = started.elapsed();
     record.took = Some(took);
-    let ring = handles.as_ref().and_then(|h| h.journal.as_ref());
-    if let (Some(journal), Some(ring), Some(body)) = (&app.journal, ring, journaled) {
+    if let (Some(journal), Some(ring), Some(body)) = (&app.journal, &ring, journaled) {
         let exchange = Exchange {
             status: resp.status().as_u16(),
             took,
@@ -144,14 +143,14 @@ fn integration_name(parts: &Parts) -> std::borrow::Cow<'_, str> {
 
 /// receive → validate request → tenant → enrich → render (+ validate output) → respond.
 /// Fills `record` in as it goes, for the log line and the metrics, and
-/// `handles` with the integration's once it is found, for the journal.
+/// `ring` with the integration's journal ring once it is found.
 async fn pipeline(
     app: &AppState,
     snapshot: &Snapshot,
     parts: &Parts,
     body: Result<Bytes, tower::BoxError>,
     record: &mut RequestRecord,
-    handles: &mut Option<Arc<IntegrationState>>,
+    ring: &mut Option<RingRef>,
     calls: Option<&CallLog>,
 ) -> Result<Vec<u8>, ApiError> {
     let limit = app.settings.body_limit;
@@ -181,7 +180,7 @@ async fn pipeline(
         record.keep_contact(&envelope.contact.key, &envelope.contact.name);
     }
     let req = envelope.into_request()?;
-    let state = app.tenants.of(&tenant);
+    let state = app.tenants.of_attached(tenant);
     record.tenant = Some(tenant.clone());
     let integration = integration_name(parts);
     let found = tenant
@@ -191,9 +190,9 @@ async fn pipeline(
             ApiError::UnknownIntegration(crate::request::short(&integration).into_owned())
         })?;
     record.integration = Some(found.clone());
-    let own = state.integration(&tenant.name, &found.name, app.journal.as_deref());
+    let own = state.integration_of(&tenant.name, found, app.journal.as_deref());
     record.metrics = Some(own.metrics.clone());
-    *handles = Some(own);
+    *ring = own.journal.clone();
 
     if body.len() > tenant.limits.max_body_bytes {
         return Err(ApiError::PayloadTooLarge {
@@ -207,7 +206,7 @@ async fn pipeline(
         app.upstream.set_tenants(snapshot.tenants.len());
     }
     let messages =
-        produce_logged(&app.upstream, &tenant, &state.metrics, found, &req, calls).await?;
+        produce_logged(&app.upstream, tenant, &state.metrics, found, &req, calls).await?;
     record.messages = Some(messages.len());
     encode(&messages, found, &tenant.limits)
 }

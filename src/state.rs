@@ -14,7 +14,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{Snapshot, Tenant};
+use crate::config::{Integration, Snapshot, Tenant};
 use crate::enrich::{Upstream, DEFAULT_CACHE_BYTES};
 use crate::journal::{Journal, JournalSettings, RingRef, StoreError};
 use crate::renewing::Renewing;
@@ -297,6 +297,41 @@ impl TenantState {
     }
 }
 
+/// A request-time state found for a config object: borrowed from the
+/// object's [`Attached`](crate::config::attached::Attached) slot (every
+/// request but the first of a config version), or looked up.
+pub enum Held<'a, T> {
+    Attached(&'a T),
+    Found(Arc<T>),
+}
+
+impl<T> std::ops::Deref for Held<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match self {
+            Held::Attached(t) => t,
+            Held::Found(t) => t,
+        }
+    }
+}
+
+impl TenantState {
+    /// [`TenantState::integration`] for `integration`, kept in its slot.
+    pub fn integration_of<'i>(
+        &self,
+        tenant: &str,
+        integration: &'i Integration,
+        journal: Option<&Journal>,
+    ) -> Held<'i, IntegrationState> {
+        let find = || self.integration(tenant, &integration.name, journal);
+        let owner = Arc::as_ptr(&self.integrations) as usize;
+        match integration.attached.get_or_attach(owner, find) {
+            Some(state) => Held::Attached(state),
+            None => Held::Found(find()),
+        }
+    }
+}
+
 /// [`TenantState`] by tenant name.
 #[derive(Default)]
 pub struct TenantStates(Renewing<String, TenantState>);
@@ -304,6 +339,17 @@ pub struct TenantStates(Renewing<String, TenantState>);
 impl TenantStates {
     /// The state of `tenant`, created on its first request, and renewed when
     /// its `concurrency` limit changed.
+    /// [`TenantStates::of`], kept in the tenant's slot: the map is read
+    /// once per version of the tenant's config, not once per request. The
+    /// state kept is the one that fits that version's `concurrency`.
+    pub fn of_attached<'t>(&self, tenant: &'t Tenant) -> Held<'t, TenantState> {
+        let owner = self as *const TenantStates as usize;
+        match tenant.attached.get_or_attach(owner, || self.of(tenant)) {
+            Some(state) => Held::Attached(state),
+            None => Held::Found(self.of(tenant)),
+        }
+    }
+
     pub fn of(&self, tenant: &Tenant) -> Arc<TenantState> {
         let limit = tenant.limits.concurrency;
         self.0.get(

@@ -14,11 +14,11 @@ const DECOY_DIGEST: [u8; 32] = [0x5a; 32];
 
 /// Returns the tenant owning `client_id` if `token` is one of its tokens.
 /// `None` for an unknown client, a missing token and a wrong one alike.
-pub fn authenticate(
-    snapshot: &Snapshot,
+pub fn authenticate<'s>(
+    snapshot: &'s Snapshot,
     client_id: u64,
     token: Option<&str>,
-) -> Option<Arc<Tenant>> {
+) -> Option<&'s Arc<Tenant>> {
     let tenant = snapshot.tenant_for_client(client_id);
     let presented: [u8; 32] = Sha256::digest(token.unwrap_or("").as_bytes()).into();
     let digests = tenant.map_or(&[DECOY_DIGEST][..], |t| &t.token_digests[..]);
@@ -29,7 +29,7 @@ pub fn authenticate(
         .fold(subtle::Choice::from(0), |acc, d| acc | d.ct_eq(&presented));
     let ok: bool = (matched & subtle::Choice::from(u8::from(token.is_some()))).into();
     if ok {
-        tenant.cloned()
+        tenant
     } else {
         None
     }

@@ -196,6 +196,7 @@ pub fn load_tenant_from(
         reload_guard: settings.reload_guard,
         opts: settings.opts,
         facts: settings.facts,
+        attached: Default::default(),
     };
     (Some(Arc::new(tenant)), errors)
 }
@@ -499,6 +500,7 @@ pub fn load_integration(
         program,
         tests,
         positions: Default::default(),
+        attached: Default::default(),
     })
 }
 

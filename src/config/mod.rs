@@ -12,6 +12,7 @@
 //! → [`yaml`] (positions) → [`compile`] (templates) → [`load`] (one tenant
 //! folder into a [`tenant::Tenant`], with its [`catalogue`] of WhatsApp templates) → [`snapshot`] (all tenants, reload) → [`watch`] (when to reload).
 
+pub mod attached;
 pub mod catalogue;
 pub mod check;
 pub mod compile;

@@ -48,6 +48,8 @@ pub struct Tenant {
     /// What the load-time checks knew of this tenant; its integrations are
     /// checked again when it changes.
     pub(super) facts: TenantFacts,
+    /// The request-time state of this version (`crate::state`).
+    pub attached: super::attached::Attached,
 }
 
 impl Tenant {
@@ -163,6 +165,8 @@ pub struct Integration {
     /// fails, to name the file's line (see `crate::explain`), then kept
     /// for this version of the file.
     pub positions: std::sync::OnceLock<super::yaml::Positions>,
+    /// The request-time state of this version (`crate::state`).
+    pub attached: super::attached::Attached,
 }
 
 impl Integration {
