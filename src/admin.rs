@@ -189,7 +189,7 @@ fn entry(app: &AppState, headers: &HeaderMap, id: &str) -> Result<Arc<Entry>, Ap
             "/admin/requests/{id} (no such entry: it may have aged out of the journal)"
         )));
     };
-    authorize(app, headers, Some(&found.tenant))?;
+    authorize(app, headers, Some(found.tenant()))?;
     Ok(found)
 }
 
@@ -229,11 +229,14 @@ pub async fn replay(
     let snapshot = app.config.load_full();
     let current = snapshot
         .tenants
-        .get(&*e.tenant)
-        .and_then(|t| Some((t.clone(), t.integrations.get(&*e.integration)?.clone())));
+        .get(e.tenant())
+        .and_then(|t| Some((t.clone(), t.integrations.get(e.integration())?.clone())));
     let Some((tenant, integration)) = current else {
-        return ApiError::NoRoute(format!("{} (the integration is no longer loaded)", e.file))
-            .into_response();
+        return ApiError::NoRoute(format!(
+            "{} (the integration is no longer loaded)",
+            e.file()
+        ))
+        .into_response();
     };
     let now = if live {
         let result = match replay::parse(&e) {
@@ -256,7 +259,7 @@ pub async fn replay(
         &now,
         Outcome::Error { code, .. } if code == "no_recorded_answer" || code == "no_body"
     );
-    let r = Redactor::for_body(&e.body, app.settings.log_personal_data);
+    let r = Redactor::for_body(e.body(), app.settings.log_personal_data);
     let mut changes = if replayed {
         serde_json::to_value(replay::diff(&then, &now)).unwrap_or_default()
     } else {
@@ -267,7 +270,7 @@ pub async fn replay(
         "entry": e.seq.to_string(),
         "request_id": e.request_id,
         "live": live,
-        "version_then": &*e.version,
+        "version_then": e.version(),
         "version_now": integration.hash,
         "replayed": replayed,
         "changed": if replayed { json!(then != now) } else { serde_json::Value::Null },
@@ -291,8 +294,8 @@ pub async fn test(
     let snapshot = app.config.load_full();
     let current = snapshot
         .tenants
-        .get(&*e.tenant)
-        .and_then(|t| Some((t.clone(), t.integrations.get(&*e.integration)?.clone())));
+        .get(e.tenant())
+        .and_then(|t| Some((t.clone(), t.integrations.get(e.integration())?.clone())));
     let current = current.as_ref().map(|(t, i)| (&**t, &**i));
     match replay::test_snippet(&e, current, app.settings.log_personal_data) {
         Ok(yaml) => ([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -48,7 +48,6 @@ pub async fn hook(
     });
     // The journal's: the body, the answer, each upstream call, and the
     // integration's ring once the integration is known.
-    let mut journaled = None;
     let calls = app.journal.as_ref().map(|_| CallLog::default());
     let mut ring = None;
     // A client that trickles its body must not hold a worker's attention
@@ -81,24 +80,49 @@ pub async fn hook(
     };
     // Whatever the answer, the body was not read whole.
     let close = !matches!(collected, Ok(Ok(_)));
-    let result = match collected {
-        Err(e) => Err(e),
+    let (body, result) = match collected {
+        Err(e) => (None, Err(e)),
         Ok(body) => {
             let body = body.map(|c| c.to_bytes());
             // One snapshot for the whole request, even if a reload lands meanwhile.
             let snapshot = app.config.load_full();
-            journaled = app.journal.as_ref().and(body.as_ref().ok().cloned());
             let calls = calls.as_ref();
-            pipeline(app, &snapshot, &parts, body, record, &mut ring, calls).await
+            let result = pipeline(
+                app,
+                &snapshot,
+                &parts,
+                body.as_ref(),
+                record,
+                &mut ring,
+                calls,
+            )
+            .await;
+            (body.ok(), result)
         }
     };
-    let mut answer = None;
+    // Read once for the journal and the stack's access record.
+    let took = started.elapsed();
+    record.took = Some(took);
+    if let Err(e) = &result {
+        record.error = Some((e.code(), e.to_string()));
+    }
+    // Recorded before the answer is made, so that the journal copies the
+    // answer's bytes rather than sharing them with the response.
+    if let (Some(journal), Some(ring), Some(body)) = (&app.journal, &ring, &body) {
+        let exchange = Exchange {
+            status: result
+                .as_ref()
+                .map_or_else(|e| e.status(), |_| StatusCode::OK)
+                .as_u16(),
+            took,
+            body,
+            answer: result.as_ref().ok().map(Vec::as_slice),
+        };
+        journal.record(ring, record, exchange, calls);
+    }
     let mut resp = match result {
         Ok(json) => {
             let json = Bytes::from(json);
-            if journaled.is_some() {
-                answer = Some(json.clone());
-            }
             let mut resp = Response::new(axum::body::Body::from(json));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -106,26 +130,11 @@ pub async fn hook(
             );
             resp
         }
-        Err(e) => {
-            record.error = Some((e.code(), e.to_string()));
-            e.into_response()
-        }
+        Err(e) => e.into_response(),
     };
     if close {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    // Read once for the journal and the stack's access record.
-    let took = started.elapsed();
-    record.took = Some(took);
-    if let (Some(journal), Some(ring), Some(body)) = (&app.journal, &ring, journaled) {
-        let exchange = Exchange {
-            status: resp.status().as_u16(),
-            took,
-            body,
-            answer,
-        };
-        journal.record(ring, record, exchange, calls);
     }
     resp
 }
@@ -148,7 +157,7 @@ async fn pipeline(
     app: &AppState,
     snapshot: &Snapshot,
     parts: &Parts,
-    body: Result<Bytes, tower::BoxError>,
+    body: Result<&Bytes, &tower::BoxError>,
     record: &mut RequestRecord,
     ring: &mut Option<RingRef>,
     calls: Option<&CallLog>,
@@ -166,7 +175,7 @@ async fn pipeline(
     })?;
     // Authentication needs only the top-level fields: `data` is scanned,
     // not parsed, until the token is known good.
-    let envelope = Envelope::parse(&body)?;
+    let envelope = Envelope::parse(body)?;
     record.request_id = Some(envelope.id.0);
 
     let authorization = parts

@@ -127,7 +127,7 @@ impl PartialEq for Outcome {
 impl Outcome {
     /// What the entry recorded.
     pub fn recorded(e: &Entry) -> Outcome {
-        match (&e.answer, &e.error) {
+        match (e.answer(), &e.error) {
             (Some(a), _) if e.status == 200 => {
                 Outcome::Answer(serde_json::from_slice(a).unwrap_or(Json::Null))
             }
@@ -194,10 +194,10 @@ pub fn replay_offline(tenant: &Tenant, integration: &Integration, entry: &Entry)
 }
 
 pub fn parse(entry: &Entry) -> Result<std::sync::Arc<PlatformRequest>, ReplayError> {
-    if entry.body.is_empty() {
+    if entry.body().is_empty() {
         return Err(ReplayError::NoBody);
     }
-    PlatformRequest::parse(&entry.body).map_err(|e| ReplayError::Api(e.into()))
+    PlatformRequest::parse(entry.body()).map_err(|e| ReplayError::Api(e.into()))
 }
 
 /// One difference between two answers.
@@ -450,7 +450,7 @@ pub fn test_snippet(
     personal_data: bool,
 ) -> Result<String, SnippetError> {
     let req = parse(entry)?;
-    let body: Json = serde_json::from_slice(&entry.body).unwrap_or(Json::Null);
+    let body: Json = serde_json::from_slice(entry.body()).unwrap_or(Json::Null);
     if let Some(c) = entry.calls.iter().find(|c| c.answer.is_none()) {
         return Err(SnippetError::NoAnswer(c.name.clone()));
     }
@@ -495,7 +495,7 @@ pub fn test_snippet(
     let mut outcome = recorded.clone();
     if !personal_data {
         outcome = match (&recorded, current) {
-            (Outcome::Answer(_), Some((t, i))) if *i.hash == *entry.version => {
+            (Outcome::Answer(_), Some((t, i))) if i.hash == entry.version() => {
                 let fake_body = serde_json::to_vec(&body).unwrap_or_default();
                 let again = PlatformRequest::parse(&fake_body)
                     .map_err(|e| ReplayError::Api(e.into()))
@@ -632,7 +632,7 @@ pub fn shadow(
             continue;
         }
         report.changed += 1;
-        let r = Redactor::for_body(&entry.body, personal_data);
+        let r = Redactor::for_body(entry.body(), personal_data);
         if report.example_changed.is_none() {
             let first = diff(&then, &now).into_iter().next();
             let mut v = json!({

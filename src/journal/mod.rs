@@ -26,7 +26,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
-use axum::body::Bytes;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
@@ -64,14 +63,14 @@ impl Default for JournalSettings {
 }
 
 /// What [`Journal::record`] keeps of one webhook beside its record.
-pub struct Exchange {
+pub struct Exchange<'a> {
     pub status: u16,
     /// How long the answer took, from the request's arrival.
     pub took: Duration,
     /// The request body as received.
-    pub body: Bytes,
+    pub body: &'a [u8],
     /// The JSON answered (`None` for an error).
-    pub answer: Option<Bytes>,
+    pub answer: Option<&'a [u8]>,
 }
 
 /// One webhook answered.
@@ -82,26 +81,75 @@ pub struct Entry {
     pub at: SystemTime,
     /// The platform's request id.
     pub request_id: Option<u64>,
-    pub tenant: Arc<str>,
-    pub integration: Arc<str>,
-    /// The integration file (`demo/boleto.yaml`).
-    pub file: Arc<str>,
-    /// The file's hash: the config version the request ran on.
-    pub version: Arc<str>,
+    /// Its tenant, integration, file and version, shared by the ring's
+    /// entries of that version: one reference count per entry, not four.
+    pub names: Arc<Names>,
     pub status: u16,
     /// The error's code and message, when the answer is one.
     pub error: Option<(&'static str, String)>,
     pub took: Duration,
     pub calls: Vec<CallOutcome>,
     pub messages: Option<usize>,
-    /// The JSON answered (`None` for an error).
-    pub answer: Option<Bytes>,
-    /// The request body, for replay; empty when it was too large to keep.
-    pub body: Bytes,
+    /// The request body (for replay; empty when it was too large to keep),
+    /// then the JSON answered: one allocation, the only one besides the
+    /// entry's own, so that an entry the ring lets go frees little.
+    texts: Box<[u8]>,
+    /// Where the answer starts in `texts`; `None` for an error.
+    answer_at: Option<usize>,
     size: usize,
 }
 
+/// Where an entry comes from.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Names {
+    pub tenant: String,
+    pub integration: String,
+    /// The integration file (`demo/boleto.yaml`).
+    pub file: String,
+    /// The file's hash: the config version the request ran on.
+    pub version: String,
+}
+
 impl Entry {
+    pub fn tenant(&self) -> &str {
+        &self.names.tenant
+    }
+
+    pub fn integration(&self) -> &str {
+        &self.names.integration
+    }
+
+    /// The integration file (`demo/boleto.yaml`).
+    pub fn file(&self) -> &str {
+        &self.names.file
+    }
+
+    /// The file's hash: the config version the request ran on.
+    pub fn version(&self) -> &str {
+        &self.names.version
+    }
+
+    /// The request body, for replay; empty when it was too large to keep.
+    pub fn body(&self) -> &[u8] {
+        &self.texts[..self.answer_at.unwrap_or(self.texts.len())]
+    }
+
+    /// The JSON answered (`None` for an error).
+    pub fn answer(&self) -> Option<&[u8]> {
+        self.answer_at.map(|at| &self.texts[at..])
+    }
+
+    /// `body` then `answer`, as an entry keeps them.
+    fn texts(body: &[u8], answer: Option<&[u8]>) -> (Box<[u8]>, Option<usize>) {
+        let answer_at = answer.map(|_| body.len());
+        (
+            [body, answer.unwrap_or_default()]
+                .concat()
+                .into_boxed_slice(),
+            answer_at,
+        )
+    }
+
     /// The recorded upstream answers by call name: what replay feeds the
     /// templates instead of calling the upstreams.
     pub fn answers(&self) -> BTreeMap<String, minijinja::Value> {
@@ -113,10 +161,10 @@ impl Entry {
 }
 
 struct Ring {
-    tenant: Arc<str>,
-    integration: Arc<str>,
+    tenant: String,
+    integration: String,
     /// The last version seen, shared by its entries.
-    version: Option<(Arc<str>, Arc<str>)>,
+    version: Option<Arc<Names>>,
     /// The integration (config) that version was taken from: while a
     /// request's integration is this one, the version is the same without
     /// comparing strings. `Weak` keeps the address from being reused.
@@ -126,26 +174,31 @@ struct Ring {
 }
 
 impl Ring {
-    /// The entry's file and version, shared with the ring's other entries
-    /// of that version.
-    fn share(&mut self, file: &str, hash: &str) -> (Arc<str>, Arc<str>) {
+    /// The names of an entry of `file` at version `hash`, shared with the
+    /// ring's other entries of that version.
+    fn share(&mut self, file: &str, hash: &str) -> Arc<Names> {
         match &self.version {
-            Some((f, v)) if **v == *hash && **f == *file => (f.clone(), v.clone()),
+            Some(names) if names.version == hash && names.file == file => names.clone(),
             _ => {
-                let pair: (Arc<str>, Arc<str>) = (file.into(), hash.into());
-                self.version = Some(pair.clone());
-                pair
+                let names = Arc::new(Names {
+                    tenant: self.tenant.clone(),
+                    integration: self.integration.clone(),
+                    file: file.to_owned(),
+                    version: hash.to_owned(),
+                });
+                self.version = Some(names.clone());
+                names
             }
         }
     }
 
     /// [`Ring::share`] of a request's integration.
-    fn share_of(&mut self, integration: &Arc<Integration>) -> (Arc<str>, Arc<str>) {
-        if let (true, Some((f, v))) = (
+    fn share_of(&mut self, integration: &Arc<Integration>) -> Arc<Names> {
+        if let (true, Some(names)) = (
             std::ptr::eq(self.seen.as_ptr(), Arc::as_ptr(integration)),
             &self.version,
         ) {
-            return (f.clone(), v.clone());
+            return names.clone();
         }
         self.seen = Arc::downgrade(integration);
         self.share(&integration.file, &integration.hash)
@@ -230,16 +283,10 @@ impl Journal {
 
     /// Puts an entry read from the file in its ring.
     fn load(&self, entry: Entry) {
-        let ring = self.ring(&entry.tenant, &entry.integration);
+        let ring = self.ring(entry.tenant(), entry.integration());
         let mut ring = lock(&ring);
-        let (file, version) = ring.share(&entry.file, &entry.version);
-        let entry = Entry {
-            tenant: ring.tenant.clone(),
-            integration: ring.integration.clone(),
-            file,
-            version,
-            ..entry
-        };
+        let names = ring.share(entry.file(), entry.version());
+        let entry = Entry { names, ..entry };
         ring.push(Arc::new(entry), &self.settings);
     }
 
@@ -263,8 +310,8 @@ impl Journal {
             .entry(integration.to_owned())
             .or_insert_with(|| {
                 Arc::new(Mutex::new(Ring {
-                    tenant: tenant.into(),
-                    integration: integration.into(),
+                    tenant: tenant.to_owned(),
+                    integration: integration.to_owned(),
                     version: None,
                     seen: Weak::new(),
                     entries: VecDeque::new(),
@@ -281,7 +328,7 @@ impl Journal {
         &self,
         ring: &RingRef,
         record: &RequestRecord,
-        exchange: Exchange,
+        exchange: Exchange<'_>,
         calls: Option<CallLog>,
     ) {
         let (Some(tenant), Some(integration)) = (&record.tenant, &record.integration) else {
@@ -296,17 +343,17 @@ impl Journal {
         let calls = calls
             .map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner()))
             .unwrap_or_default();
-        // A copy, not a clone: the received `Bytes` may be a slice of the
-        // connection's read buffer, which a clone would keep alive whole.
+        // A copy: the received body is a slice of the connection's read
+        // buffer, which a reference would keep alive whole.
         let body = if body.len() <= self.settings.bytes / 4 {
-            Bytes::copy_from_slice(&body)
+            body
         } else {
-            Bytes::new()
+            &[]
         };
         let error = record.error.clone();
         let size = ENTRY_OVERHEAD
             + body.len()
-            + answer.as_ref().map_or(0, |a| a.len())
+            + answer.map_or(0, <[u8]>::len)
             + error.as_ref().map_or(0, |(_, m)| m.len())
             + calls
                 .iter()
@@ -315,23 +362,21 @@ impl Journal {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let at = SystemTime::now();
         let mut ring = lock(&ring.0);
-        debug_assert!(*ring.tenant == *tenant.name && *ring.integration == *integration.name);
-        let (file, version) = ring.share_of(integration);
+        debug_assert!(ring.tenant == tenant.name && ring.integration == integration.name);
+        let names = ring.share_of(integration);
+        let (texts, answer_at) = Entry::texts(body, answer);
         let entry = Arc::new(Entry {
             seq,
             at,
             request_id: record.request_id,
-            tenant: ring.tenant.clone(),
-            integration: ring.integration.clone(),
-            file,
-            version,
+            names,
             status,
             error,
             took,
             calls,
             messages: record.messages,
-            answer,
-            body,
+            texts,
+            answer_at,
             size,
         });
         match &self.store {
@@ -585,7 +630,7 @@ fn timestamp(t: SystemTime) -> String {
 /// The entry as the admin API lists it: no request body, contact masked
 /// everywhere unless `personal_data`.
 pub fn summary(e: &Entry, personal_data: bool) -> Json {
-    let r = Redactor::for_body(&e.body, personal_data);
+    let r = Redactor::for_body(e.body(), personal_data);
     let mut v = summary_with(e, &r);
     r.json(&mut v);
     v
@@ -596,10 +641,10 @@ fn summary_with(e: &Entry, r: &Redactor) -> Json {
         "entry": e.seq.to_string(),
         "time": timestamp(e.at),
         "request_id": e.request_id,
-        "tenant": &*e.tenant,
-        "integration": &*e.integration,
-        "file": &*e.file,
-        "version": &*e.version,
+        "tenant": e.tenant(),
+        "integration": e.integration(),
+        "file": e.file(),
+        "version": e.version(),
         "status": e.status,
         "error": e.error.as_ref().map(|(code, message)| json!({"code": code, "message": r.text(message)})),
         "duration_us": e.took.as_micros() as u64,
@@ -610,18 +655,18 @@ fn summary_with(e: &Entry, r: &Redactor) -> Json {
             "cached": c.cached,
         })).collect::<Vec<_>>(),
         "messages": e.messages,
-        "answer": e.answer.as_ref().and_then(|a| serde_json::from_slice::<Json>(a).ok()),
+        "answer": e.answer().and_then(|a| serde_json::from_slice::<Json>(a).ok()),
     })
 }
 
 /// The entry in full: the request (contact masked, `data` as sent) and
 /// every upstream answer recorded.
 pub fn detail(e: &Entry, personal_data: bool) -> Json {
-    let r = Redactor::for_body(&e.body, personal_data);
+    let r = Redactor::for_body(e.body(), personal_data);
     let mut v = summary_with(e, &r);
-    let request: Json = serde_json::from_slice(&e.body).unwrap_or(Json::Null);
+    let request: Json = serde_json::from_slice(e.body()).unwrap_or(Json::Null);
     v["request"] = request;
-    v["body_kept"] = Json::Bool(!e.body.is_empty());
+    v["body_kept"] = Json::Bool(!e.body().is_empty());
     if let Some(calls) = v["calls"].as_array_mut() {
         for (view, call) in calls.iter_mut().zip(&e.calls) {
             view["answer"] = call

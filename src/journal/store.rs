@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -302,24 +301,24 @@ fn write(
                 e.seq as i64,
                 nanos(e.at),
                 e.request_id.map(|r| r as i64),
-                &*e.tenant,
-                &*e.integration,
-                &*e.file,
-                &*e.version,
+                e.tenant(),
+                e.integration(),
+                e.file(),
+                e.version(),
                 e.status,
                 error,
                 e.took.as_micros() as i64,
                 calls,
                 e.messages.map(|m| m as i64),
-                e.answer.as_deref(),
-                &*e.body,
+                e.answer(),
+                e.body(),
                 e.size as i64,
             ])?;
         }
     }
     let touched: BTreeSet<(&str, &str)> = entries
         .iter()
-        .map(|e| (&*e.tenant, &*e.integration))
+        .map(|e| (e.tenant(), e.integration()))
         .collect();
     for (tenant, integration) in touched {
         prune(&tx, tenant, integration, settings)?;
@@ -427,21 +426,24 @@ impl Row {
         };
         let calls: Vec<StoredCall> =
             serde_json::from_str(&self.calls).map_err(|e| e.to_string())?;
+        let (texts, answer_at) = Entry::texts(&self.body, self.answer.as_deref());
         Ok(Entry {
             seq: u64::try_from(self.seq).map_err(|e| e.to_string())?,
             at: UNIX_EPOCH + Duration::from_nanos(u64::try_from(self.at_ns).unwrap_or(0)),
             request_id: self.request_id.map(|r| r as u64),
-            tenant: self.tenant.into(),
-            integration: self.integration.into(),
-            file: self.file.into(),
-            version: self.version.into(),
+            names: Arc::new(super::Names {
+                tenant: self.tenant,
+                integration: self.integration,
+                file: self.file,
+                version: self.version,
+            }),
             status: u16::try_from(self.status).map_err(|e| e.to_string())?,
             error,
             took: Duration::from_micros(u64::try_from(self.took_us).unwrap_or(0)),
             calls: calls.into_iter().map(StoredCall::into_outcome).collect(),
             messages: self.messages.and_then(|m| usize::try_from(m).ok()),
-            answer: self.answer.map(Bytes::from),
-            body: Bytes::from(self.body),
+            texts,
+            answer_at,
             size: usize::try_from(self.size).unwrap_or(0),
         })
     }

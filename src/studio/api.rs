@@ -469,15 +469,15 @@ fn test_sample(test: &TestSpec, client_id: u64) -> JsonValue {
 /// `--log-personal-data`): the page must not show who it was. None when the
 /// body was too large to keep.
 fn journal_sample(e: &Entry, personal_data: bool) -> Option<JsonValue> {
-    if e.body.is_empty() {
+    if e.body().is_empty() {
         return None;
     }
-    let mut request: JsonValue = serde_json::from_slice(&e.body).ok()?;
+    let mut request: JsonValue = serde_json::from_slice(e.body()).ok()?;
     if !request.is_object() {
         return None;
     }
     let mut enrich = serde_json::to_value(e.answers()).ok()?;
-    let r = Redactor::for_body(&e.body, personal_data);
+    let r = Redactor::for_body(e.body(), personal_data);
     r.json(&mut request);
     r.json(&mut enrich);
     Some(sample_of(request, enrich))

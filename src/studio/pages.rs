@@ -296,26 +296,26 @@ fn failures(out: &mut String, journal: &Journal, t: &Tenant, personal_data: bool
     }
     out.push_str("<p class=\"hint\">Os últimos pedidos que não receberam mensagens, do mais novo ao mais antigo. Nome e telefone do contato aparecem mascarados.</p>\n<table class=\"state failures\">\n<thead><tr><th scope=\"col\">Quando</th><th scope=\"col\">Integração</th><th scope=\"col\">Status</th><th scope=\"col\">Erro</th><th scope=\"col\">Mensagem</th><th scope=\"col\">Pedido</th></tr></thead>\n<tbody>\n");
     for e in failed {
-        let integration = if t.integrations.contains_key(&*e.integration) {
+        let integration = if t.integrations.contains_key(e.integration()) {
             format!(
                 "<a href=\"/studio/t/{}/i/{}\">{}</a>",
                 seg(&t.name),
-                seg(&e.integration),
-                Esc(&e.integration)
+                seg(e.integration()),
+                Esc(e.integration())
             )
         } else {
-            Esc(&e.integration).to_string()
+            Esc(e.integration()).to_string()
         };
         let (code, message) = match &e.error {
             // Without the body the contact is unknown, so nothing to mask
             // with: the message is not shown rather than shown unmasked.
-            Some((code, _)) if e.body.is_empty() && !personal_data => (
+            Some((code, _)) if e.body().is_empty() && !personal_data => (
                 *code,
                 "(não mostrada: o pedido era grande demais para o diário)".to_owned(),
             ),
             Some((code, message)) => (
                 *code,
-                Redactor::for_body(&e.body, personal_data).text(message),
+                Redactor::for_body(e.body(), personal_data).text(message),
             ),
             None if e.messages == Some(0) => (
                 "—",
