@@ -176,17 +176,18 @@ async fn pipeline(
     // Authentication needs only the top-level fields: `data` is scanned,
     // not parsed, until the token is known good.
     let envelope = Envelope::parse(body)?;
-    record.request_id = Some(envelope.id.0);
+    record.request_id = Some(envelope.id());
 
     let authorization = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let token = token_from(authorization, parts.uri.query());
-    let tenant = authenticate(snapshot, envelope.client_id.0, token.as_deref())
+    let tenant = authenticate(snapshot, envelope.client_id(), token.as_deref())
         .ok_or(ApiError::Unauthorized)?;
     if crate::telemetry::access_log_enabled() {
-        record.keep_contact(&envelope.contact.key, &envelope.contact.name);
+        let contact = envelope.contact();
+        record.keep_contact(&contact.key, &contact.name);
     }
     let req = envelope.into_request()?;
     let state = app.tenants.of_attached(tenant);

@@ -35,7 +35,6 @@ use crate::hook::hook;
 use crate::lockout::Peer;
 use crate::ops;
 use crate::state::{AppState, Settings};
-use crate::telemetry::RequestRecord;
 
 /// The one stack every request goes through, the webhook included: the
 /// access record (metrics and the log line) outermost, so it also sees the
@@ -156,9 +155,21 @@ impl App {
         // The webhook fills it in as far as it gets; a panic leaves it as
         // it was, and the access line still says which tenant it was.
         let mut record = None;
-        let answer = AssertUnwindSafe(self.dispatch(req, body_limit, peer, started, &mut record))
-            .catch_unwind()
-            .await;
+        // The webhook's future is made here, not inside another one: each
+        // level of `async fn` copies its callee's future (kilobytes) once
+        // more. The other routes' futures are boxed, so that the router's
+        // (large) does not grow every webhook's.
+        let answer = match (&self.state, is_webhook(&req)) {
+            (Some(state), true) => {
+                AssertUnwindSafe(hook(state, req, started, &mut record))
+                    .catch_unwind()
+                    .await
+            }
+            _ => {
+                let other = Box::pin(self.clone().dispatch(req, body_limit, peer));
+                AssertUnwindSafe(other).catch_unwind().await
+            }
+        };
         let response = answer.unwrap_or_else(panicked);
         let took = record
             .as_ref()
@@ -168,17 +179,13 @@ impl App {
         response
     }
 
+    /// Every route but the webhook.
     async fn dispatch(
         self: Arc<Self>,
         mut req: hyper::Request<Incoming>,
         body_limit: usize,
         peer: Peer,
-        started: Instant,
-        record: &mut Option<RequestRecord>,
     ) -> Response {
-        if let (Some(state), true) = (&self.state, is_webhook(&req)) {
-            return hook(state, req, started, record).await;
-        }
         // The routes that check operators' tokens need the client's address
         // (behind a trusted proxy, the one it forwards).
         let peer = match &self.state {

@@ -114,19 +114,15 @@ pub const ONE_PASS_BYTES: usize = 4 * 1024;
 /// unauthenticated large body costs a scan, not a parse of its (possibly
 /// huge, deeply nested) `data`.
 #[derive(Debug)]
-pub struct Envelope<'a> {
-    pub id: NumericId,
-    pub client_id: NumericId,
-    pub origin: Origin,
-    pub contact: Contact,
-    data: Data<'a>,
-}
+pub struct Envelope<'a>(Parsed<'a>);
 
+/// Kept as serde made it: a request is moved into its `Arc` once, not
+/// taken apart and put together again (a few hundred bytes copied twice).
 #[derive(Debug)]
-enum Data<'a> {
-    Parsed(Payload),
-    /// Skipped by an iterative scan (no depth limit, no allocation).
-    Scanned(Option<&'a serde_json::value::RawValue>),
+enum Parsed<'a> {
+    Whole(PlatformRequest),
+    /// `data` skipped by an iterative scan (no depth limit, no allocation).
+    Scanned(ScannedBody<'a>),
 }
 
 /// The body with `data` scanned, not parsed.
@@ -159,14 +155,8 @@ impl<'a> Envelope<'a> {
         })?;
         if body.len() <= ONE_PASS_BYTES {
             if let Ok(whole) = serde_json::from_str::<PlatformRequest>(text) {
-                let PlatformRequest {
-                    id,
-                    client_id,
-                    origin,
-                    contact,
-                    data,
-                } = whole;
-                return Envelope::checked(id, client_id, origin, contact, Data::Parsed(data));
+                check(&whole.contact)?;
+                return Ok(Envelope(Parsed::Whole(whole)));
             }
         }
         // Fast path without path tracking; only a body with a wrong field
@@ -187,32 +177,31 @@ impl<'a> Envelope<'a> {
             }
             Err(_) => return Err(Self::explain(text)),
         };
-        let ScannedBody {
-            id,
-            client_id,
-            origin,
-            contact,
-            data,
-        } = scanned;
-        Envelope::checked(id, client_id, origin, contact, Data::Scanned(data))
+        check(&scanned.contact)?;
+        Ok(Envelope(Parsed::Scanned(scanned)))
     }
 
-    /// The envelope, once the rules serde cannot check hold.
-    fn checked(
-        id: NumericId,
-        client_id: NumericId,
-        origin: Origin,
-        contact: Contact,
-        data: Data<'a>,
-    ) -> Result<Envelope<'a>, RequestError> {
-        check(&contact)?;
-        Ok(Envelope {
-            id,
-            client_id,
-            origin,
-            contact,
-            data,
-        })
+    /// The platform's request id.
+    pub fn id(&self) -> u64 {
+        match &self.0 {
+            Parsed::Whole(r) => r.id.0,
+            Parsed::Scanned(s) => s.id.0,
+        }
+    }
+
+    /// The `clientId`: whose request it is.
+    pub fn client_id(&self) -> u64 {
+        match &self.0 {
+            Parsed::Whole(r) => r.client_id.0,
+            Parsed::Scanned(s) => s.client_id.0,
+        }
+    }
+
+    pub fn contact(&self) -> &Contact {
+        match &self.0 {
+            Parsed::Whole(r) => &r.contact,
+            Parsed::Scanned(s) => &s.contact,
+        }
     }
 
     fn explain(body: &str) -> RequestError {
@@ -230,21 +219,22 @@ impl<'a> Envelope<'a> {
     /// authenticated request.
     /// Shared: the template context holds it, and the hook keeps it.
     pub fn into_request(self) -> Result<Arc<PlatformRequest>, RequestError> {
-        let data = match self.data {
-            Data::Parsed(data) => data,
-            Data::Scanned(None) => Payload::default(),
-            Data::Scanned(Some(raw)) => {
-                serde_json::from_str(raw.get()).map_err(|e| RequestError {
-                    path: "data".into(),
-                    message: without_values(&strip_position(&e.to_string())),
-                })?
-            }
+        let scanned = match self.0 {
+            Parsed::Whole(request) => return Ok(Arc::new(request)),
+            Parsed::Scanned(scanned) => scanned,
+        };
+        let data = match scanned.data {
+            None => Payload::default(),
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|e| RequestError {
+                path: "data".into(),
+                message: without_values(&strip_position(&e.to_string())),
+            })?,
         };
         Ok(Arc::new(PlatformRequest {
-            id: self.id,
-            client_id: self.client_id,
-            origin: self.origin,
-            contact: self.contact,
+            id: scanned.id,
+            client_id: scanned.client_id,
+            origin: scanned.origin,
+            contact: scanned.contact,
             data,
         }))
     }
