@@ -31,6 +31,20 @@ use crate::tenant::{authenticate, token_from};
 /// How long a client may take to send a request's body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// An answer's body: the webhook's JSON as bytes (`Left`), or any body the
+/// router makes (`Right`). The webhook's answer is not boxed behind a
+/// `dyn Body` as axum's would be: one allocation and a virtual call per
+/// poll less on every request.
+pub type AnswerBody = http_body_util::Either<http_body_util::Full<Bytes>, axum::body::Body>;
+
+/// A response with an [`AnswerBody`].
+pub type Answer = http::Response<AnswerBody>;
+
+/// An axum response as an [`Answer`].
+pub fn answer(response: Response) -> Answer {
+    response.map(http_body_util::Either::Right)
+}
+
 /// `POST /hooks/{integration}`: the platform's scheduled-message webhook,
 /// from the stack of [`crate::server::App`], which started the request at
 /// `started`. Answers the messages, or the error; either way `record` says
@@ -40,7 +54,7 @@ pub async fn hook(
     request: hyper::Request<Incoming>,
     started: Instant,
     record: &mut Option<RequestRecord>,
-) -> Response {
+) -> Answer {
     let (parts, body) = request.into_parts();
     let record = record.insert(RequestRecord {
         personal_data: app.settings.log_personal_data,
@@ -123,14 +137,14 @@ pub async fn hook(
     let mut resp = match result {
         Ok(json) => {
             let json = Bytes::from(json);
-            let mut resp = Response::new(axum::body::Body::from(json));
+            let mut resp = Answer::new(http_body_util::Either::Left(json.into()));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
             resp
         }
-        Err(e) => e.into_response(),
+        Err(e) => answer(e.into_response()),
     };
     if close {
         resp.headers_mut()

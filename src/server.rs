@@ -31,7 +31,7 @@ use tower::ServiceExt;
 
 use crate::admin;
 use crate::error::ApiError;
-use crate::hook::hook;
+use crate::hook::{answer, hook, Answer};
 use crate::lockout::Peer;
 use crate::ops;
 use crate::state::{AppState, Settings};
@@ -149,7 +149,7 @@ impl App {
         req: hyper::Request<Incoming>,
         body_limit: usize,
         peer: Peer,
-    ) -> Response {
+    ) -> Answer {
         let started = Instant::now();
         let route = crate::telemetry::route_label(req.uri().path());
         // The webhook fills it in as far as it gets; a panic leaves it as
@@ -167,10 +167,10 @@ impl App {
             }
             _ => {
                 let other = Box::pin(self.clone().dispatch(req, body_limit, peer));
-                AssertUnwindSafe(other).catch_unwind().await
+                AssertUnwindSafe(other).catch_unwind().await.map(answer)
             }
         };
-        let response = answer.unwrap_or_else(panicked);
+        let response = answer.unwrap_or_else(|panic| crate::hook::answer(panicked(panic)));
         let took = record
             .as_ref()
             .and_then(|r| r.took)
@@ -743,9 +743,9 @@ fn service(
     peer: Peer,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
-    Response = Response,
+    Response = Answer,
     Error = Infallible,
-    Future = impl Future<Output = Result<Response, Infallible>> + Send,
+    Future = impl Future<Output = Result<Answer, Infallible>> + Send,
 > + Clone {
     hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let busy = activity.busy();
