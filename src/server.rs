@@ -628,6 +628,9 @@ async fn serve_stack(
         // A client may send its request and shut down its write side; it
         // still wants the answer.
         .half_close(true)
+        // An answer is a few hundred bytes: copied after its head and sent
+        // with one write, rather than gathered from two buffers.
+        .writev(false)
         .max_header_size(settings.max_header_bytes)
         // The read buffer is what a stalled header block holds; hyper's
         // default is ~400 KiB per connection.
