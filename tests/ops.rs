@@ -233,6 +233,18 @@ async fn one_log_line_per_request_with_personal_data_masked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_slow_requests_finish_and_exits_zero() {
+    sigterm_with_slow_requests_in_flight("2").await;
+}
+
+/// The same on the single-threaded scheduler, which `serve` picks when it
+/// may use one CPU (`--workers 1` here): upstream calls, a signal and the
+/// graceful shutdown all run on the one thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_serves_calls_and_stops_gracefully() {
+    sigterm_with_slow_requests_in_flight("1").await;
+}
+
+async fn sigterm_with_slow_requests_in_flight(workers: &str) {
     const TENANT: &str = "opsterm";
     let up = upstream(Duration::from_millis(1500)).await;
     let dir = tempfile::tempdir().unwrap();
@@ -246,6 +258,8 @@ async fn sigterm_lets_slow_requests_finish_and_exits_zero() {
             "127.0.0.1:0",
             "--log-format",
             "json",
+            "--workers",
+            workers,
             "--dir",
         ])
         .arg(dir.path())
