@@ -5,7 +5,7 @@
 //! data that a reload can replace whole.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -208,6 +208,8 @@ impl AppState {
 /// that keeps the tenant's `concurrency` keeps its slots, so requests in
 /// flight keep counting.
 pub struct TenantState {
+    /// The registry it belongs to ([`TenantStates::owner`]).
+    owner: u64,
     concurrency: u32,
     /// This tenant's requests in flight, against its `concurrency`.
     pub in_flight: Slots,
@@ -218,7 +220,7 @@ pub struct TenantState {
 
 /// A tenant's requests in flight, at most `limit` at once.
 ///
-/// A counter, not a semaphore: a request over the limit is refused (503),
+/// A counter, not a semaphore: a request over the limit is refused (429),
 /// never queued, and tokio's semaphore takes a lock on every release; here
 /// a request costs one compare-and-swap and one subtraction.
 pub struct Slots {
@@ -324,8 +326,7 @@ impl TenantState {
         journal: Option<&Journal>,
     ) -> Held<'i, IntegrationState> {
         let find = || self.integration(tenant, &integration.name, journal);
-        let owner = Arc::as_ptr(&self.integrations) as usize;
-        match integration.attached.get_or_attach(owner, find) {
+        match integration.attached.get_or_attach(self.owner, find) {
             Some(state) => Held::Attached(state),
             None => Held::Found(find()),
         }
@@ -333,26 +334,42 @@ impl TenantState {
 }
 
 /// [`TenantState`] by tenant name.
-#[derive(Default)]
-pub struct TenantStates(Renewing<String, TenantState>);
+pub struct TenantStates {
+    /// This registry's number, unique in the process: what the config's
+    /// attached slots record as their owner.
+    owner: u64,
+    states: Renewing<String, TenantState>,
+}
+
+impl Default for TenantStates {
+    fn default() -> TenantStates {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TenantStates {
+            owner: NEXT.fetch_add(1, Ordering::Relaxed),
+            states: Renewing::default(),
+        }
+    }
+}
 
 impl TenantStates {
-    /// The state of `tenant`, created on its first request, and renewed when
-    /// its `concurrency` limit changed.
     /// [`TenantStates::of`], kept in the tenant's slot: the map is read
     /// once per version of the tenant's config, not once per request. The
     /// state kept is the one that fits that version's `concurrency`.
     pub fn of_attached<'t>(&self, tenant: &'t Tenant) -> Held<'t, TenantState> {
-        let owner = self as *const TenantStates as usize;
-        match tenant.attached.get_or_attach(owner, || self.of(tenant)) {
+        match tenant
+            .attached
+            .get_or_attach(self.owner, || self.of(tenant))
+        {
             Some(state) => Held::Attached(state),
             None => Held::Found(self.of(tenant)),
         }
     }
 
+    /// The state of `tenant`, created on its first request, and renewed when
+    /// its `concurrency` limit changed.
     pub fn of(&self, tenant: &Tenant) -> Arc<TenantState> {
         let limit = tenant.limits.concurrency;
-        self.0.get(
+        self.states.get(
             &tenant.name,
             |s| s.concurrency == limit,
             |old| {
@@ -363,6 +380,7 @@ impl TenantStates {
                         (Arc::new(TenantMetrics::new(&tenant.name)), Arc::default())
                     });
                 TenantState {
+                    owner: self.owner,
                     concurrency: limit,
                     in_flight: Slots::new(limit),
                     metrics,
@@ -375,7 +393,16 @@ impl TenantStates {
 
 #[cfg(test)]
 mod tests {
-    use super::Slots;
+    use super::{Slots, TenantStates};
+
+    /// The config's slots name their owner by this number: a registry made
+    /// after another was dropped (maybe at its address) is another owner.
+    #[test]
+    fn every_registry_is_another_owner() {
+        let first = TenantStates::default().owner;
+        let second = TenantStates::default().owner;
+        assert_ne!(first, second);
+    }
 
     #[test]
     fn slots_are_taken_up_to_the_limit_and_given_back() {

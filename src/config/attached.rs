@@ -8,10 +8,11 @@
 use std::any::Any;
 use std::sync::{Arc, OnceLock};
 
-/// What an owner (one request-time registry, named by its address)
-/// attached; a clone starts empty.
+/// What an owner (one request-time registry, named by a process-unique
+/// number, never an address, which a later registry could reuse) attached;
+/// a clone starts empty.
 #[derive(Default)]
-pub struct Attached(OnceLock<(usize, Arc<dyn Any + Send + Sync>)>);
+pub struct Attached(OnceLock<(u64, Arc<dyn Any + Send + Sync>)>);
 
 impl Attached {
     /// The `T` that `owner` attached, made by `make` on the first call.
@@ -19,7 +20,7 @@ impl Attached {
     /// sharing a config): that owner's state is never handed to this one.
     pub fn get_or_attach<T: Any + Send + Sync>(
         &self,
-        owner: usize,
+        owner: u64,
         make: impl FnOnce() -> Arc<T>,
     ) -> Option<&T> {
         let (by, value) = self.0.get_or_init(|| (owner, make()));
