@@ -14,6 +14,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::config::{Integration, Snapshot, Tenant};
 use crate::error::ApiError;
 use crate::journal::{self, Entry, Filter, Journal, Redactor};
 use crate::replay::{self, Outcome, ReplayError};
@@ -227,10 +228,7 @@ pub async fn replay(
         Err(e) => return bad_query(&e),
     };
     let snapshot = app.config.load_full();
-    let current = snapshot
-        .tenants
-        .get(e.tenant())
-        .and_then(|t| Some((t.clone(), t.integrations.get(e.integration())?.clone())));
+    let current = loaded(&snapshot, &e);
     let Some((tenant, integration)) = current else {
         return ApiError::NoRoute(format!(
             "{} (the integration is no longer loaded)",
@@ -292,10 +290,7 @@ pub async fn test(
         Err(e) => return e.into_response(),
     };
     let snapshot = app.config.load_full();
-    let current = snapshot
-        .tenants
-        .get(e.tenant())
-        .and_then(|t| Some((t.clone(), t.integrations.get(e.integration())?.clone())));
+    let current = loaded(&snapshot, &e);
     let current = current.as_ref().map(|(t, i)| (&**t, &**i));
     match replay::test_snippet(&e, current, app.settings.log_personal_data) {
         Ok(yaml) => ([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response(),
@@ -305,4 +300,12 @@ pub async fn test(
         )
             .into_response(),
     }
+}
+
+/// The tenant and the integration an entry was answered by, as loaded now
+/// (`None` once either is gone).
+fn loaded(snapshot: &Snapshot, e: &Entry) -> Option<(Arc<Tenant>, Arc<Integration>)> {
+    let tenant = snapshot.tenants.get(e.tenant())?;
+    let integration = tenant.integrations.get(e.integration())?;
+    Some((tenant.clone(), integration.clone()))
 }
