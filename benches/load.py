@@ -8,7 +8,11 @@ ratios to the baseline (req/s and server CPU microseconds per request).
 
     python3 benches/load.py [--rounds 3] [--duration 10] [--connections 32]
                             [--log on|off|both] [--log-format text|json|both]
-                            [--rate 20000]
+                            [--rate 20000] [--pgo]
+
+With `--pgo`, recado and the baseline peer are both the profile-guided
+builds of `benches/pgo.py` (made first unless `--no-build`), so the ratios
+compare two programs built the same way.
 
 Without `--rate` the load is wrk's, closed-loop: every connection sends its
 next request when the last answer arrives, so each server runs as fast as
@@ -47,6 +51,19 @@ BENCHES = ROOT / "benches"
 WORKLOAD = ROOT / "tests/data/workload"
 INTEGRATIONS = ROOT / "tests/data/integrations"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The servers measured: the plain release builds, or with `--pgo` those of
+# benches/pgo.py (see `use_pgo`).
+RECADO = ROOT / "target/release/recado"
+BASELINE = ROOT / "target/peers/release/baseline-hyper"
+
+
+def use_pgo(build_them):
+    """Measures the profile-guided builds (`benches/pgo.py`) instead."""
+    global RECADO, BASELINE
+    import pgo
+    if build_them:
+        subprocess.run([sys.executable, str(BENCHES / "pgo.py")], cwd=ROOT, check=True)
+    RECADO, BASELINE = pgo.RECADO, pgo.BASELINE
 
 
 def build():
@@ -162,15 +179,15 @@ def scenarios(port, enrich_root, args):
     expected = json.loads((WORKLOAD / "expected.json").read_text())
     request = WORKLOAD / "request.json"
     out = [
-        ("baseline-hyper", [str(ROOT / "target/peers/release/baseline-hyper"), str(port)],
+        ("baseline-hyper", [str(BASELINE), str(port)],
          "/", request, expected, "warn"),
     ]
     for suffix, rust_log, fmt in log_variants(args):
-        recado = [str(ROOT / "target/release/recado"), "serve", "--listen", f"127.0.0.1:{port}",
+        recado = [str(RECADO), "serve", "--listen", f"127.0.0.1:{port}",
                   "--log-format", fmt, "--dir"]
         out.append((f"recado{suffix}", recado + [str(INTEGRATIONS)], "/hooks/boleto?token=demo-token",
                     request, expected, rust_log))
-    recado = [str(ROOT / "target/release/recado"), "serve", "--listen", f"127.0.0.1:{port}", "--dir"]
+    recado = [str(RECADO), "serve", "--listen", f"127.0.0.1:{port}", "--dir"]
     if enrich_root:
         out += [
             ("recado-enrich-cache-hit", recado + [str(enrich_root)],
@@ -225,12 +242,17 @@ def main():
                     help="recado with the per-request access line on (RUST_LOG=info), off, or both")
     ap.add_argument("--log-format", choices=["text", "json", "both"], default="both",
                     help="--log-format of recado when the access line is on")
+    ap.add_argument("--pgo", action="store_true",
+                    help="measure the profile-guided builds of recado and the baseline peer "
+                         "(benches/pgo.py), not the plain release builds")
     ap.add_argument("--enrich", action="store_true",
                     help="also the boleto workload with one upstream call, cache hit and miss; the "
                          "upstream is baseline-hyper on loopback, pinned with wrk to CPU 1")
     args = ap.parse_args()
     if not args.no_build:
         build()
+    if args.pgo:
+        use_pgo(build_them=not args.no_build)
 
     upstream = None
     enrich_root = None
@@ -274,7 +296,9 @@ def report(args, results):
     base_rps, base_cpu = med("baseline-hyper", "rps"), med("baseline-hyper", "cpu_us_per_req")
     summary = {}
     load = f"openloop at {args.rate} req/s" if getattr(args, "rate", None) else "wrk"
-    print(f"\nmedians of {args.rounds} rounds, {args.duration}s each, {args.connections} connections, {load}")
+    builds = "profile-guided builds (benches/pgo.py)" if getattr(args, "pgo", False) else "release builds"
+    print(f"\nmedians of {args.rounds} rounds, {args.duration}s each, {args.connections} connections, {load}, "
+          f"{builds}")
     print(f"{'server':28s} {'req/s':>10s} {'p50 us':>7s} {'p99 us':>7s} {'cpu us/req':>10s} "
           f"{'rps ratio':>9s} {'cpu ratio':>9s}")
     for name in results:
