@@ -12,15 +12,18 @@ Three steps, for each program:
 3. the release build again, with the merged profile (`-Cprofile-use`): the
    compiler lays out and inlines the code for the paths the training took.
 
-recado's training is the shipped examples, not the benchmark's request: each
-`examples/NAME.json` to the shipped `integrations/` (the `plano` example
-with its stand-in ERP, `examples/erp.py`, when port 8081 is free), each a
-few thousand times over keep-alive connections, with the access line off,
-as text and as JSON (three server runs), plus the usual refusals (a wrong
-token, a malformed body, a missing field, an unknown integration, a wrong
-content type) and the health and metrics routes. The baseline peer's is its
-one answer, the same number of times, so that `load.py --pgo` compares two
-builds made the same way.
+recado's training is the shipped examples: each `examples/NAME.json` to the
+shipped `integrations/` (the `plano` example with its stand-in ERP,
+`examples/erp.py`, when port 8081 is free), each a few thousand times over
+keep-alive connections, with the access line off, as text and as JSON
+(three server runs), plus the usual refusals (a wrong token, a malformed
+body, a missing field, an unknown integration, a wrong content type) and
+the health and metrics routes. The `boleto` example is the benchmark's
+request and integration; `--exclude boleto` trains without it, to check
+that a gain measured by `load.py --pgo` is not the profile having seen the
+measured request. The baseline peer's training is its one answer, the same
+number of times, so that `load.py --pgo` compares two builds made the same
+way.
 
 The profile is read by the same LLVM that wrote it: `llvm-profdata` comes
 from the toolchain's `llvm-tools` component (installed with rustup if
@@ -126,13 +129,16 @@ def port_is_free(port):
             return False
 
 
-def train_recado(binary, profiles):
+def train_recado(binary, profiles, exclude=()):
     examples = sorted(p for p in (ROOT / "examples").glob("*.json")
-                      if not p.name.endswith(".expected.json"))
+                      if not p.name.endswith(".expected.json") and p.stem not in exclude)
+    if not examples:
+        raise RuntimeError("every example is excluded: nothing to train on")
     erp = None
     if port_is_free(8081):
         erp = subprocess.Popen([sys.executable, str(ROOT / "examples/erp.py"), "8081"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        load.wait_for_port(8081, erp)
     try:
         for rust_log, fmt in (("warn", "text"), ("info", "text"), ("info", "json")):
             port = load.free_port()
@@ -200,9 +206,13 @@ def build(profiled_dir, final_dir, manifest, binary, train):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["recado", "baseline"], help="build only this one")
+    ap.add_argument("--exclude", action="append", default=[], metavar="NAME",
+                    help="leave examples/NAME.json out of recado's training (repeatable)")
     args = ap.parse_args()
     if args.only != "baseline":
-        out = build(ROOT / "target/pgo-gen", ROOT / "target/pgo", None, "recado", train_recado)
+        def train(binary, profiles):
+            train_recado(binary, profiles, args.exclude)
+        out = build(ROOT / "target/pgo-gen", ROOT / "target/pgo", None, "recado", train)
         print(f"recado with PGO: {out}")
     if args.only != "recado":
         out = build(ROOT / "target/pgo-peers-gen", ROOT / "target/pgo-peers",
