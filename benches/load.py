@@ -11,8 +11,10 @@ ratios to the baseline (req/s and server CPU microseconds per request).
                             [--rate 20000] [--pgo]
 
 With `--pgo`, recado and the baseline peer are both the profile-guided
-builds of `benches/pgo.py` (made first unless `--no-build`), so the ratios
-compare two programs built the same way.
+builds of `benches/pgo.py`, so the ratios compare two programs built the
+same way. They are made first (with pgo.py's default training) unless
+`--no-build`, which measures the builds already there (e.g. one made with
+`pgo.py --exclude boleto`); the report says what each was trained on.
 
 Without `--rate` the load is wrk's, closed-loop: every connection sends its
 next request when the last answer arrives, so each server runs as fast as
@@ -296,7 +298,12 @@ def report(args, results):
     base_rps, base_cpu = med("baseline-hyper", "rps"), med("baseline-hyper", "cpu_us_per_req")
     summary = {}
     load = f"openloop at {args.rate} req/s" if getattr(args, "rate", None) else "wrk"
-    builds = "profile-guided builds (benches/pgo.py)" if getattr(args, "pgo", False) else "release builds"
+    builds = "release builds"
+    if getattr(args, "pgo", False):
+        trained = [p.with_name(p.name + ".training") for p in (RECADO, BASELINE)]
+        builds = "profile-guided builds (benches/pgo.py; trained on: " + "; ".join(
+            f"{p.name.split('.')[0]}: {p.read_text().strip() if p.exists() else 'unknown'}"
+            for p in trained) + ")"
     print(f"\nmedians of {args.rounds} rounds, {args.duration}s each, {args.connections} connections, {load}, "
           f"{builds}")
     print(f"{'server':28s} {'req/s':>10s} {'p50 us':>7s} {'p99 us':>7s} {'cpu us/req':>10s} "

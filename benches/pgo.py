@@ -51,6 +51,8 @@ BASELINE = ROOT / "target/pgo-peers/release/baseline-hyper"
 # Requests per example and server run: enough for every hot branch to be
 # counted thousands of times; the profile records counts, not time.
 REPEAT = 3000
+# The training's profile files, by program (see LLVM_PROFILE_FILE below).
+PROFILE_PREFIX = {"recado": "recado", "baseline-hyper": "baseline"}
 
 
 def llvm_profdata():
@@ -66,7 +68,9 @@ def llvm_profdata():
 
 
 def cargo_build(target_dir, rustflags, manifest=None, binary=None):
-    env = dict(os.environ, RUSTFLAGS=rustflags, CARGO_TARGET_DIR=str(target_dir))
+    # Added to the caller's own RUSTFLAGS, which the plain build gets too.
+    flags = " ".join(f for f in (os.environ.get("RUSTFLAGS", ""), rustflags) if f)
+    env = dict(os.environ, RUSTFLAGS=flags, CARGO_TARGET_DIR=str(target_dir))
     cmd = ["cargo", "build", "--release", "--locked"]
     if manifest:
         cmd += ["--manifest-path", str(manifest)]
@@ -108,7 +112,9 @@ def get_many(port, path, times):
 @contextlib.contextmanager
 def instrumented(cmd, port, env):
     """Runs `cmd` until the block ends, then stops it with SIGTERM and
-    waits: the profile is written as the process exits normally."""
+    waits: the profile is written as the process exits normally. A server
+    that does not stop in time is killed (and its profile is then missing,
+    which `build` reports)."""
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -116,8 +122,13 @@ def instrumented(cmd, port, env):
         yield
     finally:
         proc.send_signal(signal.SIGTERM)
-        if proc.wait(timeout=60) != 0:
-            raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}; its profile may be missing")
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        if code != 0:
+            print(f"warning: {cmd[0]} exited with {code}; its profile may be missing", file=sys.stderr)
 
 
 def port_is_free(port):
@@ -135,11 +146,11 @@ def train_recado(binary, profiles, exclude=()):
     if not examples:
         raise RuntimeError("every example is excluded: nothing to train on")
     erp = None
-    if port_is_free(8081):
-        erp = subprocess.Popen([sys.executable, str(ROOT / "examples/erp.py"), "8081"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        load.wait_for_port(8081, erp)
     try:
+        if port_is_free(8081):
+            erp = subprocess.Popen([sys.executable, str(ROOT / "examples/erp.py"), "8081"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            load.wait_for_port(8081, erp)
         for rust_log, fmt in (("warn", "text"), ("info", "text"), ("info", "json")):
             port = load.free_port()
             env = dict(os.environ, RUST_LOG=rust_log,
@@ -153,6 +164,10 @@ def train_recado(binary, profiles, exclude=()):
                     statuses = post_many(port, path, body, REPEAT)
                     print(f"  {rust_log}/{fmt} {example.stem}: {REPEAT} requests, status {sorted(statuses)}",
                           flush=True)
+                    # A profile of error answers would train the wrong path;
+                    # `plano` without its ERP (port 8081 taken) answers 502.
+                    if statuses != {200} and not (example.stem == "plano" and erp is None):
+                        raise RuntimeError(f"training: {example.stem} answered {sorted(statuses)}, not 200")
                 body = examples[0].read_bytes()
                 name = examples[0].stem
                 refusals = [
@@ -172,6 +187,7 @@ def train_recado(binary, profiles, exclude=()):
         if erp:
             erp.terminate()
             erp.wait(timeout=10)
+    return "examples " + ", ".join(e.stem for e in examples)
 
 
 def train_baseline(binary, profiles):
@@ -181,6 +197,7 @@ def train_baseline(binary, profiles):
     with instrumented([str(binary), str(port)], port, env):
         # As many answers as recado's training gives for one example and run.
         post_many(port, "/", body, 3 * REPEAT)
+    return "its one answer"
 
 
 def build(profiled_dir, final_dir, manifest, binary, train):
@@ -190,8 +207,10 @@ def build(profiled_dir, final_dir, manifest, binary, train):
     profiles.mkdir(parents=True)
     cargo_build(profiled_dir, f"-Cprofile-generate={profiles}", manifest, binary)
     name = binary or manifest.parent.name
-    train(profiled_dir / "release" / name, profiles)
-    raws = glob.glob(str(profiles / "*.profraw"))
+    trained_on = train(profiled_dir / "release" / name, profiles)
+    # Only the training's own files: the instrumented build's build scripts
+    # write profiles of their own here too.
+    raws = glob.glob(str(profiles / f"{PROFILE_PREFIX[name]}-*.profraw"))
     if not raws:
         raise RuntimeError(f"training {name} wrote no profile")
     merged = profiles / "merged.profdata"
@@ -200,6 +219,8 @@ def build(profiled_dir, final_dir, manifest, binary, train):
     # without a profile; LLVM's warnings about them are noise here.
     cargo_build(final_dir, f"-Cprofile-use={merged} -Cllvm-args=-pgo-warn-missing-function=false",
                 manifest, binary)
+    # What the binary was trained on, beside it, for `load.py --pgo` to say.
+    (final_dir / "release" / f"{name}.training").write_text(trained_on + "\n")
     return final_dir / "release" / name
 
 
