@@ -51,8 +51,6 @@ BASELINE = ROOT / "target/pgo-peers/release/baseline-hyper"
 # Requests per example and server run: enough for every hot branch to be
 # counted thousands of times; the profile records counts, not time.
 REPEAT = 3000
-# The training's profile files, by program (see LLVM_PROFILE_FILE below).
-PROFILE_PREFIX = {"recado": "recado", "baseline-hyper": "baseline"}
 
 
 def llvm_profdata():
@@ -140,7 +138,7 @@ def port_is_free(port):
             return False
 
 
-def train_recado(binary, profiles, exclude=()):
+def train_recado(binary, profile_file, exclude=()):
     examples = sorted(p for p in (ROOT / "examples").glob("*.json")
                       if not p.name.endswith(".expected.json") and p.stem not in exclude)
     if not examples:
@@ -153,8 +151,7 @@ def train_recado(binary, profiles, exclude=()):
             load.wait_for_port(8081, erp)
         for rust_log, fmt in (("warn", "text"), ("info", "text"), ("info", "json")):
             port = load.free_port()
-            env = dict(os.environ, RUST_LOG=rust_log,
-                       LLVM_PROFILE_FILE=str(profiles / "recado-%p-%m.profraw"))
+            env = dict(os.environ, RUST_LOG=rust_log, LLVM_PROFILE_FILE=str(profile_file))
             cmd = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--log-format", fmt,
                    "--dir", str(ROOT / "integrations")]
             with instrumented(cmd, port, env):
@@ -190,9 +187,9 @@ def train_recado(binary, profiles, exclude=()):
     return "examples " + ", ".join(e.stem for e in examples)
 
 
-def train_baseline(binary, profiles):
+def train_baseline(binary, profile_file):
     port = load.free_port()
-    env = dict(os.environ, LLVM_PROFILE_FILE=str(profiles / "baseline-%p-%m.profraw"))
+    env = dict(os.environ, LLVM_PROFILE_FILE=str(profile_file))
     body = (load.WORKLOAD / "request.json").read_bytes()
     with instrumented([str(binary), str(port)], port, env):
         # As many answers as recado's training gives for one example and run.
@@ -207,10 +204,10 @@ def build(profiled_dir, final_dir, manifest, binary, train):
     profiles.mkdir(parents=True)
     cargo_build(profiled_dir, f"-Cprofile-generate={profiles}", manifest, binary)
     name = binary or manifest.parent.name
-    trained_on = train(profiled_dir / "release" / name, profiles)
-    # Only the training's own files: the instrumented build's build scripts
-    # write profiles of their own here too.
-    raws = glob.glob(str(profiles / f"{PROFILE_PREFIX[name]}-*.profraw"))
+    # Named apart from the default-named files the instrumented build's
+    # build scripts write here too: only the training's are merged.
+    trained_on = train(profiled_dir / "release" / name, profiles / "training-%p-%m.profraw")
+    raws = glob.glob(str(profiles / "training-*.profraw"))
     if not raws:
         raise RuntimeError(f"training {name} wrote no profile")
     merged = profiles / "merged.profdata"
@@ -231,8 +228,8 @@ def main():
                     help="leave examples/NAME.json out of recado's training (repeatable)")
     args = ap.parse_args()
     if args.only != "baseline":
-        def train(binary, profiles):
-            train_recado(binary, profiles, args.exclude)
+        def train(binary, profile_file):
+            return train_recado(binary, profile_file, args.exclude)
         out = build(ROOT / "target/pgo-gen", ROOT / "target/pgo", None, "recado", train)
         print(f"recado with PGO: {out}")
     if args.only != "recado":
