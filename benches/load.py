@@ -142,12 +142,17 @@ ENRICH_CALL = """enrich:
     method: POST
     url: "http://127.0.0.1:{upstream}/erp/{{{{ data.pedido }}}}"
 {cache}"""
-# boleto.yaml's `messages:` block only (its `tests:` and their comment, at
-# column 0, are cut off: they test the file without the call), with the
-# last message made to depend on the call's answer.
-BOLETO_MESSAGES = "messages:\n" + re.split(
-    r"\n(?=[^\s-])", (INTEGRATIONS / "demo/boleto.yaml").read_text().split("messages:\n", 1)[1], maxsplit=1
-)[0].rstrip("\n") + "\n    when: enrich.erp | length > 0\n"
+
+
+def boleto_messages():
+    """boleto.yaml's `messages:` block only (its `tests:` and their comment,
+    at column 0, are cut off: they test the file without the call), with
+    the last message made to depend on the call's answer. Read when needed,
+    not at import: pgo.py imports this module where tests/data is absent
+    (the container image's build stage)."""
+    block = (INTEGRATIONS / "demo/boleto.yaml").read_text().split("messages:\n", 1)[1]
+    block = re.split(r"\n(?=[^\s-])", block, maxsplit=1)[0].rstrip("\n")
+    return "messages:\n" + block + "\n    when: enrich.erp | length > 0\n"
 
 
 def enriched_dir(upstream_port):
@@ -155,9 +160,10 @@ def enriched_dir(upstream_port):
     (`boleto_hit`) and not (`boleto_miss`). The answer is unchanged."""
     root = Path(tempfile.mkdtemp(prefix="recado-load-")) / "integrations"
     shutil.copytree(INTEGRATIONS, root)
+    messages = boleto_messages()
     for name, cache in (("boleto_hit", "    cache: 1h\n"), ("boleto_miss", "")):
         call = ENRICH_CALL.format(upstream=upstream_port, cache=cache)
-        (root / f"demo/{name}.yaml").write_text(call + BOLETO_MESSAGES)
+        (root / f"demo/{name}.yaml").write_text(call + messages)
     return root
 
 
