@@ -46,8 +46,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import load  # noqa: E402
 
 ROOT = load.ROOT
-RECADO = ROOT / "target/pgo/release/recado"
-BASELINE = ROOT / "target/pgo-peers/release/baseline-hyper"
+# Resolved: the profile's path is part of the compiler flags, and so of every
+# crate's fingerprint. A copy of the repository whose target/ is a link to
+# this one's (.ci/builder-stage.py) then reuses its compiled dependencies.
+TARGET = (ROOT / "target").resolve()
+RECADO = TARGET / "pgo/release/recado"
+BASELINE = TARGET / "pgo-peers/release/baseline-hyper"
 # Requests per example and server run: enough for every hot branch to be
 # counted thousands of times; the profile records counts, not time.
 REPEAT = 3000
@@ -199,7 +203,7 @@ def train_baseline(binary, profile_file):
 
 def build(profiled_dir, final_dir, manifest, binary, train):
     tool = llvm_profdata()
-    profiles = ROOT / "target/pgo-profiles" / (binary or manifest.parent.name)
+    profiles = TARGET / "pgo-profiles" / (binary or manifest.parent.name)
     shutil.rmtree(profiles, ignore_errors=True)
     profiles.mkdir(parents=True)
     cargo_build(profiled_dir, f"-Cprofile-generate={profiles}", manifest, binary)
@@ -230,10 +234,10 @@ def main():
     if args.only != "baseline":
         def train(binary, profile_file):
             return train_recado(binary, profile_file, args.exclude)
-        out = build(ROOT / "target/pgo-gen", ROOT / "target/pgo", None, "recado", train)
+        out = build(TARGET / "pgo-gen", TARGET / "pgo", None, "recado", train)
         print(f"recado with PGO: {out}")
     if args.only != "recado":
-        out = build(ROOT / "target/pgo-peers-gen", ROOT / "target/pgo-peers",
+        out = build(TARGET / "pgo-peers-gen", TARGET / "pgo-peers",
                     load.BENCHES / "baseline-hyper/Cargo.toml", None, train_baseline)
         print(f"baseline-hyper with PGO: {out}")
     return 0
