@@ -219,18 +219,18 @@ fn with_current_credentials(
     prev: Option<&Arc<Tenant>>,
     bytes: &[u8],
     rel: &str,
-    err: ConfigError,
+    mut errors: Vec<ConfigError>,
 ) -> (Option<Arc<Tenant>>, Vec<ConfigError>) {
     let in_force = prev.map_or(&[][..], |p| &p.token_digests[..]);
     let Some((client_ids, token_digests)) = credentials(bytes, in_force) else {
-        let out = ConfigError::whole_file(rel, OUT_OF_SERVICE);
-        return (None, vec![err, out]);
+        errors.push(ConfigError::whole_file(rel, OUT_OF_SERVICE));
+        return (None, errors);
     };
     let Some(p) = prev else {
-        return (None, vec![err]);
+        return (None, errors);
     };
     if p.client_ids == client_ids && p.token_digests == token_digests {
-        return (Some(p.clone()), vec![err]);
+        return (Some(p.clone()), errors);
     }
     let tenant = Tenant {
         client_ids,
@@ -241,7 +241,7 @@ fn with_current_credentials(
         loaded_at: SystemTime::now(),
         ..(**p).clone()
     };
-    (Some(Arc::new(tenant)), vec![err])
+    (Some(Arc::new(tenant)), errors)
 }
 
 /// `client_ids` and `tokens` alone, read leniently (other keys ignored);
@@ -405,17 +405,29 @@ fn integration_files(
     out
 }
 
-fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, ConfigError> {
-    let spec: TenantSpec = yaml::parse(bytes, rel).map_err(redact_credentials)?;
+/// What stands in for `tenant.yaml`'s required keys while each other key is
+/// checked on its own (see [`yaml::each_key_problem`]): empty, which reads,
+/// and is refused only after reading.
+const REQUIRED_STAND_INS: &[(&str, &str)] = &[("client_ids", "[]"), ("tokens", "[]")];
+
+/// `tenant.yaml`, read and checked. Refused with every top-level key's
+/// first problem, not only the file's first.
+fn parse_tenant(bytes: &[u8], rel: &str) -> Result<TenantSettings, Vec<ConfigError>> {
+    let spec: TenantSpec = yaml::parse(bytes, rel).map_err(|first| {
+        yaml::each_key_problem::<TenantSpec>(bytes, rel, REQUIRED_STAND_INS, first)
+            .into_iter()
+            .map(redact_credentials)
+            .collect::<Vec<_>>()
+    })?;
     let facts = TenantFacts {
         secrets: Some(spec.secrets.keys().cloned().collect()),
         upstreams: Some(spec.upstreams.iter().map(|u| u.origin.clone()).collect()),
     };
     if spec.client_ids.is_empty() || spec.tokens.is_empty() {
-        return Err(ConfigError::whole_file(
+        return Err(vec![ConfigError::whole_file(
             rel,
             "needs at least one entry in `client_ids` and in `tokens`",
-        ));
+        )]);
     }
     Ok(TenantSettings {
         client_ids: spec.client_ids,

@@ -17,6 +17,90 @@ pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], rel: &str) -> Result<
     serde_yaml::from_slice(bytes).map_err(|e| error(bytes, rel, &e))
 }
 
+/// Every top-level key's first problem, where [`parse`] stops at the
+/// document's first (`first`): an operator with three slips in a file sees
+/// three errors, not one per attempt. `bytes` is parsed as a `T` once per
+/// top-level key with every other key's lines blanked, so lines and columns
+/// are the file's and each error is worded as [`parse`] words it. A
+/// required key is not blanked but replaced by its `stand_ins` value (an
+/// empty list, say), so that neither its absence nor its own mistake is
+/// what every other key's parse reports. Only for a block mapping with its
+/// keys at column 1, the shape of every config file; any other document
+/// (flow style, several documents, a syntax error) gets `first` alone.
+/// Errors are in the file's order, one per place.
+pub fn each_key_problem<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    rel: &str,
+    stand_ins: &[(&str, &str)],
+    first: ConfigError,
+) -> Vec<ConfigError> {
+    let Some(keys) = top_level_keys(bytes) else {
+        return vec![first];
+    };
+    let source = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = source.split('\n').collect();
+    let mut out = vec![first];
+    for (key, range) in &keys {
+        let mut doc: Vec<String> = vec![String::new(); lines.len()];
+        for i in range.clone() {
+            doc[i] = lines[i].to_owned();
+        }
+        for (name, value) in stand_ins.iter().filter(|(name, _)| name != key) {
+            let stand_in = format!("{name}: {value}");
+            match keys.iter().find(|(k, _)| k == name) {
+                Some((_, r)) => doc[r.start] = stand_in,
+                // After the file's last line, where no position moves.
+                None => doc.push(stand_in),
+            }
+        }
+        if let Err(e) = parse::<T>(doc.join("\n").as_bytes(), rel) {
+            let seen = out.iter().any(|o| match (o.line, e.line) {
+                (Some(_), Some(_)) => (o.line, o.column) == (e.line, e.column),
+                _ => o.message == e.message,
+            });
+            if !seen {
+                out.push(e);
+            }
+        }
+    }
+    out.sort_by_key(|e| (e.line, e.column));
+    out
+}
+
+/// The top-level keys of a block mapping written at column 1, with the
+/// 0-based lines each spans (to the next key; comments and blank lines
+/// before a key belong to the key above). `None` for any other document.
+fn top_level_keys(bytes: &[u8]) -> Option<Vec<(String, std::ops::Range<usize>)>> {
+    // Valid YAML and a mapping, or not this function's to split.
+    let value: serde_yaml::Value = serde_yaml::from_slice(bytes).ok()?;
+    value.as_mapping()?;
+    let source = std::str::from_utf8(bytes).ok()?;
+    let lines: Vec<&str> = source.split('\n').collect();
+    let mut starts = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let line = line.trim_end_matches('\r');
+        match line.chars().next() {
+            None | Some(' ' | '\t' | '#') => continue,
+            // Flow style, several documents, directives, a top-level list.
+            Some('{' | '[' | '-' | '.' | '%' | '?' | '&' | '*' | '!' | '|' | '>') => return None,
+            Some(_) => {}
+        }
+        let key = line.split(':').next()?.trim().trim_matches(['"', '\'']);
+        starts.push((i, key.to_owned()));
+    }
+    if starts.is_empty() {
+        return None;
+    }
+    let ends = starts.iter().skip(1).map(|(i, _)| *i).chain([lines.len()]);
+    Some(
+        starts
+            .iter()
+            .zip(ends)
+            .map(|((start, key), end)| (key.clone(), *start..end))
+            .collect(),
+    )
+}
+
 /// For a template syntax error serde_yaml points at the start of the string;
 /// the template's own line and column are added so the position lands on the
 /// faulty character.
@@ -556,5 +640,61 @@ mod tests {
         let p = Positions::of(src.as_bytes());
         assert_eq!(p.read_of((2, 5), "when", "contato"), Some((2, 35)));
         assert_eq!(p.read_of((2, 5), "text", "contato"), Some((3, 31)));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Spec {
+        ids: Vec<u32>,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        size: Option<u8>,
+    }
+
+    fn problems(src: &str) -> Vec<String> {
+        let first = parse::<Spec>(src.as_bytes(), "f.yaml").unwrap_err();
+        each_key_problem::<Spec>(src.as_bytes(), "f.yaml", &[("ids", "[]")], first)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn reports_each_keys_first_problem_at_its_place() {
+        // `ids` broken too: its stand-in keeps it from masking the others.
+        let got = problems("# c\nids: [x]\nname: [1]\n\nsize: 300\nnope: 1\n");
+        assert_eq!(got.len(), 4, "{got:#?}");
+        assert!(
+            got[0].starts_with("f.yaml:2:7: ids[0]: invalid type"),
+            "{got:#?}"
+        );
+        assert!(
+            got[1].starts_with("f.yaml:3:7: name: invalid type"),
+            "{got:#?}"
+        );
+        assert!(
+            got[2].starts_with("f.yaml:5:7: size: invalid value"),
+            "{got:#?}"
+        );
+        assert!(
+            got[3].starts_with("f.yaml:6:1: unknown field `nope`"),
+            "{got:#?}"
+        );
+        // A required key that is missing is reported once, not per key.
+        let got = problems("name: [1]\nsize: 300\n");
+        assert_eq!(got.len(), 2, "{got:#?}");
+    }
+
+    #[test]
+    fn other_shapes_get_the_first_problem_alone() {
+        for src in [
+            "{ids: [x], size: 300}\n",
+            "---\nids: [x]\nsize: 300\n",
+            "ids: [x]\nsize: 300\n  bad: indentation\n",
+        ] {
+            assert_eq!(problems(src).len(), 1, "{src:?}: {:#?}", problems(src));
+        }
     }
 }
