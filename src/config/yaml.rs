@@ -73,7 +73,7 @@ pub fn each_key_problem<T: serde::de::DeserializeOwned>(
 fn top_level_keys(bytes: &[u8]) -> Option<Vec<(String, std::ops::Range<usize>)>> {
     // Valid YAML and a mapping, or not this function's to split.
     let value: serde_yaml::Value = serde_yaml::from_slice(bytes).ok()?;
-    value.as_mapping()?;
+    let mapping = value.as_mapping()?;
     let source = std::str::from_utf8(bytes).ok()?;
     let lines: Vec<&str> = source.split('\n').collect();
     let mut starts = Vec::new();
@@ -88,7 +88,10 @@ fn top_level_keys(bytes: &[u8]) -> Option<Vec<(String, std::ops::Range<usize>)>>
         let key = line.split(':').next()?.trim().trim_matches(['"', '\'']);
         starts.push((i, key.to_owned()));
     }
-    if starts.is_empty() {
+    // Every line taken for a key must be one, in the parser's own reading: a
+    // flow list continued at column 1 is not.
+    let parsed = mapping.keys().map(serde_yaml::Value::as_str);
+    if !starts.iter().map(|(_, k)| Some(k.as_str())).eq(parsed) {
         return None;
     }
     let ends = starts.iter().skip(1).map(|(i, _)| *i).chain([lines.len()]);
@@ -693,6 +696,7 @@ mod tests {
             "{ids: [x], size: 300}\n",
             "---\nids: [x]\nsize: 300\n",
             "ids: [x]\nsize: 300\n  bad: indentation\n",
+            "ids: [x,\n1]\nsize: 300\n",
         ] {
             assert_eq!(problems(src).len(), 1, "{src:?}: {:#?}", problems(src));
         }
