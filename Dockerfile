@@ -28,14 +28,16 @@ RUN if [ "$PGO" != 0 ]; then \
 # Only what the build reads: the manifest, the lockfile, the sources, and
 # benches/ (Cargo.toml declares `[[bench]] name = "render"`, and cargo refuses
 # a manifest whose declared target file is missing; the profile's training is
-# benches/pgo.py); the shipped examples and integrations/, which the training
-# answers and the built binary must pass (`recado check`, `recado test`).
+# benches/pgo.py); the shipped examples' requests and the tests' copy of the
+# demo tenant (tests/data), which the training answers and the built binary
+# must pass (`recado check`, `recado test`). Not integrations/: the build
+# never depends on what an operator keeps there.
 # .ci/run copies exactly these paths and runs the step below on them.
 COPY Cargo.toml Cargo.lock build-release ./
 COPY src/ src/
 COPY benches/ benches/
 COPY examples/ examples/
-COPY integrations/ integrations/
+COPY tests/data/ tests/data/
 
 # The cache mounts (BuildKit, the default builder) keep downloaded crates and
 # compiled dependencies between builds; the binary is copied out of the cached

@@ -13,8 +13,12 @@ Three steps, for each program:
    compiler lays out and inlines the code for the paths the training took.
 
 recado's training is the shipped examples: each `examples/NAME.json` to the
-shipped `integrations/` (the `plano` example with its stand-in ERP,
-`examples/erp.py`, when port 8081 is free), each a few thousand times over
+demo tenant as the tests keep it, `tests/data/integrations` (an identical
+copy of `integrations/demo` that operators' edits and tenants never touch,
+so the build does not depend on them: a tenant of theirs whose secrets come
+from the environment would not even load at build time); the `plano`
+example with its stand-in ERP, `examples/erp.py`, when port 8081 is free.
+Each is sent a few thousand times over
 keep-alive connections, with the access line off, as text and as JSON
 (three server runs), plus the usual refusals (a wrong token, a malformed
 body, a missing field, an unknown integration, a wrong content type) and
@@ -157,7 +161,7 @@ def train_recado(binary, profile_file, exclude=()):
             port = load.free_port()
             env = dict(os.environ, RUST_LOG=rust_log, LLVM_PROFILE_FILE=str(profile_file))
             cmd = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--log-format", fmt,
-                   "--dir", str(ROOT / "integrations")]
+                   "--dir", str(load.INTEGRATIONS)]
             with instrumented(cmd, port, env):
                 for example in examples:
                     body = example.read_bytes()
