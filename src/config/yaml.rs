@@ -67,14 +67,30 @@ pub fn each_key_problem<T: serde::de::DeserializeOwned>(
     out
 }
 
+/// Top-level keys past which a file gets its first problem alone: the work
+/// is keys × lines, and a real config file has a dozen keys.
+const MAX_KEYS_SPLIT: usize = 64;
+
 /// The top-level keys of a block mapping written at column 1, with the
 /// 0-based lines each spans (to the next key; comments and blank lines
-/// before a key belong to the key above). `None` for any other document.
+/// before a key belong to the key above). `None` for any other document,
+/// and for one that blanking lines would misread: an alias (its anchor may
+/// be under another key), or a line break other than `\n` and `\r\n`
+/// (YAML counts it as a line, and lines would move).
 fn top_level_keys(bytes: &[u8]) -> Option<Vec<(String, std::ops::Range<usize>)>> {
     // Valid YAML and a mapping, or not this function's to split.
     let value: serde_yaml::Value = serde_yaml::from_slice(bytes).ok()?;
     let mapping = value.as_mapping()?;
     let source = std::str::from_utf8(bytes).ok()?;
+    if mapping.len() > MAX_KEYS_SPLIT
+        || source.contains(['\u{85}', '\u{2028}', '\u{2029}'])
+        || source
+            .match_indices('\r')
+            .any(|(i, _)| !source[i + 1..].starts_with('\n'))
+        || has_alias(source)
+    {
+        return None;
+    }
     let lines: Vec<&str> = source.split('\n').collect();
     let mut starts = Vec::new();
     for (i, line) in lines.iter().enumerate() {
@@ -528,6 +544,20 @@ impl Walker {
     }
 }
 
+/// Whether the document uses an alias (`*name`, a `<<: *name` merge too).
+fn has_alias(source: &str) -> bool {
+    struct Aliases(bool);
+    impl MarkedEventReceiver for Aliases {
+        fn on_event(&mut self, ev: Event, _: Marker) {
+            self.0 |= matches!(ev, Event::Alias(_));
+        }
+    }
+    let mut seen = Aliases(false);
+    // Only called on a document serde_yaml read; a failure here is no alias.
+    let _ = Parser::new_from_str(source).load(&mut seen, false);
+    seen.0
+}
+
 impl MarkedEventReceiver for Walker {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         // yaml-rust2's columns are 0-based.
@@ -697,6 +727,10 @@ mod tests {
             "---\nids: [x]\nsize: 300\n",
             "ids: [x]\nsize: 300\n  bad: indentation\n",
             "ids: [x,\n1]\nsize: 300\n",
+            // An alias whose anchor is under another key.
+            "ids: &i [1]\nname: *i\nsize: 300\n",
+            // A lone `\r` is a line break to YAML.
+            "ids: [1] # a\r# b\nname: [1]\nsize: 300\n",
         ] {
             assert_eq!(problems(src).len(), 1, "{src:?}: {:#?}", problems(src));
         }
