@@ -38,6 +38,16 @@ def build_base(rev):
     return wt / "target/release/recado"
 
 
+def served_dir(binary):
+    """The integrations/ of the worktree `binary` was built in: the nearest
+    folder above it with a Cargo.toml (target/release/recado and
+    target/pgo/release/recado alike)."""
+    for folder in Path(binary).resolve().parents:
+        if (folder / "Cargo.toml").exists():
+            return folder / "integrations"
+    raise SystemExit(f"{binary}: not inside a worktree (no Cargo.toml above it)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="git revision to compare against")
@@ -64,14 +74,14 @@ def main():
         load.build()
     base_bin = Path(args.base_bin) if args.base_bin else build_base(args.base)
     head_bin = Path(args.head_bin) if args.head_bin else ROOT / "target/release/recado"
-    head_dir = head_bin.parents[2] / "integrations" if args.head_bin else load.INTEGRATIONS
+    head_dir = served_dir(head_bin) if args.head_bin else load.INTEGRATIONS
     request = load.WORKLOAD / "request.json"
     expected = json.loads((load.WORKLOAD / "expected.json").read_text())
 
     # Each revision serves its own demo tenant: the config format grows, and
     # an older binary refuses keys it does not know. The boleto answer is
     # the same in both.
-    base_dir = base_bin.parents[2] / "integrations"
+    base_dir = served_dir(base_bin)
 
     def scenarios(port):
         serve = ["serve", "--listen", f"127.0.0.1:{port}", "--dir", str(head_dir)]
@@ -87,7 +97,7 @@ def main():
         ] + [
             (f"recado@{name}",
              [path, "serve", "--listen", f"127.0.0.1:{port}", "--dir",
-              str(Path(path).parents[2] / "integrations")], hook)
+              str(served_dir(path))], hook)
             for name, _, path in (o.partition("=") for o in args.other)
         ]
 
