@@ -8,7 +8,7 @@ Docker would send them (the repository's tracked files under them, a clean
 clone's build context, less what `.dockerignore` leaves out), then runs the
 build command that stage runs, `./build-release`, with the stage's default
 `PGO`. That makes the binary the image ships and refuses one that fails the
-shipped examples' `recado check` and `recado test`. A file the build needs
+demo tenant's `recado check` and `recado test`. A file the build needs
 but the Dockerfile does not copy (or `.dockerignore` drops) fails here.
 
     .ci/builder-stage.py OUT     # OUT: where the built binary is written

@@ -18,11 +18,10 @@ copy of `integrations/demo` that operators' edits and tenants never touch,
 so the build does not depend on them: a tenant of theirs whose secrets come
 from the environment would not even load at build time); the `plano`
 example with its stand-in ERP, `examples/erp.py`, when port 8081 is free.
-Each is sent a few thousand times over
-keep-alive connections, with the access line off, as text and as JSON
-(three server runs), plus the usual refusals (a wrong token, a malformed
-body, a missing field, an unknown integration, a wrong content type) and
-the health and metrics routes. The `boleto` example is the benchmark's
+Each is sent a few thousand times over keep-alive connections, with the
+access line off, as text and as JSON (three server runs), plus the usual
+refusals (a wrong token, a malformed body, a missing field, an unknown
+integration, a wrong content type) and the health and metrics routes. The `boleto` example is the benchmark's
 request and integration; `--exclude boleto` trains without it, to check
 that a gain measured by `load.py --pgo` is not the profile having seen the
 measured request. The baseline peer's training is its one answer, the same
@@ -207,11 +206,11 @@ def train_baseline(binary, profile_file):
 
 def build(profiled_dir, final_dir, manifest, binary, train):
     tool = llvm_profdata()
-    profiles = TARGET / "pgo-profiles" / (binary or manifest.parent.name)
+    name = binary or manifest.parent.name
+    profiles = TARGET / "pgo-profiles" / name
     shutil.rmtree(profiles, ignore_errors=True)
     profiles.mkdir(parents=True)
     cargo_build(profiled_dir, f"-Cprofile-generate={profiles}", manifest, binary)
-    name = binary or manifest.parent.name
     # Named apart from the default-named files the instrumented build's
     # build scripts write here too: only the training's are merged.
     trained_on = train(profiled_dir / "release" / name, profiles / "training-%p-%m.profraw")

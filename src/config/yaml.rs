@@ -34,11 +34,13 @@ pub fn each_key_problem<T: serde::de::DeserializeOwned>(
     stand_ins: &[(&str, &str)],
     first: ConfigError,
 ) -> Vec<ConfigError> {
-    let Some(keys) = top_level_keys(bytes) else {
+    let Ok(source) = std::str::from_utf8(bytes) else {
         return vec![first];
     };
-    let source = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = source.split('\n').collect();
+    let Some(keys) = top_level_keys(bytes, source, &lines) else {
+        return vec![first];
+    };
     let mut out = vec![first];
     for (key, range) in &keys {
         let mut doc: Vec<String> = vec![String::new(); lines.len()];
@@ -77,11 +79,15 @@ const MAX_KEYS_SPLIT: usize = 64;
 /// and for one that blanking lines would misread: an alias (its anchor may
 /// be under another key), or a line break other than `\n` and `\r\n`
 /// (YAML counts it as a line, and lines would move).
-fn top_level_keys(bytes: &[u8]) -> Option<Vec<(String, std::ops::Range<usize>)>> {
+/// `source` is `bytes` as text, and `lines` its lines.
+fn top_level_keys(
+    bytes: &[u8],
+    source: &str,
+    lines: &[&str],
+) -> Option<Vec<(String, std::ops::Range<usize>)>> {
     // Valid YAML and a mapping, or not this function's to split.
     let value: serde_yaml::Value = serde_yaml::from_slice(bytes).ok()?;
     let mapping = value.as_mapping()?;
-    let source = std::str::from_utf8(bytes).ok()?;
     if mapping.len() > MAX_KEYS_SPLIT
         || source.contains(['\u{85}', '\u{2028}', '\u{2029}'])
         || source
@@ -91,7 +97,6 @@ fn top_level_keys(bytes: &[u8]) -> Option<Vec<(String, std::ops::Range<usize>)>>
     {
         return None;
     }
-    let lines: Vec<&str> = source.split('\n').collect();
     let mut starts = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let line = line.trim_end_matches('\r');
